@@ -1,0 +1,37 @@
+"""Adapters: the edges through which a runtime is reached (REST, MCP, the command line).
+
+`build_app(runtime, namespace)` gives the ASGI app of one exposes block, to mount in your
+own server; `serve(runtime)` runs every exposes block of a runtime on its own port.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.runtime import Runtime
+from engine.spec import McpExposes, RestExposes
+
+
+def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
+    """The ASGI app serving the exposes block named `namespace`."""
+    exposes = runtime.exposes_named(namespace)
+    if isinstance(exposes, RestExposes):
+        from adapters.rest.app import RestApp
+
+        return RestApp(runtime, exposes)
+    if isinstance(exposes, McpExposes):
+        from adapters.mcp.capability import mcp_http_app
+
+        return mcp_http_app(runtime, exposes, **options)
+    raise ValueError(f"exposes '{namespace}' is of type {exposes.type}, which this runtime cannot serve yet")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "serve":
+        from adapters.server import serve
+
+        return serve
+    raise AttributeError(name)
+
+
+__all__ = ["build_app", "serve"]

@@ -1,0 +1,200 @@
+"""The `naftiko` command: serve, validate, list and call capability files."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from engine import loader
+from engine.errors import CapabilityError, NaftikoError, RequestError, UnknownOperation
+from engine.registry import Registry
+from engine.runtime import Runtime, base_uri_variable
+from engine.spec import Capability, McpExposes, RestExposes
+
+log = logging.getLogger("naftiko")
+
+
+def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise SystemExit(f"naftiko: {flag} expects NAMESPACE=VALUE; got '{value}'")
+        pairs[name] = rest
+    return pairs
+
+
+def _ports(values: Sequence[str]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for name, raw in _pairs(values, "--port").items():
+        if not raw.isdigit() or int(raw) > 65535:
+            raise SystemExit(f"naftiko: --port {name}= expects a port number from 0 to 65535; got '{raw}'")
+        ports[name] = int(raw)
+    return ports
+
+
+def _runtime(args: argparse.Namespace) -> Runtime:
+    return Runtime.load(*args.paths, base_uris=_pairs(args.base_uri, "--base-uri"), timeout=args.timeout)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from adapters.server import serve
+
+    runtime = _runtime(args)
+    if args.stdio is not None:
+        from adapters.mcp.capability import serve_stdio
+
+        asyncio.run(serve_stdio(runtime, args.stdio or None))
+        return 0
+    asyncio.run(serve(runtime, host=args.host, ports=_ports(args.port)))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        capabilities = loader.load(args.paths)
+        Registry([c for cap in capabilities for c in cap.consumes])
+    except CapabilityError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    for capability in capabilities:
+        for warning in capability.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"ok: {capability.path}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    capabilities = loader.load(args.paths)
+    registry = Registry([c for cap in capabilities for c in cap.consumes])
+    for capability in capabilities:
+        print(_describe(capability, registry))
+    return 0
+
+
+def _describe(capability: Capability, registry: Registry) -> str:
+    lines = [f"{capability.path}" + (f"  ({capability.info.label})" if capability.info else "")]
+    for consumes in capability.consumes:
+        base = consumes.base_uri or f"<no baseUri: set {base_uri_variable(consumes.namespace)}>"
+        lines.append(f"  consumes {consumes.namespace}  {base}")
+        for resource in consumes.resources:
+            for op in resource.operations:
+                lines.append(f"    {consumes.namespace}.{op.name:<40} {op.method:<6} {resource.path}")
+    for exposes in capability.exposes:
+        if isinstance(exposes, RestExposes):
+            lines.append(f"  exposes rest {exposes.namespace}  port {exposes.port}")
+            for resource in exposes.resources:
+                for op in resource.operations:
+                    lines.append(f"    {op.method:<6} {resource.path}  -> {op.invocation.call or op.invocation.ref or 'steps'}")
+        elif isinstance(exposes, McpExposes):
+            where = f"port {exposes.port}" if exposes.transport == "http" else "stdio"
+            lines.append(f"  exposes mcp {exposes.namespace}  {where}")
+            for tool in exposes.tools:
+                lines.append(f"    tool {tool.name:<40} -> {tool.invocation.call or tool.invocation.ref or 'steps'}")
+        else:
+            lines.append(f"  exposes {exposes.type} {exposes.namespace or ''} (not served yet)")
+    return "\n".join(lines)
+
+
+def _call_arguments(values: Sequence[str]) -> dict[str, Any]:
+    """`name=text` gives a string; `name:=json` gives parsed JSON (as in HTTPie)."""
+    params: dict[str, Any] = {}
+    for value in values:
+        if ":=" in value and value.index(":=") < value.find("=") + 1:
+            name, raw = value.split(":=", 1)
+            try:
+                params[name] = json.loads(raw)
+            except ValueError as exc:
+                raise SystemExit(f"naftiko: {name}:= needs JSON ({exc})")
+        elif "=" in value:
+            name, text = value.split("=", 1)
+            params[name] = text
+        else:
+            raise SystemExit(f"naftiko: arguments are name=value or name:=json; got '{value}'")
+    return params
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    params = _call_arguments(args.arguments)
+    runtime = _runtime(args)
+
+    async def run() -> tuple[int, Any]:
+        async with runtime:
+            return await runtime.call(args.operation, params)
+
+    status, body = asyncio.run(run())
+    print(json.dumps(body, indent=2, ensure_ascii=False) if not isinstance(body, str) else body)
+    if status >= 400:
+        print(f"naftiko: upstream answered HTTP {status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="naftiko", description="Run Naftiko capability files.")
+    root.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def with_upstream(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--base-uri", action="append", default=[], metavar="NS=URL",
+                       help="base URI of a consumes namespace (or set NAFTIKO_BASE_URI_<NS>)")
+        p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="upstream timeout (default 30, or NAFTIKO_UPSTREAM_TIMEOUT)")
+
+    serve = commands.add_parser("serve", help="serve every exposes block of the files")
+    serve.add_argument("paths", nargs="+", metavar="PATH", help="capability file or folder")
+    serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", action="append", default=[], metavar="NS=PORT",
+                       help="port of the exposes block NS (0 picks a free port)")
+    serve.add_argument("--stdio", nargs="?", const="", default=None, metavar="NAMESPACE",
+                       help="serve one MCP exposes block over stdin/stdout instead")
+    with_upstream(serve)
+    serve.set_defaults(run=cmd_serve)
+
+    validate = commands.add_parser("validate", help="check files; errors as file:line:col: message")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.set_defaults(run=cmd_validate)
+
+    listing = commands.add_parser("list", help="namespaces, operations, REST routes and MCP tools")
+    listing.add_argument("paths", nargs="+", metavar="PATH")
+    listing.set_defaults(run=cmd_list)
+
+    call = commands.add_parser("call", help="call one consumed operation and print its JSON")
+    call.add_argument("operation", metavar="NS.OPERATION")
+    call.add_argument("arguments", nargs="*", metavar="name=value")
+    call.add_argument("--path", dest="paths", action="append", default=None, metavar="PATH",
+                      help="capability file or folder (default: ./capabilities)")
+    with_upstream(call)
+    call.set_defaults(run=cmd_call)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="naftiko: %(message)s", stream=sys.stderr)
+    if getattr(args, "paths", None) is None:
+        args.paths = ["capabilities"]
+    try:
+        return args.run(args)
+    except CapabilityError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except (RequestError, UnknownOperation) as exc:
+        print(f"naftiko: {exc}", file=sys.stderr)
+        return 2
+    except NaftikoError as exc:
+        print(f"naftiko: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

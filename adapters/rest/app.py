@@ -1,0 +1,187 @@
+"""The REST adapter: an ASGI app generated from one `exposes: type: rest` block.
+
+One route per declared path and method. The upstream status passes through; JSON answers
+are mapped; anything else (JSONL logs, server-sent events, downloads) streams through
+unbuffered with its headers. Engine errors become JSON error bodies here, at the edge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from engine.calls import NO_JSON, ExposedCall, NotSupported
+from engine.errors import RequestError, UpstreamError, UpstreamTimeout
+from engine.jsonpath import compile_path
+from engine.params import with_aliases
+from engine.runtime import Runtime
+from engine.spec import ExposedOperation, ExposedResource, InputParameter, RestExposes
+from adapters.rest.routing import Router
+
+log = logging.getLogger("naftiko.rest")
+
+
+def error_response(status: int, type_: str, message: str, **details: Any) -> JSONResponse:
+    return JSONResponse({"error": {"type": type_, "message": message, **details}}, status_code=status)
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """One method of one route: its compiled call and the inputs it declares."""
+
+    call: ExposedCall
+    inputs: tuple[InputParameter, ...]
+
+
+class _Route:
+    __slots__ = ("path", "methods")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.methods: dict[str, _Endpoint] = {}
+
+
+class RestApp:
+    """ASGI app for one REST exposes block. Starts and stops the runtime on lifespan."""
+
+    def __init__(self, runtime: Runtime, exposes: RestExposes) -> None:
+        self.runtime = runtime
+        self.exposes = exposes
+        self.router: Router[_Route] = Router()
+        self.routes: list[_Route] = []
+        for resource in exposes.resources:
+            for operation in resource.operations:
+                self._add(resource, operation)
+
+    def _add(self, resource: ExposedResource, operation: ExposedOperation) -> None:
+        route = self.router.add(resource.path, _Route(resource.path))
+        if not route.methods:
+            self.routes.append(route)
+        call = self.runtime.exposed_call(operation.invocation, operation.where)
+        route.methods.setdefault(operation.method, _Endpoint(call, resource.input_parameters + operation.input_parameters))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        response = await self._handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.runtime.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _handle(self, request: Request) -> Response:
+        raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+        segments = [unquote(s) for s in raw_path.decode("latin-1").split("?")[0].split("/") if s]
+        matched = self.router.match(segments)
+        method = request.method
+        if matched is None:
+            return error_response(404, "not_found", f"no route for {method} {request.url.path}")
+        route, path_params = matched
+        endpoint = route.methods.get(method)
+        if endpoint is None:
+            allowed = ", ".join(sorted(route.methods))
+            response = error_response(405, "method_not_allowed", f"{method} is not allowed on {route.path}; use {allowed}",
+                                      allowed=sorted(route.methods))
+            response.headers["Allow"] = allowed
+            return response
+        try:
+            params = await self._params(request, path_params, endpoint.inputs)
+            outcome = await endpoint.call.invoke(params, stream=True)
+        except RequestError as exc:
+            details = {"parameter": exc.parameter} if exc.parameter else {}
+            return error_response(400, "bad_request", exc.message, **details)
+        except UpstreamTimeout as exc:
+            return error_response(504, "upstream_timeout", str(exc), upstream=exc.namespace)
+        except UpstreamError as exc:
+            return error_response(502, "upstream_error", str(exc), upstream=exc.namespace)
+        except NotSupported as exc:
+            return error_response(501, "not_implemented", str(exc))
+        except Exception:
+            log.exception("unexpected error on %s %s", method, route.path)
+            return error_response(500, "internal_error", "the runtime failed while handling this request; see its log")
+        if outcome.stream is not None:
+            return StreamingResponse(outcome.stream.chunks(), status_code=outcome.status,
+                                     headers=dict(outcome.headers), media_type=outcome.content_type)
+        if outcome.json is not NO_JSON:
+            response = JSONResponse(outcome.json, status_code=outcome.status)
+            _copy_headers(response, outcome.headers)
+            return response
+        response = Response(outcome.body or b"", status_code=outcome.status, media_type=outcome.content_type)
+        _copy_headers(response, outcome.headers)
+        return response
+
+    async def _params(self, request: Request, path_params: dict[str, str],
+                      inputs: tuple[InputParameter, ...]) -> dict[str, Any]:
+        """Every path and query variable, the JSON body as `body`, and declared inputs."""
+        params: dict[str, Any] = {}
+        for key, value in parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+            if key in params:
+                previous = params[key]
+                params[key] = previous + [value] if isinstance(previous, list) else [previous, value]
+            else:
+                params[key] = value
+        params.update(path_params)
+        body = await _json_body(request)
+        if body is not None:
+            params["body"] = body
+        for param in inputs:
+            value = _declared_input(param, request, path_params, body)
+            if value is not None:
+                params[param.name] = value
+        return with_aliases(params)
+
+
+def _copy_headers(response: Response, headers: list[tuple[str, str]]) -> None:
+    for name, value in headers:
+        if name.lower() != "content-type":
+            response.headers.append(name, value)
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(f"request body is not valid JSON: {exc}") from None
+
+
+def _declared_input(param: InputParameter, request: Request, path_params: dict[str, str], body: Any) -> Any:
+    """A declared exposed input, read where it says (a constant `value` wins)."""
+    value = param.value
+    if value is not None and not (isinstance(value, str) and value.startswith("$")):
+        return value
+    if param.in_ == "query":
+        return request.query_params.get(param.name)
+    if param.in_ == "header":
+        return request.headers.get(param.name)
+    if param.in_ == "path":
+        return path_params.get(param.name)
+    if param.in_ == "cookie":
+        return request.cookies.get(param.name)
+    if param.in_ == "body":
+        if isinstance(value, str):
+            return compile_path(value)(body)
+        if isinstance(body, dict) and param.name in body:
+            return body[param.name]
+        return body
+    return None

@@ -1,0 +1,134 @@
+"""Serve every exposes block of a runtime, each on its own port, in one event loop.
+
+Sockets are bound before anything starts, so a busy port is a clear error rather than a
+half-started process, and port 0 picks a free one (the chosen URL is reported).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+
+import uvicorn
+
+from engine.errors import CapabilityError, Location, NaftikoError
+from engine.runtime import Runtime
+from engine.spec import Exposes, McpExposes, RestExposes
+
+log = logging.getLogger("naftiko")
+DEFAULT_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One served exposes block and where it listens."""
+
+    exposes: Exposes
+    url: str
+    summary: str
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal handling: `serve` stops every server together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int, namespace: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise NaftikoError(f"cannot listen on {host}:{port} for '{namespace}': {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _servable(runtime: Runtime) -> list[Exposes]:
+    servable: list[Exposes] = []
+    for exposes in runtime.exposes:
+        if isinstance(exposes, RestExposes) or (isinstance(exposes, McpExposes) and exposes.transport == "http"):
+            servable.append(exposes)
+        else:
+            log.warning("exposes '%s' (type %s) is not served: this runtime does not serve it yet",
+                        exposes.namespace or "-", exposes.type if not isinstance(exposes, McpExposes) else "mcp stdio")
+    return servable
+
+
+def _summary(exposes: Exposes, app: Any) -> str:
+    if isinstance(exposes, RestExposes):
+        return f"REST {exposes.namespace}: {len(app.routes)} routes"
+    return f"MCP {exposes.namespace}: {len(exposes.tools)} tools"
+
+
+async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str, int] | None = None,
+                on_ready: Callable[[list[Listener]], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or cancellation), then stop everything cleanly."""
+    from adapters import build_app
+
+    ports = dict(ports or {})
+    unknown = [ns for ns in ports if ns not in {e.namespace for e in runtime.exposes}]
+    if unknown:
+        raise CapabilityError.at(Location("--port"), f"no exposes namespace {', '.join(unknown)}")
+    exposes_list = _servable(runtime)
+    if not exposes_list:
+        raise NaftikoError("nothing to serve: no REST or HTTP MCP exposes block in the loaded files")
+    servers: list[_Server] = []
+    listeners: list[Listener] = []
+    sockets: list[socket.socket] = []
+    try:
+        for exposes in exposes_list:
+            bind_host = host or exposes.address or DEFAULT_HOST
+            port = ports.get(exposes.namespace, exposes.port or 0)
+            sock = _bind(bind_host, port, exposes.namespace)
+            sockets.append(sock)
+            app = build_app(runtime, exposes.namespace)
+            config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, log_config=None)
+            servers.append(_Server(config))
+            actual = sock.getsockname()[1]
+            shown = f"[{bind_host}]" if ":" in bind_host else bind_host
+            path = "/mcp" if isinstance(exposes, McpExposes) else ""
+            listeners.append(Listener(exposes, f"http://{shown}:{actual}{path}", _summary(exposes, app)))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    await runtime.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets)]
+    try:
+        while not all(server.started for server in servers):
+            if any(task.done() for task in tasks):
+                break
+            await asyncio.sleep(0.01)
+        for listener in listeners:
+            log.info("%s at %s", listener.summary, listener.url)
+        if on_ready is not None:
+            on_ready(listeners)
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        await runtime.stop()
+        log.info("stopped")

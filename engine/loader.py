@@ -1,0 +1,602 @@
+"""Read capability files into the spec model, checking them once.
+
+Every problem names the file, line, column and key path (`capability.consumes[0].baseUri`)
+and says what would be right. Unknown keys are warnings, as in the reference engine, so
+files written for newer spec versions still load.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from engine import spec
+from engine.errors import CapabilityError, Location, Problem
+
+log = logging.getLogger("naftiko.loader")
+
+T = TypeVar("T")
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+PARAM_LOCATIONS = ("query", "header", "path", "cookie", "body", "environment")
+OUTPUT_TYPES = ("string", "number", "integer", "boolean", "object", "array")
+AUTH_TYPES = ("basic", "digest", "bearer", "apikey", "oauth2")
+
+
+class _Context:
+    """Collects problems and warnings for one file while it is read."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+
+    def problem(self, where: Location, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def warn(self, where: Location, message: str) -> None:
+        self.warnings.append(str(Problem(where, message)))
+
+
+class _Map:
+    """A YAML mapping being read: typed getters that record problems instead of raising."""
+
+    def __init__(self, ctx: _Context, data: CommentedMap, path: str, where: Location) -> None:
+        self.ctx, self.data, self.path, self.where = ctx, data, path, where
+
+    def loc(self, key: str) -> Location:
+        child = f"{self.path}.{key}" if self.path else key
+        try:
+            line, col = self.data.lc.key(key)
+            return Location(self.ctx.file, line + 1, col + 1, child)
+        except (KeyError, AttributeError, TypeError):
+            return Location(self.ctx.file, self.where.line, self.where.column, child)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def known(self, *keys: str) -> None:
+        """Warn about keys this spec version does not define."""
+        for key in self.data:
+            if key not in keys:
+                self.ctx.warn(self.loc(str(key)), f"unknown key '{key}' is ignored")
+
+    def str(self, key: str, *, required: bool = False, choices: Iterable[str] = (),
+            default: str | None = None, hint: str = "") -> str | None:
+        if key not in self.data or self.data[key] is None:
+            if required:
+                self._missing(key, hint or "a string")
+            return default
+        value = self.data[key]
+        if isinstance(value, (dict, list)) or isinstance(value, bool):
+            self.ctx.problem(self.loc(key), f"'{key}' must be a string, got {_kind(value)}")
+            return default
+        text = str(value)
+        options = tuple(choices)
+        if options and text not in options:
+            self.ctx.problem(self.loc(key), f"'{key}' must be one of {', '.join(options)}; got '{text}'")
+            return default
+        return text
+
+    def int(self, key: str, *, required: bool = False, low: int = 1, high: int = 65535) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self._missing(key, f"an integer from {low} to {high}")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.ctx.problem(self.loc(key), f"'{key}' must be an integer from {low} to {high}; got {value!r}")
+            return None
+        return value
+
+    def bool(self, key: str, default: bool | None = None) -> bool | None:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.ctx.problem(self.loc(key), f"'{key}' must be true or false; got {value!r}")
+            return default
+        return value
+
+    def map(self, key: str, *, required: bool = False) -> "_Map | None":
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self._missing(key, "a mapping")
+            return None
+        if not isinstance(value, dict):
+            self.ctx.problem(self.loc(key), f"'{key}' must be a mapping; got {_kind(value)}")
+            return None
+        return _Map(self.ctx, value, f"{self.path}.{key}" if self.path else key, self.loc(key))
+
+    def items(self, key: str, build: Callable[["_Map"], T | None], *, required: bool = False) -> tuple[T, ...]:
+        """Build each mapping of a list with `build`, skipping entries that had problems."""
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self._missing(key, "a list")
+            return ()
+        if not isinstance(value, list):
+            self.ctx.problem(self.loc(key), f"'{key}' must be a list; got {_kind(value)}")
+            return ()
+        built: list[T] = []
+        base = f"{self.path}.{key}" if self.path else key
+        for index, item in enumerate(value):
+            where = _item_loc(self.ctx.file, value, index, f"{base}[{index}]", self.loc(key))
+            if not isinstance(item, dict):
+                self.ctx.problem(where, f"each entry of '{key}' must be a mapping; got {_kind(item)}")
+                continue
+            result = build(_Map(self.ctx, item, where.path, where))
+            if result is not None:
+                built.append(result)
+        return tuple(built)
+
+    def plain(self, key: str, default: Any = None) -> Any:
+        return _plain(self.data[key]) if key in self.data else default
+
+    def _missing(self, key: str, what: str) -> None:
+        self.ctx.problem(Location(self.ctx.file, self.where.line, self.where.column,
+                                  f"{self.path}.{key}" if self.path else key),
+                         f"missing required key '{key}' ({what})")
+
+
+def _item_loc(file: str, seq: Any, index: int, path: str, fallback: Location) -> Location:
+    try:
+        line, col = seq.lc.item(index)
+        return Location(file, line + 1, col + 1, path)
+    except (KeyError, AttributeError, TypeError):
+        return Location(file, fallback.line, fallback.column, path)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's commented containers → plain dicts and lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- building the model ------------------------------------------------------------------
+
+
+def _input_parameter(m: _Map) -> spec.InputParameter | None:
+    m.known("name", "in", "value", "type", "description", "required", "pattern")
+    name = m.str("name", required=True)
+    in_ = m.str("in", choices=PARAM_LOCATIONS, default="body")
+    if name is None or in_ is None:
+        return None
+    return spec.InputParameter(
+        name=name, in_=in_, where=m.where, value=m.plain("value"), type=m.str("type"),
+        description=m.str("description"), required=bool(m.bool("required", False)),
+        pattern=m.str("pattern"),
+    )
+
+
+def _output_parameter(m: _Map) -> spec.OutputParameter | None:
+    m.known("name", "type", "mapping", "value", "const", "properties", "items", "description",
+            "maxLength", "values")
+    type_ = m.str("type", required=True, choices=OUTPUT_TYPES)
+    properties = None
+    props = m.map("properties")
+    if props is not None:
+        properties = {}
+        for key in props.data:
+            sub = props.map(str(key))
+            if sub is not None and (built := _output_parameter(sub)) is not None:
+                properties[str(key)] = built
+    items_map = m.map("items")
+    items = _output_parameter(items_map) if items_map is not None else None
+    if type_ is None:
+        return None
+    mapping = m.str("mapping")
+    value = m.plain("value")
+    if isinstance(value, str) and value.startswith("$") and mapping is None and m.has("name"):
+        mapping, value = value, None  # consumed outputs write their JSONPath as `value`
+    return spec.OutputParameter(
+        type=type_, where=m.where, name=m.str("name"), mapping=mapping, value=value,
+        const=m.plain("const"), properties=properties, items=items,
+    )
+
+
+def _authentication(m: _Map) -> spec.Authentication | None:
+    type_ = m.str("type", required=True, choices=AUTH_TYPES)
+    fields = ("type", "token", "username", "password", "key", "value", "placement")
+    extra = {str(k): _plain(v) for k, v in m.data.items() if k not in fields}
+    if type_ is None:
+        return None
+    auth = spec.Authentication(
+        type=type_, where=m.where, token=m.str("token"), username=m.str("username"),
+        password=m.str("password"), key=m.str("key"), value=m.str("value"),
+        placement=m.str("placement", choices=("header", "query")), extra=extra,
+    )
+    needed = {"bearer": ("token",), "basic": ("username", "password"),
+              "digest": ("username", "password"), "apikey": ("key", "value")}.get(type_, ())
+    for key in needed:
+        if getattr(auth, key) is None:
+            m._missing(key, f"required by {type_} authentication")
+    return auth
+
+
+def _consumed_operation(m: _Map) -> spec.ConsumedOperation | None:
+    m.known("name", "method", "label", "description", "inputParameters", "outputRawFormat",
+            "outputSchema", "outputParameters", "body")
+    name = m.str("name", required=True)
+    method = m.str("method", default="GET")
+    if method is not None and method.upper() not in HTTP_METHODS:
+        m.ctx.problem(m.loc("method"), f"'method' must be one of {', '.join(HTTP_METHODS)}; got '{method}'")
+        return None
+    if name is None or method is None:
+        return None
+    return spec.ConsumedOperation(
+        name=name, method=method.upper(), where=m.where, label=m.str("label"),
+        description=m.str("description"),
+        input_parameters=m.items("inputParameters", _input_parameter),
+        output_raw_format=m.str("outputRawFormat"), output_schema=m.str("outputSchema"),
+        output_parameters=m.items("outputParameters", _output_parameter), body=m.plain("body"),
+    )
+
+
+def _consumed_resource(m: _Map) -> spec.ConsumedResource | None:
+    m.known("name", "path", "label", "description", "inputParameters", "operations")
+    name, path = m.str("name", required=True), m.str("path", required=True)
+    operations = m.items("operations", _consumed_operation, required=True)
+    if name is None or path is None:
+        return None
+    return spec.ConsumedResource(
+        name=name, path=path, where=m.where, operations=operations, label=m.str("label"),
+        description=m.str("description"), input_parameters=m.items("inputParameters", _input_parameter),
+    )
+
+
+def _consumes(m: _Map) -> spec.Consumes | spec.ConsumesImport | None:
+    if m.has("location"):
+        m.known("location", "import", "as", "description")
+        location, import_ = m.str("location", required=True), m.str("import", required=True)
+        if location is None or import_ is None:
+            return None
+        return spec.ConsumesImport(location=location, import_=import_, where=m.where, as_=m.str("as"))
+    m.known("type", "namespace", "baseUri", "description", "inputParameters", "authentication", "resources")
+    m.str("type", required=True, choices=("http",))
+    namespace = m.str("namespace", required=True)
+    base_uri = m.str("baseUri", required=True, hint="a URL such as https://api.example.com, or ''")
+    auth = m.map("authentication")
+    resources = m.items("resources", _consumed_resource)  # none for a forward-only target
+    if base_uri and base_uri.endswith("/"):
+        m.ctx.problem(m.loc("baseUri"), f"'baseUri' must not end with '/'; write '{base_uri.rstrip('/')}'")
+    if base_uri and not base_uri.startswith(("http://", "https://")):
+        m.ctx.problem(m.loc("baseUri"), f"'baseUri' must start with http:// or https://; got '{base_uri}'")
+    if namespace is None or base_uri is None:
+        return None
+    return spec.Consumes(
+        namespace=namespace, base_uri=base_uri, where=m.where, resources=resources,
+        description=m.str("description"), input_parameters=m.items("inputParameters", _input_parameter),
+        authentication=_authentication(auth) if auth else None,
+    )
+
+
+def _step(m: _Map) -> spec.Step | None:
+    type_ = m.str("type", required=True, choices=("call", "lookup", "script"))
+    name = m.str("name", required=True)
+    if type_ is None or name is None:
+        return None
+    fields = {str(k): _plain(v) for k, v in m.data.items() if k not in ("type", "name")}
+    return spec.Step(type=type_, name=name, where=m.where, fields=fields)
+
+
+def _invocation(m: _Map) -> spec.Invocation:
+    with_ = m.map("with")
+    return spec.Invocation(
+        call=m.str("call"), with_=_plain(with_.data) if with_ else {},
+        steps=m.items("steps", _step), mappings=tuple(m.plain("mappings", ()) or ()),
+        ref=m.str("ref"), output_parameters=m.items("outputParameters", _output_parameter),
+    )
+
+
+def _check_call(m: _Map, invocation: spec.Invocation) -> None:
+    if invocation.call is not None and invocation.call.count(".") != 1:
+        m.ctx.problem(m.loc("call"), f"'call' must be '<namespace>.<operation>'; got '{invocation.call}'")
+
+
+def _exposed_operation(m: _Map) -> spec.ExposedOperation | None:
+    m.known("name", "label", "description", "method", "inputParameters", "ref", "call", "with",
+            "outputParameters", "steps", "mappings")
+    method = m.str("method", required=True)
+    if method is not None and method.upper() not in HTTP_METHODS:
+        m.ctx.problem(m.loc("method"), f"'method' must be one of {', '.join(HTTP_METHODS)}; got '{method}'")
+        return None
+    invocation = _invocation(m)
+    _check_call(m, invocation)
+    if method is None:
+        return None
+    return spec.ExposedOperation(
+        method=method.upper(), where=m.where, invocation=invocation, name=m.str("name"),
+        label=m.str("label"), description=m.str("description"),
+        input_parameters=m.items("inputParameters", _input_parameter),
+    )
+
+
+def _forward(m: _Map) -> spec.Forward | None:
+    m.known("targetNamespace", "trustedHeaders")
+    target = m.str("targetNamespace", required=True)
+    headers = m.plain("trustedHeaders", []) or []
+    if target is None:
+        return None
+    return spec.Forward(target_namespace=target, trusted_headers=tuple(str(h) for h in headers), where=m.where)
+
+
+def _exposed_resource(m: _Map) -> spec.ExposedResource | None:
+    m.known("path", "name", "label", "description", "inputParameters", "operations", "forward")
+    path = m.str("path", required=True)
+    forward = m.map("forward")
+    operations = m.items("operations", _exposed_operation)
+    if path is None:
+        return None
+    if not path.startswith("/"):
+        m.ctx.problem(m.loc("path"), f"'path' must start with '/'; got '{path}'")
+        return None
+    return spec.ExposedResource(
+        path=path, where=m.where, operations=operations, name=m.str("name"), label=m.str("label"),
+        description=m.str("description"), input_parameters=m.items("inputParameters", _input_parameter),
+        forward=_forward(forward) if forward else None,
+    )
+
+
+def _tool_parameter(m: _Map) -> spec.ToolParameter | None:
+    m.known("name", "type", "description", "required")
+    name = m.str("name", required=True)
+    if name is None:
+        return None
+    return spec.ToolParameter(
+        name=name, type=m.str("type", default="string") or "string", description=m.str("description"),
+        required=bool(m.bool("required", True)), where=m.where,
+    )
+
+
+def _hints(m: _Map) -> spec.ToolHints:
+    m.known("readOnly", "destructive", "idempotent", "openWorld")
+    return spec.ToolHints(read_only=m.bool("readOnly"), destructive=m.bool("destructive"),
+                          idempotent=m.bool("idempotent"), open_world=m.bool("openWorld"))
+
+
+def _tool(m: _Map) -> spec.Tool | None:
+    m.known("name", "label", "description", "inputParameters", "ref", "call", "with", "steps",
+            "mappings", "hints", "outputParameters")
+    name = m.str("name", required=not m.has("ref"))
+    hints = m.map("hints")
+    invocation = _invocation(m)
+    _check_call(m, invocation)
+    if name is None and invocation.ref is None:
+        return None
+    return spec.Tool(
+        name=name or "", where=m.where, invocation=invocation, label=m.str("label"),
+        description=m.str("description"), input_parameters=m.items("inputParameters", _tool_parameter),
+        hints=_hints(hints) if hints else None,
+    )
+
+
+def _mcp_resource(m: _Map) -> spec.Resource | None:
+    m.known("name", "label", "uri", "description", "mimeType", "call", "with", "steps", "mappings",
+            "outputParameters", "location")
+    name, uri = m.str("name", required=True), m.str("uri", required=True)
+    dynamic = m.has("call") or m.has("steps")
+    invocation = _invocation(m) if dynamic else None
+    if name is None or uri is None:
+        return None
+    return spec.Resource(
+        name=name, uri=uri, where=m.where, label=m.str("label"), description=m.str("description"),
+        mime_type=m.str("mimeType"), invocation=invocation, location=m.str("location"),
+    )
+
+
+def _prompt_argument(m: _Map) -> spec.PromptArgument | None:
+    m.known("name", "label", "description", "required")
+    name = m.str("name", required=True)
+    if name is None:
+        return None
+    return spec.PromptArgument(name=name, description=m.str("description"),
+                               required=bool(m.bool("required", True)), label=m.str("label"))
+
+
+def _prompt(m: _Map) -> spec.Prompt | None:
+    m.known("name", "label", "description", "arguments", "template", "location")
+    name = m.str("name", required=True)
+    messages: list[tuple[str, str]] = []
+    for message in m.items("template", lambda mm: (mm.str("role", required=True, choices=("user", "assistant")),
+                                                   mm.str("content", required=True))):
+        if None not in message:
+            messages.append(message)  # type: ignore[arg-type]
+    if name is None:
+        return None
+    return spec.Prompt(
+        name=name, where=m.where, label=m.str("label"), description=m.str("description"),
+        arguments=m.items("arguments", _prompt_argument), template=tuple(messages), location=m.str("location"),
+    )
+
+
+def _exposes(m: _Map) -> spec.Exposes | None:
+    type_ = m.str("type", required=True, choices=("rest", "mcp", "skill", "control"))
+    namespace = m.str("namespace", required=type_ in ("rest", "mcp", "skill"))
+    auth_map = m.map("authentication")
+    auth = _authentication(auth_map) if auth_map else None
+    if type_ == "rest":
+        m.known("type", "address", "port", "namespace", "authentication", "resources", "inputParameters")
+        port = m.int("port", required=True)
+        resources = m.items("resources", _exposed_resource)
+        if namespace is None or port is None:
+            return None
+        return spec.RestExposes(namespace=namespace, port=port, where=m.where, resources=resources,
+                                address=m.str("address"), authentication=auth)
+    if type_ == "mcp":
+        m.known("type", "transport", "address", "port", "namespace", "description", "authentication",
+                "tools", "resources", "prompts")
+        transport = m.str("transport", choices=("http", "stdio"), default="http") or "http"
+        port = m.int("port", required=transport == "http")
+        tools = m.items("tools", _tool, required=True)
+        if namespace is None:
+            return None
+        return spec.McpExposes(
+            namespace=namespace, where=m.where, tools=tools, port=port, address=m.str("address"),
+            transport=transport, description=m.str("description"), authentication=auth,
+            resources=m.items("resources", _mcp_resource), prompts=m.items("prompts", _prompt),
+        )
+    if type_ is None:
+        return None
+    fields = {str(k): _plain(v) for k, v in m.data.items() if k not in ("type", "namespace", "port")}
+    return spec.OtherExposes(type=type_, where=m.where, namespace=namespace, port=m.int("port"), fields=fields)
+
+
+def _binding(m: _Map) -> spec.Binding | None:
+    m.known("namespace", "description", "location", "keys")
+    namespace = m.str("namespace", required=True)
+    keys = m.map("keys", required=True)
+    location = m.str("location")
+    if location is not None and "://" not in location:
+        m.ctx.problem(m.loc("location"), f"'location' must be a URI such as file:///path/secrets.yaml; got '{location}'")
+    if namespace is None or keys is None:
+        return None
+    return spec.Binding(namespace=namespace, keys={str(k): str(v) for k, v in keys.data.items()},
+                        location=location, description=m.str("description"), where=m.where)
+
+
+def _info(m: _Map) -> spec.Info | None:
+    m.known("label", "description", "tags", "created", "modified", "stakeholders")
+    label = m.str("label", required=True)
+    if label is None:
+        return None
+    return spec.Info(label=label, description=m.str("description"),
+                     tags=tuple(str(t) for t in (m.plain("tags") or ())))
+
+
+def _capability(root: _Map, path: str) -> spec.Capability:
+    root.known("naftiko", "info", "binds", "capability", "consumes")
+    version = root.str("naftiko", required=True) or ""
+    if version and not version.startswith("1.0.0-alpha"):
+        root.ctx.warn(root.loc("naftiko"), f"spec version '{version}' is not 1.0.0-alpha*; reading it as 1.0.0-alpha2")
+    info = root.map("info")
+    body = root.map("capability")
+    consumes_owner = body if body is not None else root
+    if body is None and not root.has("consumes"):
+        root._missing("capability", "the capability: its consumes and exposes")
+    if body is not None:
+        body.known("binds", "exposes", "consumes", "aggregates")
+    entries = consumes_owner.items("consumes", _consumes)
+    binds = root.items("binds", _binding) + (body.items("binds", _binding) if body else ())
+    return spec.Capability(
+        path=path, version=version, where=root.where, info=_info(info) if info else None, binds=binds,
+        consumes=tuple(e for e in entries if isinstance(e, spec.Consumes)),
+        imports=tuple(e for e in entries if isinstance(e, spec.ConsumesImport)),
+        exposes=body.items("exposes", _exposes) if body else (),
+        aggregates=tuple(body.plain("aggregates", ()) or ()) if body else (),
+        warnings=tuple(root.ctx.warnings),
+    )
+
+
+# --- files and folders ---------------------------------------------------------------------
+
+
+def _parse_yaml(text: str, file: str) -> Any:
+    try:
+        return YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        raise CapabilityError.at(where, f"not valid YAML: {exc.problem or exc.context}") from None
+    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. bad unicode)
+        raise CapabilityError.at(Location(file), f"not valid YAML: {exc}") from None
+
+
+def read_document(path: str | Path) -> Any:
+    """Parse one YAML file, turning I/O and syntax errors into a CapabilityError."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CapabilityError.at(Location(file), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CapabilityError.at(Location(file), f"cannot read file: {exc}") from None
+    return _parse_yaml(text, file)
+
+
+def load_file(path: str | Path) -> spec.Capability:
+    """Load and check one capability file."""
+    file = str(path)
+    data = read_document(path)
+    if not isinstance(data, CommentedMap):
+        raise CapabilityError.at(Location(file, 1, 1), "a capability file must be a YAML mapping that starts with 'naftiko:'")
+    ctx = _Context(file)
+    capability = _capability(_Map(ctx, data, "", Location(file, 1, 1)), file)
+    if ctx.problems:
+        raise CapabilityError(ctx.problems)
+    for warning in capability.warnings:
+        log.warning("%s", warning)
+    return capability
+
+
+def is_capability_document(path: Path) -> bool:
+    """A folder member counts when its first key is `naftiko` and it has a `capability`."""
+    try:
+        data = read_document(path)
+    except CapabilityError:
+        return True  # let load_file report the syntax error with its position
+    return isinstance(data, dict) and next(iter(data), None) == "naftiko" and "capability" in data
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders become their `*.yaml`/`*.yml` capability documents, sorted."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            candidates = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            files.extend(p for p in candidates if is_capability_document(p))
+        else:
+            files.append(path)
+    return files
+
+
+def load(paths: Iterable[str | Path]) -> list[spec.Capability]:
+    """Load every capability under `paths`; report all problems of all files together."""
+    capabilities: list[spec.Capability] = []
+    problems: list[Problem] = []
+    files = expand_paths(paths)
+    if not files:
+        raise CapabilityError.at(Location(", ".join(str(p) for p in paths)), "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:')")
+    for file in files:
+        try:
+            capabilities.append(load_file(file))
+        except CapabilityError as exc:
+            problems.extend(exc.problems)
+    problems.extend(_duplicate_namespaces(capabilities))
+    if problems:
+        raise CapabilityError(problems)
+    return capabilities
+
+
+def _duplicate_namespaces(capabilities: list[spec.Capability]) -> list[Problem]:
+    seen: dict[str, Location] = {}
+    problems: list[Problem] = []
+    for capability in capabilities:
+        declared = [(c.namespace, c.where) for c in capability.consumes]
+        declared += [(e.namespace, e.where) for e in capability.exposes if e.namespace]
+        for namespace, where in declared:
+            first = seen.setdefault(namespace, where)
+            if first is not where:
+                problems.append(Problem(where, f"namespace '{namespace}' is already declared at {first}"
+                                               f" ({first.path}); namespaces must be unique across all loaded files"))
+    return problems

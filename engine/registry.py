@@ -1,0 +1,316 @@
+"""The operation registry: every consumed operation, compiled and addressable as `ns.op`.
+
+Compiling does all the per-file work once (templates, parameter plans, auth); preparing a
+request is then a walk over small tuples. One registry serves every adapter.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import quote, urlencode
+
+from engine.errors import CapabilityError, Problem, RequestError, UnknownOperation
+from engine.params import Scope, lookup
+from engine.spec import Authentication, ConsumedOperation, ConsumedResource, Consumes, InputParameter
+from engine.templates import MISSING, MissingValue, Template, to_text
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request ready to send: the path and query are already encoded."""
+
+    method: str
+    target: str  # path + query, appended to the namespace's base URI
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Param:
+    name: str
+    in_: str
+    template: Template | None
+    constant: Any
+    type: str | None
+    required: bool
+    description: str | None
+
+    def value(self, scope: Scope) -> Any:
+        if self.template is not None:
+            try:
+                if self.template.single_name is not None:
+                    return scope.get(self.template.single_name)
+                return self.template.render(scope, strict=True)
+            except MissingValue:
+                return MISSING
+        if self.constant is not None:
+            return self.constant
+        return scope.get(self.name)
+
+
+class Operation:
+    """One consumed operation, compiled."""
+
+    __slots__ = ("key", "namespace", "name", "method", "spec", "resource", "params", "path",
+                 "path_names", "body_plan", "auth", "output_format", "output_schema")
+
+    def __init__(self, consumes: Consumes, resource: ConsumedResource, op: ConsumedOperation) -> None:
+        self.key = f"{consumes.namespace}.{op.name}"
+        self.namespace = consumes.namespace
+        self.name = op.name
+        self.method = op.method
+        self.spec = op
+        self.resource = resource
+        declared = consumes.input_parameters + resource.input_parameters + op.input_parameters
+        self.params = tuple(_compile_param(p) for p in declared)
+        path = resource.path if resource.path.startswith("/") else "/" + resource.path
+        self.path = Template.compile(path, single_braces=True)
+        self.path_names = self.path.names
+        self.body_plan = _compile_body(op.body)
+        self.auth = _compile_auth(consumes.authentication)
+        self.output_format = op.output_raw_format
+        self.output_schema = op.output_schema
+
+    @property
+    def description(self) -> str | None:
+        return self.spec.description or self.spec.label
+
+    def parameters(self) -> list[_Param]:
+        """Declared parameters plus path-template names nobody declared (always required)."""
+        params = list(self.params)
+        declared = {p.name for p in params}
+        for name in self.path_names:
+            if name not in declared:
+                params.append(_Param(name, "path", None, None, "string", True, None))
+        return params
+
+    def prepare(self, params: Mapping[str, Any], bindings: Mapping[str, str], prefixes: frozenset[str]) -> Prepared:
+        """Build the upstream request; a missing or malformed input is a RequestError."""
+        values = dict(params)
+        scope = Scope(bindings, values, prefixes)
+        query: list[tuple[str, str]] = []
+        headers: list[tuple[str, str]] = []
+        cookies: list[str] = []
+        body_values: dict[str, Any] = {}
+        for param in self.params:
+            value = param.value(scope)
+            if value is MISSING or value is None:
+                if param.required:
+                    raise RequestError(f"missing required parameter '{param.name}' ({param.in_})", parameter=param.name)
+                continue
+            _check_type(param, value)
+            values[param.name] = value
+            if param.in_ == "query":
+                query.extend((param.name, to_text(v)) for v in (value if isinstance(value, list) else (value,)))
+            elif param.in_ == "header":
+                headers.append((param.name, to_text(value)))
+            elif param.in_ == "cookie":
+                cookies.append(f"{param.name}={quote(to_text(value), safe='')}")
+            elif param.in_ == "body":
+                body_values[param.name] = value
+        target = self._render_path(scope)
+        if cookies:
+            headers.append(("Cookie", "; ".join(cookies)))
+        body, content_type = self._body(body_values, scope)
+        if content_type:
+            headers.append(("Content-Type", content_type))
+        if self.auth is not None:
+            self.auth.apply(scope, headers, query)
+        if query:
+            target += "?" + urlencode(query)
+        return Prepared(self.method, target, tuple(headers), body)
+
+    def _render_path(self, scope: Scope) -> str:
+        try:
+            return self.path.render(scope, strict=True, encode=_encode_segment)
+        except MissingValue as exc:
+            raise RequestError(f"missing required path parameter '{exc.name}'", parameter=exc.name) from None
+        except _EmptySegment as exc:
+            raise RequestError(f"path parameter must not be empty ({self.resource.path})") from exc
+
+    def _body(self, values: dict[str, Any], scope: Scope) -> tuple[bytes | None, str | None]:
+        if self.body_plan is not None:
+            return self.body_plan.render(scope)
+        if not values:
+            return None, None
+        if "body" in values:
+            payload = values["body"]
+        elif len(values) == 1 and sum(p.in_ == "body" for p in self.params) == 1:
+            payload = next(iter(values.values()))
+        else:
+            payload = values
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(), "application/json"
+
+
+class _EmptySegment(ValueError):
+    pass
+
+
+def _encode_segment(text: str) -> str:
+    """Percent-encode a path value so it can never add, remove or climb a segment."""
+    if not text:
+        raise _EmptySegment()
+    if text in (".", ".."):
+        return text.replace(".", "%2E")
+    return quote(text, safe="")
+
+
+def _check_type(param: _Param, value: Any) -> None:
+    """Text that claims a numeric or boolean type must parse as one (REST gives text)."""
+    if not isinstance(value, str) or param.type not in ("integer", "number", "boolean"):
+        return
+    ok = {
+        "integer": lambda v: bool(_INTEGER.match(v)),
+        "number": _is_number,
+        "boolean": lambda v: v in ("true", "false"),
+    }[param.type](value.strip())
+    if not ok:
+        article = "an" if param.type == "integer" else "a"
+        raise RequestError(f"parameter '{param.name}' must be {article} {param.type}; got {value!r}", parameter=param.name)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _compile_param(param: InputParameter) -> _Param:
+    template = None
+    constant = None
+    if isinstance(param.value, str) and ("{{" in param.value or "<<" in param.value):
+        template = Template.compile(param.value)
+    elif param.value is not None:
+        constant = param.value
+    required = param.required or param.in_ == "path"
+    return _Param(param.name, param.in_, template, constant, param.type, required, param.description)
+
+
+# --- bodies -------------------------------------------------------------------------------------
+
+
+class _BodyPlan:
+    """A declared `body`: a template rendered per call, or form fields rendered one by one."""
+
+    __slots__ = ("template", "fields", "content_type")
+
+    def __init__(self, content_type: str, template: Template | None = None,
+                 fields: dict[str, Template] | None = None) -> None:
+        self.template, self.fields, self.content_type = template, fields, content_type
+
+    def render(self, scope: Scope) -> tuple[bytes, str]:
+        if self.fields is not None:
+            return urlencode({k: t.render(scope) for k, t in self.fields.items()}).encode(), self.content_type
+        assert self.template is not None
+        return self.template.render(scope).encode(), self.content_type
+
+
+_BODY_TYPES = {
+    "json": "application/json", "text": "text/plain; charset=utf-8", "xml": "application/xml",
+    "sparql": "application/sparql-query", "formUrlEncoded": "application/x-www-form-urlencoded",
+}
+
+
+def _compile_body(body: Any) -> _BodyPlan | None:
+    if body is None:
+        return None
+    if isinstance(body, str):
+        return _BodyPlan("application/json", Template.compile(body))
+    if isinstance(body, dict) and "type" in body:
+        kind, data = body.get("type"), body.get("data")
+        content_type = _BODY_TYPES.get(kind, "application/json")
+        if kind == "formUrlEncoded" and isinstance(data, dict):
+            return _BodyPlan(content_type, fields={str(k): Template.compile(str(v)) for k, v in data.items()})
+        text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+        return _BodyPlan(content_type, Template.compile(text))
+    return _BodyPlan("application/json", Template.compile(json.dumps(body, separators=(",", ":"))))
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+
+class _Auth:
+    """Client credentials, rendered per call so they may use bindings or call parameters."""
+
+    __slots__ = ("kind", "templates", "placement", "key")
+
+    def __init__(self, auth: Authentication) -> None:
+        self.kind = auth.type
+        self.placement = auth.placement or "header"
+        self.key = auth.key
+        raw = {"token": auth.token, "username": auth.username, "password": auth.password, "value": auth.value}
+        self.templates = {k: Template.compile(v) for k, v in raw.items() if v is not None}
+
+    def names(self) -> set[str]:
+        return {name for t in self.templates.values() for name in t.names}
+
+    def apply(self, scope: Scope, headers: list[tuple[str, str]], query: list[tuple[str, str]]) -> None:
+        text = {k: t.render(scope) for k, t in self.templates.items()}
+        if self.kind == "bearer":
+            headers.append(("Authorization", f"Bearer {text['token']}"))
+        elif self.kind == "basic":
+            pair = f"{text['username']}:{text['password']}".encode()
+            headers.append(("Authorization", "Basic " + base64.b64encode(pair).decode()))
+        elif self.kind == "apikey" and self.key:
+            (query if self.placement == "query" else headers).append((self.key, text["value"]))
+
+
+def _compile_auth(auth: Authentication | None) -> _Auth | None:
+    if auth is None:
+        return None
+    if auth.type not in ("bearer", "basic", "apikey"):
+        raise CapabilityError.at(auth.where, f"{auth.type} authentication of consumed APIs is not supported yet;"
+                                             " use bearer, basic or apikey")
+    return _Auth(auth)
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+
+class Registry:
+    """All consumed operations of all loaded capabilities, by `namespace.operation`."""
+
+    def __init__(self, consumes: list[Consumes]) -> None:
+        self.operations: dict[str, Operation] = {}
+        self.namespaces: dict[str, Consumes] = {}
+        problems: list[Problem] = []
+        for entry in consumes:
+            self.namespaces[entry.namespace] = entry
+            for resource in entry.resources:
+                for op in resource.operations:
+                    try:
+                        operation = Operation(entry, resource, op)
+                    except CapabilityError as exc:
+                        problems.extend(exc.problems)
+                        continue
+                    if operation.key in self.operations:
+                        first = self.operations[operation.key].spec.where
+                        problems.append(Problem(op.where, f"operation '{op.name}' is already declared in"
+                                                          f" namespace '{entry.namespace}' at {first}"))
+                        continue
+                    self.operations[operation.key] = operation
+        if problems:
+            raise CapabilityError(problems)
+
+    def get(self, key: str) -> Operation:
+        operation = self.operations.get(key)
+        if operation is None:
+            raise UnknownOperation(f"no consumed operation '{key}'; known: {', '.join(sorted(self.operations)) or 'none'}")
+        return operation
+
+    def __iter__(self):
+        return iter(self.operations.values())
+
+    def __len__(self) -> int:
+        return len(self.operations)
+
+
+__all__ = ["Registry", "Operation", "Prepared", "lookup"]

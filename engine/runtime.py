@@ -1,0 +1,140 @@
+"""The Runtime: owns what was loaded, the registry, bindings and upstream clients.
+
+No global state: tests and embedding services build their own. Start-up problems (an
+unresolved binding, a namespace with no base URI) are raised when the runtime is built,
+before anything listens.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from engine import bindings as binding_values
+from engine import loader
+from engine.calls import ExposedCall
+from engine.errors import CapabilityError, Location, Problem
+from engine.params import CALLER_PREFIXES, with_aliases
+from engine.registry import Operation, Registry
+from engine.spec import Capability, Consumes, Exposes, Invocation
+from engine.upstream import Upstream, UpstreamResponse
+
+DEFAULT_TIMEOUT = 30.0
+BASE_URI_ENV = "NAFTIKO_BASE_URI_"
+
+
+def base_uri_variable(namespace: str) -> str:
+    """The environment variable that overrides a namespace's base URI."""
+    return BASE_URI_ENV + namespace.upper().replace("-", "_").replace(".", "_")
+
+
+class Runtime:
+    """Loaded capabilities, ready to call and to serve."""
+
+    def __init__(self, capabilities: list[Capability], *, base_uris: Mapping[str, str] | None = None,
+                 environ: Mapping[str, str] | None = None, timeout: float | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.capabilities = capabilities
+        self.timeout = timeout if timeout is not None else float(env.get("NAFTIKO_UPSTREAM_TIMEOUT", DEFAULT_TIMEOUT))
+        consumes = [c for cap in capabilities for c in cap.consumes]
+        self.registry = Registry(consumes)
+        self.exposes: list[Exposes] = [e for cap in capabilities for e in cap.exposes]
+        self.prefixes = CALLER_PREFIXES | frozenset(e.namespace for e in self.exposes if e.namespace)
+        self._bindings: dict[str | None, dict[str, str]] = {None: {}}
+        for capability in capabilities:
+            values = binding_values.resolve(capability, env)
+            self._bindings[None].update(values)
+            for entry in capability.consumes:
+                self._bindings[entry.namespace] = values
+        self.upstreams = {c.namespace: Upstream(c.namespace, _base_uri(c, base_uris or {}, env), self.timeout)
+                          for c in consumes}
+        _check_unknown_namespaces(base_uris or {}, self.upstreams)
+        self._calls: dict[int, ExposedCall] = {}
+        self._started = 0
+
+    @classmethod
+    def load(cls, *paths: str | Path, **options: Any) -> "Runtime":
+        """Load capability files or folders (see `engine.loader.load`) into a runtime."""
+        return cls(loader.load(paths), **options)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the upstream clients; nested starts are counted so adapters can share one."""
+        self._started += 1
+        if self._started == 1:
+            for upstream in self.upstreams.values():
+                await upstream.start()
+
+    async def stop(self) -> None:
+        self._started = max(0, self._started - 1)
+        if self._started == 0:
+            for upstream in self.upstreams.values():
+                await upstream.close()
+
+    async def __aenter__(self) -> "Runtime":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- calling -------------------------------------------------------------------------------
+
+    def bindings_for(self, namespace: str | None) -> dict[str, str]:
+        return self._bindings.get(namespace, self._bindings[None])
+
+    def exposed_call(self, invocation: Invocation, where: Location) -> ExposedCall:
+        """The compiled invocation of an exposed operation or tool (built once, then reused)."""
+        key = id(invocation)
+        call = self._calls.get(key)
+        if call is None:
+            call = self._calls[key] = ExposedCall(self, invocation, where)
+        return call
+
+    async def send(self, operation: Operation, params: Mapping[str, Any]) -> UpstreamResponse:
+        """Prepare and send one consumed operation; the body is left unread."""
+        prepared = operation.prepare(params, self.bindings_for(operation.namespace), self.prefixes)
+        return await self.upstreams[operation.namespace].send(operation.key, prepared)
+
+    async def call(self, key: str, params: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+        """Call `namespace.operation` with `params`; returns (status, JSON body or text)."""
+        operation = self.registry.get(key)
+        response = await self.send(operation, with_aliases(params or {}))
+        if response.is_json:
+            return response.status, await response.json()
+        return response.status, (await response.read()).decode("utf-8", "replace")
+
+    def exposes_named(self, namespace: str) -> Exposes:
+        for exposes in self.exposes:
+            if exposes.namespace == namespace:
+                return exposes
+        known = ", ".join(e.namespace for e in self.exposes if e.namespace) or "none"
+        raise KeyError(f"no exposes block with namespace '{namespace}' (known: {known})")
+
+
+def _base_uri(consumes: Consumes, overrides: Mapping[str, str], env: Mapping[str, str]) -> str:
+    variable = base_uri_variable(consumes.namespace)
+    uri = overrides.get(consumes.namespace) or env.get(variable) or consumes.base_uri
+    if not uri:
+        raise CapabilityError.at(
+            Location(consumes.where.file, consumes.where.line, consumes.where.column, f"{consumes.where.path}.baseUri"),
+            f"consumes namespace '{consumes.namespace}' has an empty baseUri: pass"
+            f" --base-uri {consumes.namespace}=URL or set {variable}",
+        )
+    if not uri.startswith(("http://", "https://")):
+        raise CapabilityError.at(consumes.where, f"base URI for '{consumes.namespace}' must start with http:// or https://; got '{uri}'")
+    return uri
+
+
+def _check_unknown_namespaces(overrides: Mapping[str, str], upstreams: Mapping[str, Upstream]) -> None:
+    unknown = [ns for ns in overrides if ns not in upstreams]
+    if unknown:
+        known = ", ".join(sorted(upstreams)) or "none"
+        raise CapabilityError([Problem(Location("--base-uri"), f"no consumes namespace '{ns}' (known: {known})")
+                               for ns in unknown])
+
+
+def load(paths: Iterable[str | Path], **options: Any) -> Runtime:
+    return Runtime(loader.load(paths), **options)

@@ -1,0 +1,291 @@
+"""The spec model: plain typed data for what a capability file says.
+
+Built and checked once by `engine.loader`; everything downstream (registry, adapters) reads
+these objects, never raw YAML. Field names follow the file's keys in snake_case; `where`
+remembers the file position so later stages can still point at the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import Location
+
+JSON = Any
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A `binds` entry: variables read from the environment or from a file."""
+
+    namespace: str
+    keys: dict[str, str]
+    location: str | None
+    description: str | None
+    where: Location
+
+
+@dataclass(frozen=True, slots=True)
+class InputParameter:
+    """An input parameter, consumed or exposed; the seed's extra type/required keys are kept."""
+
+    name: str
+    in_: str
+    where: Location
+    value: JSON = None
+    type: str | None = None
+    description: str | None = None
+    required: bool = False
+    pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputParameter:
+    """An output parameter: a JSONPath `mapping`, a constant `value`, or nested shape."""
+
+    type: str
+    where: Location
+    name: str | None = None
+    mapping: str | None = None
+    value: JSON = None
+    const: JSON = None
+    properties: dict[str, "OutputParameter"] | None = None
+    items: "OutputParameter | None" = None
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    type: str
+    where: Location
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    key: str | None = None
+    value: str | None = None
+    placement: str | None = None
+    extra: dict[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedOperation:
+    name: str
+    method: str
+    where: Location
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+    output_raw_format: str | None = None
+    output_schema: str | None = None
+    output_parameters: tuple[OutputParameter, ...] = ()
+    body: JSON = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedResource:
+    name: str
+    path: str
+    where: Location
+    operations: tuple[ConsumedOperation, ...]
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Consumes:
+    """An inline `consumes` entry of type http: one upstream API under one namespace."""
+
+    namespace: str
+    base_uri: str
+    where: Location
+    resources: tuple[ConsumedResource, ...]
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+    authentication: Authentication | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumesImport:
+    """A `consumes` entry that imports a namespace from a shared consumes file."""
+
+    location: str
+    import_: str
+    where: Location
+    as_: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """An orchestration step; only its declared keys are kept, as plain data."""
+
+    type: str
+    name: str
+    where: Location
+    fields: dict[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """What an exposed operation or tool does: call a consumed operation, run steps, or ref."""
+
+    call: str | None = None
+    with_: dict[str, JSON] = field(default_factory=dict)
+    steps: tuple[Step, ...] = ()
+    mappings: tuple[dict[str, JSON], ...] = ()
+    ref: str | None = None
+    output_parameters: tuple[OutputParameter, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExposedOperation:
+    method: str
+    where: Location
+    invocation: Invocation
+    name: str | None = None
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    target_namespace: str
+    trusted_headers: tuple[str, ...]
+    where: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ExposedResource:
+    path: str
+    where: Location
+    operations: tuple[ExposedOperation, ...] = ()
+    name: str | None = None
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+    forward: Forward | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestExposes:
+    namespace: str
+    port: int
+    where: Location
+    resources: tuple[ExposedResource, ...] = ()
+    address: str | None = None
+    authentication: Authentication | None = None
+    type: str = "rest"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolHints:
+    read_only: bool | None = None
+    destructive: bool | None = None
+    idempotent: bool | None = None
+    open_world: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolParameter:
+    name: str
+    type: str
+    description: str | None
+    required: bool
+    where: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    where: Location
+    invocation: Invocation
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[ToolParameter, ...] = ()
+    hints: ToolHints | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """An MCP resource: dynamic (an invocation) or static files from `location`."""
+
+    name: str
+    uri: str
+    where: Location
+    label: str | None = None
+    description: str | None = None
+    mime_type: str | None = None
+    invocation: Invocation | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromptArgument:
+    name: str
+    description: str | None
+    required: bool
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    name: str
+    where: Location
+    label: str | None = None
+    description: str | None = None
+    arguments: tuple[PromptArgument, ...] = ()
+    template: tuple[tuple[str, str], ...] = ()  # (role, content)
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class McpExposes:
+    namespace: str
+    where: Location
+    tools: tuple[Tool, ...]
+    port: int | None = None
+    address: str | None = None
+    transport: str = "http"
+    description: str | None = None
+    authentication: Authentication | None = None
+    resources: tuple[Resource, ...] = ()
+    prompts: tuple[Prompt, ...] = ()
+    type: str = "mcp"
+
+
+@dataclass(frozen=True, slots=True)
+class OtherExposes:
+    """An exposes block this runtime reads but does not serve yet (skill, control)."""
+
+    type: str
+    where: Location
+    namespace: str | None = None
+    port: int | None = None
+    fields: dict[str, JSON] = field(default_factory=dict)
+
+
+Exposes = RestExposes | McpExposes | OtherExposes
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    label: str
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """One loaded capability file."""
+
+    path: str
+    version: str
+    where: Location
+    info: Info | None = None
+    binds: tuple[Binding, ...] = ()
+    consumes: tuple[Consumes, ...] = ()
+    imports: tuple[ConsumesImport, ...] = ()
+    exposes: tuple[Exposes, ...] = ()
+    aggregates: tuple[dict[str, JSON], ...] = ()
+    warnings: tuple[str, ...] = ()
