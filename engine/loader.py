@@ -49,13 +49,17 @@ class _Map:
     def __init__(self, ctx: _Context, data: CommentedMap, path: str, where: Location) -> None:
         self.ctx, self.data, self.path, self.where = ctx, data, path, where
 
-    def loc(self, key: str) -> Location:
+    def loc(self, key: str, *, value: bool = False) -> Location:
+        """Where `key` (or, with `value`, its value) was written."""
         child = f"{self.path}.{key}" if self.path else key
         try:
-            line, col = self.data.lc.key(key)
+            line, col = self.data.lc.value(key) if value else self.data.lc.key(key)
             return Location(self.ctx.file, line + 1, col + 1, child)
         except (KeyError, AttributeError, TypeError):
             return Location(self.ctx.file, self.where.line, self.where.column, child)
+
+    def bad(self, key: str, message: str) -> None:
+        self.ctx.problem(self.loc(key, value=True), message)
 
     def has(self, key: str) -> bool:
         return key in self.data
@@ -74,12 +78,12 @@ class _Map:
             return default
         value = self.data[key]
         if isinstance(value, (dict, list)) or isinstance(value, bool):
-            self.ctx.problem(self.loc(key), f"'{key}' must be a string, got {_kind(value)}")
+            self.bad(key, f"'{key}' must be a string, got {_kind(value)}")
             return default
         text = str(value)
         options = tuple(choices)
         if options and text not in options:
-            self.ctx.problem(self.loc(key), f"'{key}' must be one of {', '.join(options)}; got '{text}'")
+            self.bad(key, f"'{key}' must be one of {', '.join(options)}; got '{text}'")
             return default
         return text
 
@@ -90,7 +94,7 @@ class _Map:
                 self._missing(key, f"an integer from {low} to {high}")
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.ctx.problem(self.loc(key), f"'{key}' must be an integer from {low} to {high}; got {value!r}")
+            self.bad(key, f"'{key}' must be an integer from {low} to {high}; got {value!r}")
             return None
         return value
 
@@ -99,7 +103,7 @@ class _Map:
         if value is None:
             return default
         if not isinstance(value, bool):
-            self.ctx.problem(self.loc(key), f"'{key}' must be true or false; got {value!r}")
+            self.bad(key, f"'{key}' must be true or false; got {value!r}")
             return default
         return value
 
@@ -110,7 +114,7 @@ class _Map:
                 self._missing(key, "a mapping")
             return None
         if not isinstance(value, dict):
-            self.ctx.problem(self.loc(key), f"'{key}' must be a mapping; got {_kind(value)}")
+            self.bad(key, f"'{key}' must be a mapping; got {_kind(value)}")
             return None
         return _Map(self.ctx, value, f"{self.path}.{key}" if self.path else key, self.loc(key))
 
@@ -122,7 +126,7 @@ class _Map:
                 self._missing(key, "a list")
             return ()
         if not isinstance(value, list):
-            self.ctx.problem(self.loc(key), f"'{key}' must be a list; got {_kind(value)}")
+            self.bad(key, f"'{key}' must be a list; got {_kind(value)}")
             return ()
         built: list[T] = []
         base = f"{self.path}.{key}" if self.path else key
@@ -239,7 +243,7 @@ def _consumed_operation(m: _Map) -> spec.ConsumedOperation | None:
     name = m.str("name", required=True)
     method = m.str("method", default="GET")
     if method is not None and method.upper() not in HTTP_METHODS:
-        m.ctx.problem(m.loc("method"), f"'method' must be one of {', '.join(HTTP_METHODS)}; got '{method}'")
+        m.bad("method", f"'method' must be one of {', '.join(HTTP_METHODS)}; got '{method}'")
         return None
     if name is None or method is None:
         return None
@@ -278,9 +282,9 @@ def _consumes(m: _Map) -> spec.Consumes | spec.ConsumesImport | None:
     auth = m.map("authentication")
     resources = m.items("resources", _consumed_resource)  # none for a forward-only target
     if base_uri and base_uri.endswith("/"):
-        m.ctx.problem(m.loc("baseUri"), f"'baseUri' must not end with '/'; write '{base_uri.rstrip('/')}'")
+        m.bad("baseUri", f"'baseUri' must not end with '/'; write '{base_uri.rstrip('/')}'")
     if base_uri and not base_uri.startswith(("http://", "https://")):
-        m.ctx.problem(m.loc("baseUri"), f"'baseUri' must start with http:// or https://; got '{base_uri}'")
+        m.bad("baseUri", f"'baseUri' must start with http:// or https://; got '{base_uri}'")
     if namespace is None or base_uri is None:
         return None
     return spec.Consumes(
@@ -310,7 +314,7 @@ def _invocation(m: _Map) -> spec.Invocation:
 
 def _check_call(m: _Map, invocation: spec.Invocation) -> None:
     if invocation.call is not None and invocation.call.count(".") != 1:
-        m.ctx.problem(m.loc("call"), f"'call' must be '<namespace>.<operation>'; got '{invocation.call}'")
+        m.bad("call", f"'call' must be '<namespace>.<operation>'; got '{invocation.call}'")
 
 
 def _exposed_operation(m: _Map) -> spec.ExposedOperation | None:
@@ -318,7 +322,7 @@ def _exposed_operation(m: _Map) -> spec.ExposedOperation | None:
             "outputParameters", "steps", "mappings")
     method = m.str("method", required=True)
     if method is not None and method.upper() not in HTTP_METHODS:
-        m.ctx.problem(m.loc("method"), f"'method' must be one of {', '.join(HTTP_METHODS)}; got '{method}'")
+        m.bad("method", f"'method' must be one of {', '.join(HTTP_METHODS)}; got '{method}'")
         return None
     invocation = _invocation(m)
     _check_call(m, invocation)
@@ -348,7 +352,7 @@ def _exposed_resource(m: _Map) -> spec.ExposedResource | None:
     if path is None:
         return None
     if not path.startswith("/"):
-        m.ctx.problem(m.loc("path"), f"'path' must start with '/'; got '{path}'")
+        m.bad("path", f"'path' must start with '/'; got '{path}'")
         return None
     return spec.ExposedResource(
         path=path, where=m.where, operations=operations, name=m.str("name"), label=m.str("label"),
@@ -467,7 +471,7 @@ def _binding(m: _Map) -> spec.Binding | None:
     keys = m.map("keys", required=True)
     location = m.str("location")
     if location is not None and "://" not in location:
-        m.ctx.problem(m.loc("location"), f"'location' must be a URI such as file:///path/secrets.yaml; got '{location}'")
+        m.bad("location", f"'location' must be a URI such as file:///path/secrets.yaml; got '{location}'")
     if namespace is None or keys is None:
         return None
     return spec.Binding(namespace=namespace, keys={str(k): str(v) for k, v in keys.data.items()},

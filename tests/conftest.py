@@ -1,0 +1,198 @@
+"""Shared test fixtures: a recording upstream on real loopback HTTP, and `naftiko serve` run
+as a real process the way a user starts it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import uvicorn
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SEED = ROOT / "capabilities" / "posthog-task-runs.yaml"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str  # raw, still percent-encoded
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    json: Any = None
+    body: bytes | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[bytes] | None = None  # streamed with `interval` seconds between them
+    interval: float = 0.0
+    delay: float = 0.0
+
+
+class RecordingUpstream:
+    """An upstream API stand-in: records every request, answers what the test set up.
+
+    By default it answers 200 with a JSON echo of the request it received.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.replies: dict[tuple[str, str], Reply] = {}
+        self.url = ""
+
+    def reply(self, method: str, path: str, reply: Reply) -> None:
+        self.replies[(method, path)] = reply
+
+    @property
+    def last(self) -> Recorded:
+        assert self.requests, "the upstream received no request"
+        return self.requests[-1]
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        raw_path = scope["raw_path"].decode().split("?")[0]
+        record = Recorded(scope["method"], raw_path, scope["query_string"].decode(),
+                          {k.decode().lower(): v.decode() for k, v in scope["headers"]}, body)
+        self.requests.append(record)
+        reply = self.replies.get((scope["method"], raw_path)) or Reply(
+            json={"echo": {"method": record.method, "path": record.path, "query": record.query}})
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        headers = [(b"content-type", reply.content_type.encode())]
+        headers += [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        if reply.chunks is not None:
+            for chunk in reply.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await asyncio.sleep(reply.interval)
+            await send({"type": "http.response.body", "body": b""})
+            return
+        payload = reply.body if reply.body is not None else (json.dumps(reply.json).encode() if reply.json is not None else b"")
+        await send({"type": "http.response.body", "body": payload})
+
+
+class ThreadedServer:
+    """uvicorn serving an ASGI app on a free loopback port in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def upstream() -> Iterator[RecordingUpstream]:
+    recorder = RecordingUpstream()
+    with ThreadedServer(recorder) as url:
+        recorder.url = url
+        yield recorder
+
+
+_LISTENING = re.compile(r"(REST|MCP) (\S+): .* at (http://\S+)")
+
+
+class NaftikoProcess:
+    """`naftiko serve ...` as a real subprocess; URLs read from its log lines."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, **(env or {})}
+        self.proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", *args],
+                                     cwd=ROOT, env=full_env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.urls: dict[str, str] = {}
+        self.log: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip())
+            match = _LISTENING.search(line)
+            if match:
+                self.urls[match.group(2)] = match.group(3)
+        self._ready.set()
+
+    def wait_for(self, *namespaces: str, timeout: float = 15) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while not all(ns in self.urls for ns in namespaces):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                time.sleep(0.1)
+                raise RuntimeError("naftiko serve did not start:\n" + "\n".join(self.log))
+            time.sleep(0.02)
+        return self.urls
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+@pytest.fixture
+def naftiko() -> Iterator[Callable[..., NaftikoProcess]]:
+    started: list[NaftikoProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> NaftikoProcess:
+        process = NaftikoProcess(list(args), env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
