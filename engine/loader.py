@@ -7,7 +7,6 @@ files written for newer spec versions still load.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -17,8 +16,6 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from engine import spec
 from engine.errors import CapabilityError, Location, Problem
-
-log = logging.getLogger("naftiko.loader")
 
 T = TypeVar("T")
 
@@ -439,7 +436,8 @@ def _exposes(m: _Map) -> spec.Exposes | None:
     auth_map = m.map("authentication")
     auth = _authentication(auth_map) if auth_map else None
     if type_ == "rest":
-        m.known("type", "address", "port", "namespace", "authentication", "resources", "inputParameters")
+        m.known("type", "address", "port", "namespace", "description", "authentication", "resources",
+                "inputParameters")
         port = m.int("port", required=True)
         resources = m.items("resources", _exposed_resource)
         if namespace is None or port is None:
@@ -547,8 +545,6 @@ def load_file(path: str | Path) -> spec.Capability:
     capability = _capability(_Map(ctx, data, "", Location(file, 1, 1)), file)
     if ctx.problems:
         raise CapabilityError(ctx.problems)
-    for warning in capability.warnings:
-        log.warning("%s", warning)
     return capability
 
 

@@ -32,7 +32,9 @@ class Prepared:
 
 
 @dataclass(frozen=True, slots=True)
-class _Param:
+class OperationParameter:
+    """A consumed input parameter with its `value` compiled."""
+
     name: str
     in_: str
     template: Template | None
@@ -81,13 +83,13 @@ class Operation:
     def description(self) -> str | None:
         return self.spec.description or self.spec.label
 
-    def parameters(self) -> list[_Param]:
+    def parameters(self) -> list[OperationParameter]:
         """Declared parameters plus path-template names nobody declared (always required)."""
         params = list(self.params)
         declared = {p.name for p in params}
         for name in self.path_names:
             if name not in declared:
-                params.append(_Param(name, "path", None, None, "string", True, None))
+                params.append(OperationParameter(name, "path", None, None, "string", True, None))
         return params
 
     def prepare(self, params: Mapping[str, Any], bindings: Mapping[str, str], prefixes: frozenset[str]) -> Prepared:
@@ -161,7 +163,7 @@ def _encode_segment(text: str) -> str:
     return quote(text, safe="")
 
 
-def _check_type(param: _Param, value: Any) -> None:
+def _check_type(param: OperationParameter, value: Any) -> None:
     """Text that claims a numeric or boolean type must parse as one (REST gives text)."""
     if not isinstance(value, str) or param.type not in ("integer", "number", "boolean"):
         return
@@ -183,7 +185,7 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _compile_param(param: InputParameter) -> _Param:
+def _compile_param(param: InputParameter) -> OperationParameter:
     template = None
     constant = None
     if isinstance(param.value, str) and ("{{" in param.value or "<<" in param.value):
@@ -191,7 +193,7 @@ def _compile_param(param: InputParameter) -> _Param:
     elif param.value is not None:
         constant = param.value
     required = param.required or param.in_ == "path"
-    return _Param(param.name, param.in_, template, constant, param.type, required, param.description)
+    return OperationParameter(param.name, param.in_, template, constant, param.type, required, param.description)
 
 
 # --- bodies -------------------------------------------------------------------------------------

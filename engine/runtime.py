@@ -7,6 +7,7 @@ before anything listens.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -19,6 +20,8 @@ from engine.params import CALLER_PREFIXES, with_aliases
 from engine.registry import Operation, Registry
 from engine.spec import Capability, Consumes, Exposes, Invocation
 from engine.upstream import Upstream, UpstreamResponse
+
+log = logging.getLogger("naftiko")
 
 DEFAULT_TIMEOUT = 30.0
 BASE_URI_ENV = "NAFTIKO_BASE_URI_"
@@ -36,6 +39,9 @@ class Runtime:
                  environ: Mapping[str, str] | None = None, timeout: float | None = None) -> None:
         env = os.environ if environ is None else environ
         self.capabilities = capabilities
+        for capability in capabilities:
+            for warning in capability.warnings:
+                log.warning("%s", warning)
         self.timeout = timeout if timeout is not None else float(env.get("NAFTIKO_UPSTREAM_TIMEOUT", DEFAULT_TIMEOUT))
         consumes = [c for cap in capabilities for c in cap.consumes]
         self.registry = Registry(consumes)

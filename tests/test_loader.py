@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import CapabilityError, load_capabilities
+from engine import CapabilityError, Runtime, load_capabilities
 from engine.loader import load_file
 
 GOOD = """\
@@ -84,10 +84,11 @@ def test_yaml_syntax_error_has_a_position(tmp_path: Path) -> None:
 
 def test_unknown_keys_warn_but_load(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     text = GOOD.format(ns="shop").replace("      baseUri:", "      retries: 3\n      baseUri:")
-    with caplog.at_level(logging.WARNING):
-        capability = load_file(write(tmp_path, "a.yaml", text))
+    capability = load_file(write(tmp_path, "a.yaml", text))
     assert capability.warnings == (f"{tmp_path / 'a.yaml'}:6:7: unknown key 'retries' is ignored"
                                    " (at capability.consumes[0].retries)",)
+    with caplog.at_level(logging.WARNING):
+        Runtime([capability])
     assert "unknown key 'retries'" in caplog.text
 
 

@@ -1,0 +1,284 @@
+"""An MCP backend built from an `exposes: type: mcp` block of a loaded runtime.
+
+Tools go through the same registry as REST. A tool that declares no `inputParameters` still
+gets a truthful input schema, derived from its `with` references and the consumed
+operation's parameters (types, descriptions, required; every path variable required).
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import unquote, urlparse
+
+from engine.calls import NO_JSON, ExposedCall, NotSupported, Outcome
+from engine.errors import RequestError, UpstreamError
+from engine.params import with_aliases
+from engine.runtime import Runtime
+from engine.spec import McpExposes, Prompt, Resource, Tool, ToolHints
+from engine.templates import MISSING
+
+from .backend import (
+    INVALID_PARAMS,
+    McpError,
+    McpPrompt,
+    McpPromptArgument,
+    McpResource,
+    McpTool,
+    ServerInfo,
+    ToolResult,
+)
+
+JSON_TYPES = {"string", "integer", "number", "boolean", "object", "array"}
+_VERSION = "0.1.0"
+
+
+def _hints(hints: ToolHints | None, title: str | None) -> dict[str, Any] | None:
+    """Only the hints that are set, as the reference engine lists them."""
+    annotations: dict[str, Any] = {}
+    if title:
+        annotations["title"] = title
+    if hints is not None:
+        pairs = (("readOnlyHint", hints.read_only), ("destructiveHint", hints.destructive),
+                 ("idempotentHint", hints.idempotent), ("openWorldHint", hints.open_world))
+        annotations.update({key: value for key, value in pairs if value is not None})
+    return annotations or None
+
+
+def _property(type_: str | None, description: str | None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": type_ if type_ in JSON_TYPES else "string"}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def input_schema(tool: Tool, call: ExposedCall) -> dict[str, Any]:
+    """Declared inputParameters win; otherwise derive from `with` and the consumed operation."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    if tool.input_parameters:
+        for param in tool.input_parameters:
+            properties[param.name] = _property(param.type, param.description)
+            if param.required:
+                required.append(param.name)
+    elif call.operation is not None:
+        references = call.references()
+        fixed = {key for key, _ in call.rules.literals} | {key for key, _ in call.rules.templates}
+        for param in call.operation.parameters():
+            if param.name in fixed or param.template is not None or param.constant is not None:
+                continue
+            name = references.get(param.name, param.name)
+            properties[name] = _property(param.type, param.description)
+            if param.required and name not in required:
+                required.append(name)
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _tool_result(namespace: str, outcome: Outcome) -> ToolResult:
+    structured = outcome.json if outcome.json is not NO_JSON else None
+    if structured is not None:
+        text = json.dumps(structured, ensure_ascii=False)
+    else:
+        text = (outcome.body or b"").decode("utf-8", "replace")
+    if outcome.status >= 400:
+        return ToolResult.text(f"upstream {namespace} answered HTTP {outcome.status}: {text}", is_error=True)
+    return ToolResult(content=[{"type": "text", "text": text}], structured=structured)
+
+
+class CapabilityBackend:
+    """Serves one MCP exposes block: tools, resources and prompts from the spec model."""
+
+    def __init__(self, runtime: Runtime, exposes: McpExposes) -> None:
+        self.runtime = runtime
+        self.exposes = exposes
+        self.info = ServerInfo(name=exposes.namespace, version=_VERSION, instructions=exposes.description)
+        self._calls: dict[str, tuple[ExposedCall, Tool]] = {}
+        tools: list[McpTool] = []
+        for tool in exposes.tools:
+            call = runtime.exposed_call(tool.invocation, tool.where)
+            self._calls[tool.name] = (call, tool)
+            tools.append(McpTool(name=tool.name, input_schema=input_schema(tool, call), description=tool.description,
+                                 title=tool.label, annotations=_hints(tool.hints, tool.label)))
+        self.tools = tuple(tools)
+        self._resources = {r.uri: r for r in exposes.resources}
+        self.resources = tuple(self._resource(r) for r in exposes.resources)
+        self._templates = [(_uri_pattern(r.uri), r) for r in exposes.resources if "{" in r.uri]
+        self._prompts = {p.name: p for p in exposes.prompts}
+        self.prompts = tuple(
+            McpPrompt(name=p.name, description=p.description, title=p.label,
+                      arguments=tuple(McpPromptArgument(a.name, a.description, a.label, a.required) for a in p.arguments))
+            for p in exposes.prompts)
+
+    @staticmethod
+    def _resource(resource: Resource) -> McpResource:
+        templated = "{" in resource.uri
+        return McpResource(name=resource.name, uri=None if templated else resource.uri,
+                           uri_template=resource.uri if templated else None, title=resource.label,
+                           description=resource.description, mime_type=resource.mime_type or "application/json")
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        entry = self._calls.get(name)
+        if entry is None:
+            raise McpError(INVALID_PARAMS, f"Unknown tool: {name}")
+        call, _ = entry
+        return await self._invoke(call, arguments)
+
+    async def _invoke(self, call: ExposedCall, arguments: dict[str, Any]) -> ToolResult:
+        namespace = call.operation.namespace if call.operation else self.exposes.namespace
+        try:
+            outcome = await call.invoke(with_aliases(arguments))
+        except RequestError as exc:
+            return ToolResult.text(f"invalid arguments: {exc.message}", is_error=True)
+        except (UpstreamError, NotSupported) as exc:
+            return ToolResult.text(str(exc), is_error=True)
+        return _tool_result(namespace, outcome)
+
+    async def read_resource(self, uri: str) -> list[dict[str, Any]]:
+        resource, params = self._match_resource(uri)
+        mime = resource.mime_type or "application/json"
+        if resource.invocation is not None:
+            call = self.runtime.exposed_call(resource.invocation, resource.where)
+            result = await self._invoke(call, params)
+            if result.is_error:
+                raise McpError(INVALID_PARAMS, result.content[0]["text"])
+            return [{"uri": uri, "mimeType": mime, "text": result.content[0]["text"]}]
+        if resource.location is not None:
+            return _read_location(resource, uri)
+        raise McpError(INVALID_PARAMS, f"Resource has no content: {uri}")
+
+    def _match_resource(self, uri: str) -> tuple[Resource, dict[str, Any]]:
+        resource = self._resources.get(uri)
+        if resource is not None and "{" not in uri:
+            return resource, {}
+        for pattern, candidate in self._templates:
+            match = pattern.match(uri)
+            if match:
+                return candidate, {k: unquote(v) for k, v in match.groupdict().items()}
+        for candidate in self._resources.values():
+            if candidate.location is not None and uri.startswith(candidate.uri.rstrip("/") + "/"):
+                return candidate, {}
+        raise McpError(INVALID_PARAMS, f"Resource not found: {uri}")
+
+    async def get_prompt(self, name: str, arguments: dict[str, str]) -> dict[str, Any]:
+        prompt = self._prompts.get(name)
+        if prompt is None:
+            raise McpError(INVALID_PARAMS, f"Unknown prompt: {name}")
+        missing = [a.name for a in prompt.arguments if a.required and a.name not in arguments]
+        if missing:
+            raise McpError(INVALID_PARAMS, f"Missing required argument(s) for prompt {name}: {', '.join(missing)}")
+        messages = [{"role": role, "content": {"type": "text", "text": _substitute(content, arguments)}}
+                    for role, content in _prompt_messages(prompt)]
+        result: dict[str, Any] = {"messages": messages}
+        if prompt.description:
+            result["description"] = prompt.description
+        return result
+
+
+_PLACEHOLDER = re.compile(r"\{\{([a-zA-Z0-9_]+)\}\}")
+
+
+def _substitute(text: str, arguments: dict[str, str]) -> str:
+    """Prompt arguments: `{{name}}` only, unknown placeholders left as written."""
+    return _PLACEHOLDER.sub(lambda m: str(arguments[m.group(1)]) if m.group(1) in arguments else m.group(0), text)
+
+
+def _prompt_messages(prompt: Prompt) -> Iterable[tuple[str, str]]:
+    if prompt.template:
+        return prompt.template
+    if prompt.location:
+        path = _file_path(prompt.location)
+        try:
+            return [("user", path.read_text(encoding="utf-8"))]
+        except OSError as exc:
+            raise McpError(INVALID_PARAMS, f"prompt {prompt.name} cannot read its file: {exc.strerror}") from None
+    return []
+
+
+def _uri_pattern(uri: str) -> re.Pattern[str]:
+    parts = re.split(r"\{([A-Za-z_][\w-]*)\}", uri)
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p.replace('-', '_')}>[^/]+)" for i, p in enumerate(parts))
+    return re.compile(f"^{regex}$")
+
+
+def _file_path(location: str) -> Path:
+    parsed = urlparse(location)
+    return Path(unquote(parsed.netloc + parsed.path)) if parsed.scheme == "file" else Path(location)
+
+
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def _read_location(resource: Resource, uri: str) -> list[dict[str, Any]]:
+    """A static resource: a file below the resource's `location` folder, safe segments only."""
+    root = _file_path(resource.location or "")
+    relative = uri[len(resource.uri.rstrip("/")):].strip("/")
+    segments = [s for s in relative.split("/") if s]
+    if any(not _SAFE_SEGMENT.match(s) or s in (".", "..") for s in segments):
+        raise McpError(INVALID_PARAMS, f"Resource not found: {uri}")
+    path = root.joinpath(*segments) if segments else root
+    if not path.is_file():
+        raise McpError(INVALID_PARAMS, f"Resource not found: {uri}")
+    mime = resource.mime_type or mimetypes.guess_type(path.name)[0] or "text/plain"
+    return [{"uri": uri, "mimeType": mime, "text": path.read_text(encoding="utf-8", errors="replace")}]
+
+
+class _RuntimeLifespan:
+    """Wraps an ASGI app so its lifespan starts and stops the runtime it serves."""
+
+    def __init__(self, app: Any, runtime: Runtime) -> None:
+        self.app, self.runtime = app, runtime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.runtime.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def mcp_http_app(runtime: Runtime, exposes: McpExposes, **options: Any) -> Any:
+    """The Streamable HTTP ASGI app of one MCP exposes block."""
+    from .http import McpHttpApp
+
+    return _RuntimeLifespan(McpHttpApp(CapabilityBackend(runtime, exposes), **options), runtime)
+
+
+def pick_mcp(runtime: Runtime, namespace: str | None) -> McpExposes:
+    blocks = [e for e in runtime.exposes if isinstance(e, McpExposes)]
+    if namespace:
+        exposes = runtime.exposes_named(namespace)
+        if not isinstance(exposes, McpExposes):
+            raise ValueError(f"exposes '{namespace}' is not an MCP block")
+        return exposes
+    stdio = [e for e in blocks if e.transport == "stdio"]
+    if stdio or blocks:
+        return (stdio or blocks)[0]
+    raise ValueError("no MCP exposes block in the loaded files")
+
+
+async def serve_stdio(runtime: Runtime, namespace: str | None = None) -> None:
+    """Serve one MCP block over stdin/stdout until stdin closes."""
+    from .stdio import serve_stdio as run
+
+    backend = CapabilityBackend(runtime, pick_mcp(runtime, namespace))
+    async with runtime:
+        await run(backend)
+
+
+__all__ = ["CapabilityBackend", "input_schema", "mcp_http_app", "serve_stdio", "MISSING"]
