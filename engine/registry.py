@@ -120,7 +120,7 @@ class Operation:
         if cookies:
             headers.append(("Cookie", "; ".join(cookies)))
         body, content_type = self._body(body_values, scope)
-        if content_type:
+        if content_type and not any(name.lower() == "content-type" for name, _ in headers):
             headers.append(("Content-Type", content_type))
         if self.auth is not None:
             self.auth.apply(scope, headers, query)

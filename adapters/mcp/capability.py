@@ -74,9 +74,15 @@ def input_schema(tool: Tool, call: ExposedCall) -> dict[str, Any]:
             properties[name] = _property(param.type, param.description)
             if param.required and name not in required:
                 required.append(name)
+        for _, template in call.rules.templates:
+            for name in template.names:
+                if "." not in name:
+                    properties.setdefault(name, {"type": "string"})
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         schema["required"] = required
+    if not properties:
+        schema["additionalProperties"] = False
     return schema
 
 
