@@ -11,7 +11,6 @@ from typing import Any, Sequence
 
 from engine import loader
 from engine.errors import CapabilityError, NaftikoError, RequestError, UnknownOperation
-from engine.registry import Registry
 from engine.runtime import Runtime, base_uri_variable
 from engine.spec import Capability, McpExposes, RestExposes
 
@@ -57,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         capabilities = loader.load(args.paths)
-        Registry([c for cap in capabilities for c in cap.consumes])
+        Runtime(capabilities, resolve_environment=False)
     except CapabilityError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -70,14 +69,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    capabilities = loader.load(args.paths)
-    registry = Registry([c for cap in capabilities for c in cap.consumes])
-    for capability in capabilities:
-        print(_describe(capability, registry))
+    for capability in loader.load(args.paths):
+        print(_describe(capability))
     return 0
 
 
-def _describe(capability: Capability, registry: Registry) -> str:
+def _describe(capability: Capability) -> str:
     lines = [f"{capability.path}" + (f"  ({capability.info.label})" if capability.info else "")]
     for consumes in capability.consumes:
         base = consumes.base_uri or f"<no baseUri: set {base_uri_variable(consumes.namespace)}>"

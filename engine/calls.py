@@ -1,7 +1,8 @@
-"""Exposed invocations: what a REST operation or an MCP tool does when called.
+"""Exposed invocations: what a REST operation, an MCP tool or an aggregate function does.
 
-Both adapters share this: apply `with`, prepare and send the consumed operation, map the
-JSON answer. Everything here is compiled when the runtime is built.
+Both adapters share this. An invocation is compiled once into one of four modes: `call` a
+consumed operation, run `steps`, delegate through `ref` to an aggregate function, or answer
+a mock from constant outputs. The JSON answer is then mapped by the invocation's outputs.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import CapabilityError, NaftikoError, UnknownOperation
-from engine.outputs import compile_outputs, is_passthrough
+from engine.errors import CapabilityError, Location, NaftikoError, UnknownOperation, UpstreamError
+from engine.outputs import compile_mock, compile_outputs, is_passthrough
 from engine.params import Scope, WithRules
+from engine.registry import Operation
 from engine.spec import Invocation
-from engine.errors import Location
 from engine.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
@@ -38,54 +39,110 @@ class Outcome:
     content_type: str | None = None
 
 
-class ExposedCall:
-    """One exposed operation or tool, bound to the consumed operation it calls."""
+def decodes(operation: Operation, response: UpstreamResponse) -> bool:
+    """Whether the answer is read as data (JSON, or a declared non-JSON format) or passed on raw."""
+    fmt = (operation.output_format or "json").lower()
+    return response.is_json if fmt == "json" else True
 
-    __slots__ = ("runtime", "operation", "rules", "mapper", "passthrough", "unsupported", "where")
+
+async def read_json(operation: Operation, response: UpstreamResponse) -> Any:
+    """The answer as JSON-like data (None when empty or not data), converting declared formats."""
+    fmt = (operation.output_format or "json").lower()
+    if fmt == "json":
+        if response.is_json:
+            return await response.json()
+        await response.read()
+        return None
+    from engine import formats
+
+    raw = await response.read()
+    if not raw.strip():
+        return None
+    try:
+        return formats.decode(raw, fmt, schema=operation.output_schema)
+    except formats.FormatError as exc:
+        raise UpstreamError(operation.namespace, operation.name, str(exc)) from None
+
+
+def _at(where: Location, key: str) -> Location:
+    return Location(where.file, where.line, where.column, f"{where.path}.{key}")
+
+
+class ExposedCall:
+    """One compiled invocation."""
+
+    __slots__ = ("runtime", "operation", "rules", "mapper", "passthrough", "steps", "delegate", "function", "mock", "where")
 
     def __init__(self, runtime: "Runtime", invocation: Invocation, where: Location) -> None:
+        from engine.steps import Steps
+
         self.runtime = runtime
         self.where = where
         self.rules = WithRules(invocation.with_, runtime.prefixes)
         self.mapper = compile_outputs(invocation.output_parameters)
         self.passthrough = self.mapper is None or is_passthrough(invocation.output_parameters)
-        self.operation = None
-        self.unsupported: str | None = None
-        if invocation.call is not None:
+        self.operation: Operation | None = None
+        self.steps: Steps | None = None
+        self.delegate: ExposedCall | None = None
+        self.mock = None
+        self.function = runtime.functions.get(invocation.ref or "")
+        if invocation.ref is not None:
+            self.delegate = runtime.function_call(invocation.ref, _at(where, "ref"))
+        elif invocation.call is not None:
             try:
                 self.operation = runtime.registry.get(invocation.call)
             except UnknownOperation as exc:
-                raise CapabilityError.at(Location(where.file, where.line, where.column, f"{where.path}.call"), str(exc)) from None
-        elif invocation.ref is not None:
-            self.unsupported = "aggregate 'ref' invocations are not supported by this runtime yet"
+                raise CapabilityError.at(_at(where, "call"), str(exc)) from None
         elif invocation.steps:
-            self.unsupported = "orchestrated 'steps' are not supported by this runtime yet"
-        elif not invocation.output_parameters:
+            self.steps = Steps(runtime, invocation.steps, invocation.mappings, where)
+        elif invocation.output_parameters:
+            self.mock = compile_mock(invocation.output_parameters)
+        else:
             raise CapabilityError.at(where, "nothing to do: give a 'call', 'steps', 'ref' or mock outputParameters with 'value'")
 
     def references(self) -> dict[str, str]:
         return self.rules.references()
 
+    def _map(self, data: Any, scope: Scope) -> Any:
+        return data if self.passthrough or data is None else self.mapper(data, scope)
+
     async def invoke(self, params: dict[str, Any], *, stream: bool = False) -> Outcome:
-        """Run the invocation; with `stream`, a non-JSON answer is left unread for streaming."""
-        if self.unsupported:
-            raise NotSupported(self.unsupported)
+        """Run the invocation; with `stream`, a raw (non-data) answer is left unread for streaming."""
         runtime = self.runtime
-        if self.operation is None:  # mock: outputs with constant values
-            scope = Scope(runtime.bindings_for(None), params, runtime.prefixes)
-            return Outcome(200, json=self.mapper(None, scope) if self.mapper else None)
-        operation = self.operation
-        bindings = runtime.bindings_for(operation.namespace)
+        bindings = runtime.bindings_for(self.operation.namespace if self.operation else None)
         call_params = self.rules.apply(params, Scope(bindings, params, runtime.prefixes))
-        response = await runtime.send(operation, call_params)
-        if response.is_json:
-            data = await response.json()
+        scope = Scope(bindings, call_params, runtime.prefixes)
+        if self.delegate is not None:
+            outcome = await self.delegate.invoke(call_params, stream=stream)
+            if self.delegate.passthrough and outcome.json is not NO_JSON and outcome.status < 400:
+                outcome.json = self._map(outcome.json, scope)
+            return outcome
+        if self.steps is not None:
+            result = await self.steps.run(call_params)
+            if result.mapped is not None:
+                return Outcome(200, json=result.mapped)
+            data = self._map(result.last_json, scope) if result.last_status < 400 else result.last_json
+            return Outcome(result.last_status, json=data if data is not None else NO_JSON, body=b"")
+        if self.mock is not None:
+            data = self.mock(scope)
+            return Outcome(200, json=data) if data is not None else Outcome(204, body=b"")
+        assert self.operation is not None
+        return await self._call(self.operation, call_params, scope, stream)
+
+    async def _call(self, operation: Operation, params: dict[str, Any], scope: Scope, stream: bool) -> Outcome:
+        response = await self.runtime.send(operation, params)
+        if decodes(operation, response):
+            data = await read_json(operation, response)
+            if response.status < 400:
+                data = self._map(data, scope)
             headers = response.headers(keep_length=False)
-            if data is not None and response.status < 400 and not self.passthrough:
-                data = self.mapper(data, Scope(bindings, call_params, runtime.prefixes))
-            return Outcome(response.status, headers, json=data if data is not None else NO_JSON,
-                           body=b"" if data is None else None)
+            if data is None:
+                return Outcome(response.status, headers, body=b"")
+            return Outcome(response.status, headers, json=data)
         if stream:
             return Outcome(response.status, response.headers(), stream=response, content_type=response.content_type)
         body = await response.read()
         return Outcome(response.status, response.headers(), body=body, content_type=response.content_type)
+
+
+__all__ = ["ExposedCall", "Outcome", "NO_JSON", "NotSupported", "read_json"]

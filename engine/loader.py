@@ -292,21 +292,72 @@ def _consumes(m: _Map) -> spec.Consumes | spec.ConsumesImport | None:
 
 
 def _step(m: _Map) -> spec.Step | None:
+    m.known("type", "name", "call", "with", "index", "match", "lookupValue", "outputParameters",
+            "language", "location", "file", "dependencies")
     type_ = m.str("type", required=True, choices=("call", "lookup", "script"))
     name = m.str("name", required=True)
+    if type_ == "call":
+        m.str("call", required=True)
+    elif type_ == "lookup":
+        for key in ("index", "match", "lookupValue"):
+            m.str(key, required=True)
+    with_ = m.map("with")
+    outputs = m.plain("outputParameters") if type_ == "lookup" else None
     if type_ is None or name is None:
         return None
-    fields = {str(k): _plain(v) for k, v in m.data.items() if k not in ("type", "name")}
-    return spec.Step(type=type_, name=name, where=m.where, fields=fields)
+    return spec.Step(
+        type=type_, name=name, where=m.where, call=m.str("call"), with_=_plain(with_.data) if with_ else {},
+        index=m.str("index"), match=m.str("match"), lookup_value=m.str("lookupValue"),
+        output_parameters=tuple(str(o) for o in outputs or ()),
+    )
+
+
+def _mapping(m: _Map) -> spec.StepMapping | None:
+    m.known("targetName", "value")
+    target, value = m.str("targetName", required=True), m.str("value", required=True)
+    if value is not None and not value.startswith("$."):
+        m.bad("value", f"a mapping 'value' must start with '$.<step name>'; got '{value}'")
+        return None
+    if target is None or value is None:
+        return None
+    return spec.StepMapping(target_name=target, value=value, where=m.where)
 
 
 def _invocation(m: _Map) -> spec.Invocation:
     with_ = m.map("with")
     return spec.Invocation(
         call=m.str("call"), with_=_plain(with_.data) if with_ else {},
-        steps=m.items("steps", _step), mappings=tuple(m.plain("mappings", ()) or ()),
+        steps=m.items("steps", _step), mappings=m.items("mappings", _mapping),
         ref=m.str("ref"), output_parameters=m.items("outputParameters", _output_parameter),
     )
+
+
+def _aggregate_function(m: _Map) -> spec.AggregateFunction | None:
+    m.known("name", "description", "semantics", "inputParameters", "call", "with", "steps", "mappings",
+            "outputParameters")
+    name, description = m.str("name", required=True), m.str("description", required=True)
+    semantics = m.map("semantics")
+    invocation = _invocation(m)
+    _check_call(m, invocation)
+    if name is None:
+        return None
+    if semantics is not None:
+        semantics.known("safe", "idempotent", "cacheable")
+    return spec.AggregateFunction(
+        name=name, description=description, where=m.where, invocation=invocation,
+        semantics=spec.Semantics(semantics.bool("safe"), semantics.bool("idempotent"), semantics.bool("cacheable"))
+        if semantics else None,
+        input_parameters=m.items("inputParameters", _tool_parameter),
+    )
+
+
+def _aggregate(m: _Map) -> spec.Aggregate | None:
+    m.known("label", "namespace", "functions")
+    label, namespace = m.str("label", required=True), m.str("namespace", required=True)
+    functions = m.items("functions", _aggregate_function, required=True)
+    if namespace is None:
+        return None
+    return spec.Aggregate(label=label or namespace, namespace=namespace, where=m.where, functions=functions)
 
 
 def _check_call(m: _Map, invocation: spec.Invocation) -> None:
@@ -504,7 +555,7 @@ def _capability(root: _Map, path: str) -> spec.Capability:
         consumes=tuple(e for e in entries if isinstance(e, spec.Consumes)),
         imports=tuple(e for e in entries if isinstance(e, spec.ConsumesImport)),
         exposes=body.items("exposes", _exposes) if body else (),
-        aggregates=tuple(body.plain("aggregates", ()) or ()) if body else (),
+        aggregates=body.items("aggregates", _aggregate) if body else (),
         warnings=tuple(root.ctx.warnings),
     )
 
@@ -594,6 +645,7 @@ def _duplicate_namespaces(capabilities: list[spec.Capability]) -> list[Problem]:
     for capability in capabilities:
         declared = [(c.namespace, c.where) for c in capability.consumes]
         declared += [(e.namespace, e.where) for e in capability.exposes if e.namespace]
+        declared += [(a.namespace, a.where) for a in capability.aggregates]
         for namespace, where in declared:
             first = seen.setdefault(namespace, where)
             if first is not where:

@@ -113,3 +113,31 @@ def _array(output: OutputParameter) -> Mapper:
 
 
 __all__ = ["compile_outputs", "is_passthrough", "Mapper", "MISSING"]
+
+
+def compile_mock(outputs: Sequence[OutputParameter]) -> Callable[[Scope], Any]:
+    """Mock mode (no upstream): `{name: value}` from constant and templated `value`s.
+
+    Nested properties recurse, an array gets one item, an unnamed entry is stored under
+    "value"; with nothing to build the answer is None (a REST 204).
+    """
+    entries = [(output.name or "value", _mock(output)) for output in outputs]
+
+    def build(scope: Scope) -> Any:
+        result = {name: make(scope) for name, make in entries}
+        return result or None
+
+    return build
+
+
+def _mock(output: OutputParameter) -> Callable[[Scope], Any]:
+    if output.value is not None:
+        constant = _constant(output.value)
+        return lambda scope: constant(None, scope)
+    if output.properties:
+        fields = [(name, _mock(prop)) for name, prop in output.properties.items()]
+        return lambda scope: {name: make(scope) for name, make in fields}
+    if output.items is not None:
+        item = _mock(output.items)
+        return lambda scope: [item(scope)]
+    return lambda scope: None

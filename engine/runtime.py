@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from engine import bindings as binding_values
 from engine import loader
@@ -18,7 +18,7 @@ from engine.calls import ExposedCall
 from engine.errors import CapabilityError, Location, Problem
 from engine.params import CALLER_PREFIXES, with_aliases
 from engine.registry import Operation, Registry
-from engine.spec import Capability, Consumes, Exposes, Invocation
+from engine.spec import Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
 from engine.upstream import Upstream, UpstreamResponse
 
 log = logging.getLogger("naftiko")
@@ -36,7 +36,9 @@ class Runtime:
     """Loaded capabilities, ready to call and to serve."""
 
     def __init__(self, capabilities: list[Capability], *, base_uris: Mapping[str, str] | None = None,
-                 environ: Mapping[str, str] | None = None, timeout: float | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, timeout: float | None = None,
+                 resolve_environment: bool = True) -> None:
+        """Compile everything; with `resolve_environment=False` only check (no bindings, no upstreams)."""
         env = os.environ if environ is None else environ
         self.capabilities = capabilities
         for capability in capabilities:
@@ -46,18 +48,24 @@ class Runtime:
         consumes = [c for cap in capabilities for c in cap.consumes]
         self.registry = Registry(consumes)
         self.exposes: list[Exposes] = [e for cap in capabilities for e in cap.exposes]
-        self.prefixes = CALLER_PREFIXES | frozenset(e.namespace for e in self.exposes if e.namespace)
-        self._bindings: dict[str | None, dict[str, str]] = {None: {}}
-        for capability in capabilities:
-            values = binding_values.resolve(capability, env)
-            self._bindings[None].update(values)
-            for entry in capability.consumes:
-                self._bindings[entry.namespace] = values
-        self.upstreams = {c.namespace: Upstream(c.namespace, _base_uri(c, base_uris or {}, env), self.timeout)
-                          for c in consumes}
-        _check_unknown_namespaces(base_uris or {}, self.upstreams)
+        aggregates = [a for cap in capabilities for a in cap.aggregates]
+        self.functions = {f"{a.namespace}.{f.name}": f for a in aggregates for f in a.functions}
+        self.prefixes = (CALLER_PREFIXES | frozenset(e.namespace for e in self.exposes if e.namespace)
+                         | frozenset(a.namespace for a in aggregates))
         self._calls: dict[int, ExposedCall] = {}
         self._started = 0
+        self._compile_invocations()
+        self._bindings: dict[str | None, dict[str, str]] = {None: {}}
+        self.upstreams: dict[str, Upstream] = {}
+        if resolve_environment:
+            for capability in capabilities:
+                values = binding_values.resolve(capability, env)
+                self._bindings[None].update(values)
+                for entry in capability.consumes:
+                    self._bindings[entry.namespace] = values
+            self.upstreams = {c.namespace: Upstream(c.namespace, _base_uri(c, base_uris or {}, env), self.timeout)
+                              for c in consumes}
+            _check_unknown_namespaces(base_uris or {}, self.upstreams)
 
     @classmethod
     def load(cls, *paths: str | Path, **options: Any) -> "Runtime":
@@ -91,6 +99,26 @@ class Runtime:
     def bindings_for(self, namespace: str | None) -> dict[str, str]:
         return self._bindings.get(namespace, self._bindings[None])
 
+    def _compile_invocations(self) -> None:
+        """Compile every exposed invocation now, so a bad `call` or `ref` fails at load."""
+        problems: list[Problem] = []
+        for exposes in self.exposes:
+            for invocation, where in _invocations(exposes):
+                try:
+                    self.exposed_call(invocation, where)
+                except CapabilityError as exc:
+                    problems.extend(exc.problems)
+        if problems:
+            raise CapabilityError(problems)
+
+    def function_call(self, ref: str, where: Location) -> ExposedCall:
+        """The compiled aggregate function that `ref: "<aggregate>.<function>"` names."""
+        function = self.functions.get(ref)
+        if function is None:
+            known = ", ".join(sorted(self.functions)) or "none"
+            raise CapabilityError.at(where, f"ref '{ref}' names no aggregate function (known: {known})")
+        return self.exposed_call(function.invocation, function.where)
+
     def exposed_call(self, invocation: Invocation, where: Location) -> ExposedCall:
         """The compiled invocation of an exposed operation or tool (built once, then reused)."""
         key = id(invocation)
@@ -101,6 +129,8 @@ class Runtime:
 
     async def send(self, operation: Operation, params: Mapping[str, Any]) -> UpstreamResponse:
         """Prepare and send one consumed operation; the body is left unread."""
+        if operation.namespace not in self.upstreams:
+            raise RuntimeError("this runtime was built with resolve_environment=False and cannot call upstreams")
         prepared = operation.prepare(params, self.bindings_for(operation.namespace), self.prefixes)
         return await self.upstreams[operation.namespace].send(operation.key, prepared)
 
@@ -118,6 +148,19 @@ class Runtime:
                 return exposes
         known = ", ".join(e.namespace for e in self.exposes if e.namespace) or "none"
         raise KeyError(f"no exposes block with namespace '{namespace}' (known: {known})")
+
+
+def _invocations(exposes: Exposes) -> Iterator[tuple[Invocation, Location]]:
+    if isinstance(exposes, RestExposes):
+        for resource in exposes.resources:
+            for operation in resource.operations:
+                yield operation.invocation, operation.where
+    elif isinstance(exposes, McpExposes):
+        for tool in exposes.tools:
+            yield tool.invocation, tool.where
+        for resource in exposes.resources:
+            if resource.invocation is not None:
+                yield resource.invocation, resource.where
 
 
 def _base_uri(consumes: Consumes, overrides: Mapping[str, str], env: Mapping[str, str]) -> str:

@@ -117,12 +117,26 @@ class ConsumesImport:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """An orchestration step; only its declared keys are kept, as plain data."""
+    """An orchestration step: `call` a consumed operation, or `lookup` in an earlier output."""
 
     type: str
     name: str
     where: Location
-    fields: dict[str, JSON] = field(default_factory=dict)
+    call: str | None = None
+    with_: dict[str, JSON] = field(default_factory=dict)
+    index: str | None = None
+    match: str | None = None
+    lookup_value: str | None = None
+    output_parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepMapping:
+    """`mappings` entry: copy `$.<step>.<path>` to a (dotted) target name."""
+
+    target_name: str
+    value: str
+    where: Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +146,7 @@ class Invocation:
     call: str | None = None
     with_: dict[str, JSON] = field(default_factory=dict)
     steps: tuple[Step, ...] = ()
-    mappings: tuple[dict[str, JSON], ...] = ()
+    mappings: tuple[StepMapping, ...] = ()
     ref: str | None = None
     output_parameters: tuple[OutputParameter, ...] = ()
 
@@ -269,6 +283,33 @@ Exposes = RestExposes | McpExposes | OtherExposes
 
 
 @dataclass(frozen=True, slots=True)
+class Semantics:
+    safe: bool | None = None
+    idempotent: bool | None = None
+    cacheable: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateFunction:
+    """A reusable function that REST operations and MCP tools reach through `ref`."""
+
+    name: str
+    description: str | None
+    where: Location
+    invocation: Invocation
+    semantics: Semantics | None = None
+    input_parameters: tuple[ToolParameter, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    label: str
+    namespace: str
+    where: Location
+    functions: tuple[AggregateFunction, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Info:
     label: str
     description: str | None = None
@@ -287,5 +328,5 @@ class Capability:
     consumes: tuple[Consumes, ...] = ()
     imports: tuple[ConsumesImport, ...] = ()
     exposes: tuple[Exposes, ...] = ()
-    aggregates: tuple[dict[str, JSON], ...] = ()
+    aggregates: tuple[Aggregate, ...] = ()
     warnings: tuple[str, ...] = ()

@@ -18,7 +18,7 @@ from engine.calls import NO_JSON, ExposedCall, NotSupported, Outcome
 from engine.errors import RequestError, UpstreamError
 from engine.params import with_aliases
 from engine.runtime import Runtime
-from engine.spec import McpExposes, Prompt, Resource, Tool, ToolHints
+from engine.spec import McpExposes, Prompt, Resource, Semantics, Tool, ToolHints, ToolParameter
 from engine.templates import MISSING
 
 from .backend import (
@@ -36,11 +36,22 @@ JSON_TYPES = {"string", "integer", "number", "boolean", "object", "array"}
 _VERSION = "0.1.0"
 
 
-def _hints(hints: ToolHints | None, title: str | None) -> dict[str, Any] | None:
-    """Only the hints that are set, as the reference engine lists them."""
+def _hints(hints: ToolHints | None, title: str | None, semantics: Semantics | None = None) -> dict[str, Any] | None:
+    """Only the hints that are set, as the reference engine lists them.
+
+    An aggregate function's semantics give defaults (safe → read-only and not destructive;
+    idempotent copied); the tool's own hints override them field by field.
+    """
     annotations: dict[str, Any] = {}
     if title:
         annotations["title"] = title
+    if semantics is not None:
+        if semantics.safe is not None:
+            annotations["readOnlyHint"] = semantics.safe
+            if semantics.safe:
+                annotations["destructiveHint"] = False
+        if semantics.idempotent is not None:
+            annotations["idempotentHint"] = semantics.idempotent
     if hints is not None:
         pairs = (("readOnlyHint", hints.read_only), ("destructiveHint", hints.destructive),
                  ("idempotentHint", hints.idempotent), ("openWorldHint", hints.open_world))
@@ -55,12 +66,15 @@ def _property(type_: str | None, description: str | None) -> dict[str, Any]:
     return schema
 
 
-def input_schema(tool: Tool, call: ExposedCall) -> dict[str, Any]:
+def input_schema(declared: tuple[ToolParameter, ...], call: ExposedCall) -> dict[str, Any]:
     """Declared inputParameters win; otherwise derive from `with` and the consumed operation."""
     properties: dict[str, Any] = {}
     required: list[str] = []
-    if tool.input_parameters:
-        for param in tool.input_parameters:
+    if call.function is not None and call.delegate is not None:
+        declared = declared or call.function.input_parameters
+        call = call.delegate
+    if declared:
+        for param in declared:
             properties[param.name] = _property(param.type, param.description)
             if param.required:
                 required.append(param.name)
@@ -108,9 +122,13 @@ class CapabilityBackend:
         tools: list[McpTool] = []
         for tool in exposes.tools:
             call = runtime.exposed_call(tool.invocation, tool.where)
-            self._calls[tool.name] = (call, tool)
-            tools.append(McpTool(name=tool.name, input_schema=input_schema(tool, call), description=tool.description,
-                                 title=tool.label, annotations=_hints(tool.hints, tool.label)))
+            function = call.function
+            name = tool.name or (function.name if function else "")
+            self._calls[name] = (call, tool)
+            tools.append(McpTool(
+                name=name, input_schema=input_schema(tool.input_parameters, call),
+                description=tool.description or (function.description if function else None), title=tool.label,
+                annotations=_hints(tool.hints, tool.label, function.semantics if function else None)))
         self.tools = tuple(tools)
         self._resources = {r.uri: r for r in exposes.resources}
         self.resources = tuple(self._resource(r) for r in exposes.resources)

@@ -85,12 +85,21 @@ class _Headers:
         "version", "session_id", "method", "name", "params", "duplicate",
     )
 
+    host: str | None
+    origin: str | None
+    accept: str | None
+    content_length: str | None
+    version: str | None  # MCP-Protocol-Version
+    session_id: str | None
+    method: str | None  # Mcp-Method
+    name: str | None  # Mcp-Name
+    params: dict[str, str] | None  # Mcp-Param-* by lowercase name
+    duplicate: str | None  # a routing header sent twice
+
     def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
-        self.host = self.origin = self.accept = None
-        self.content_length: str | None = None
+        self.host = self.origin = self.accept = self.content_length = None
         self.version = self.session_id = self.method = self.name = None
-        self.params: dict[str, str] | None = None
-        self.duplicate: str | None = None
+        self.params = self.duplicate = None
         seen: set[bytes] | None = None
         for key, value in raw:
             if key == b"host":
@@ -230,7 +239,7 @@ class McpHttpApp:
     # ----------------------------------------------------------------- routing
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] not in self._paths:
+        if _route_path(scope) not in self._paths:
             await _send_error(send, 404, INVALID_REQUEST, "Not Found: the MCP endpoint is /mcp")
             return
         headers = _Headers(scope["headers"])
@@ -418,6 +427,15 @@ def _check_param_headers(annotated: tuple[_ParamHeader, ...], arguments: Any, se
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below any mount point (ASGI `path` includes `root_path`)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root):] or "/"
+    return path
 
 
 def _has_port(host: str) -> bool:

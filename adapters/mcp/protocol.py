@@ -518,9 +518,8 @@ def _tool_result(outcome: ToolResult, modern: bool) -> dict[str, Any]:
 
 
 def _resource_error(exc: McpError, uri: str, modern: bool) -> McpError:
-    """Unknown resources are -32002 in the handshake era and -32602 in 2026-07-28."""
-    if modern and exc.code == RESOURCE_NOT_FOUND:
-        return McpError(INVALID_PARAMS, exc.message, exc.data if exc.data is not None else {"uri": uri})
-    if not modern and exc.code == INVALID_PARAMS:
-        return McpError(RESOURCE_NOT_FOUND, exc.message, exc.data if exc.data is not None else {"uri": uri})
-    return exc
+    """Unknown resources are -32002 in the handshake era and -32602 in 2026-07-28, with data.uri."""
+    if exc.code not in (INVALID_PARAMS, RESOURCE_NOT_FOUND):
+        return exc
+    code = INVALID_PARAMS if modern else RESOURCE_NOT_FOUND
+    return McpError(code, exc.message, exc.data if exc.data is not None else {"uri": uri})
