@@ -121,6 +121,9 @@ class Steps:
             if step.type == "call":
                 self.steps.append(_CallStep(runtime, step))
             elif step.type == "lookup":
+                if step.index not in {s.name for s in self.steps}:
+                    raise CapabilityError.at(step.where, f"lookup step '{step.name}' uses index '{step.index}',"
+                                                         " which is not an earlier step")
                 self.steps.append(_LookupStep(step))
             else:
                 raise CapabilityError.at(step.where, f"{step.type} steps are not supported by this runtime")

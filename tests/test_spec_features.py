@@ -1,0 +1,355 @@
+"""Spec features beyond a plain call, served by `naftiko serve` and called over REST and MCP:
+aggregates and `ref`, steps, lookups, mappings, mocks, namespace-qualified `with`, body and
+header parameters. The capability files are our own minimal copies of the reference
+engine's test fixtures (NOTES.md section 4.1), so these tests need nothing from ../shared."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from mcp import Client
+from ruamel.yaml import YAML
+
+from engine import CapabilityError, Runtime, load_capabilities
+from tests.conftest import RecordingUpstream, Reply
+
+pytestmark = pytest.mark.anyio
+
+Serve = Callable[[str], dict[str, str]]
+
+
+@pytest.fixture
+def serve(tmp_path: Path, upstream: RecordingUpstream, naftiko) -> Iterator[Serve]:
+    """Write a capability, point every consumes namespace at the recording upstream, serve it."""
+
+    def start(text: str) -> dict[str, str]:
+        text = textwrap.dedent(text)
+        path = tmp_path / "capability.yaml"
+        path.write_text(text)
+        doc = YAML(typ="safe").load(text)["capability"]
+        args = [str(path)]
+        for consumes in doc.get("consumes", []):
+            args += ["--base-uri", f"{consumes['namespace']}={upstream.url}"]
+        for exposes in doc.get("exposes", []):
+            args += ["--port", f"{exposes['namespace']}=0"]
+        process = naftiko(*args)
+        return process.wait_for(*(e["namespace"] for e in doc.get("exposes", [])))
+
+    yield start
+
+
+AGGREGATES = """\
+naftiko: 1.0.0-alpha2
+capability:
+  aggregates:
+    - label: Forecast
+      namespace: forecast
+      functions:
+        - name: get-forecast
+          description: Fetch current weather forecast for a location.
+          semantics: {safe: true, idempotent: true}
+          inputParameters:
+            - {name: location, type: string, description: City or coordinates}
+          call: weather-api.get-forecast
+          with:
+            city: forecast.location
+          outputParameters:
+            - type: string
+              mapping: $.forecast
+        - name: hello
+          description: Builds a greeting payload.
+          inputParameters:
+            - {name: name, type: string, description: Name to greet}
+          outputParameters:
+            - {name: message, type: string, value: "Hello, {{name}}!"}
+            - {name: source, type: string, value: aggregate-mock}
+        - name: delete-item
+          description: Delete an item.
+          semantics: {safe: false, idempotent: true}
+          outputParameters:
+            - {name: deleted, type: boolean, value: "true"}
+  exposes:
+    - type: mcp
+      port: 9100
+      namespace: forecast-mcp
+      tools:
+        - name: get-forecast
+          description: Get the weather forecast.
+          ref: forecast.get-forecast
+        - ref: forecast.get-forecast
+          name: get-forecast-inherited
+        - name: hello
+          description: Return greeting payload.
+          ref: forecast.hello
+        - name: delete-item
+          ref: forecast.delete-item
+          hints: {openWorld: false, destructive: true}
+    - type: rest
+      port: 9101
+      namespace: forecast-rest
+      resources:
+        - path: /forecast/{location}
+          operations:
+            - ref: forecast.get-forecast
+              method: GET
+        - path: /hello
+          operations:
+            - method: GET
+              ref: forecast.hello
+              inputParameters:
+                - {name: name, in: query, type: string, description: Name to greet}
+  consumes:
+    - type: http
+      namespace: weather-api
+      baseUri: http://localhost:1
+      resources:
+        - path: forecast
+          name: forecast
+          operations:
+            - method: GET
+              name: get-forecast
+              inputParameters:
+                - {name: city, in: query}
+"""
+
+
+async def test_aggregate_refs_over_mcp_and_rest(serve: Serve, upstream: RecordingUpstream) -> None:
+    urls = serve(AGGREGATES)
+    upstream.reply("GET", "/forecast", Reply(json={"forecast": "sunny", "extra": 1}))
+    async with Client(urls["forecast-mcp"], mode="legacy", cache=None) as mcp:
+        tools = {t.name: t for t in (await mcp.list_tools()).tools}
+        result = await mcp.call_tool("get-forecast", {"location": "Paris"})
+        hello = await mcp.call_tool("hello", {"name": "Nina"})
+    assert list(tools) == ["get-forecast", "get-forecast-inherited", "hello", "delete-item"]
+    inherited = tools["get-forecast-inherited"]
+    assert inherited.description == "Fetch current weather forecast for a location."
+    assert inherited.input_schema["properties"] == {"location": {"type": "string", "description": "City or coordinates"}}
+    hints = inherited.annotations
+    assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint) == \
+        (True, False, True, None)
+    delete = tools["delete-item"].annotations
+    assert (delete.read_only_hint, delete.destructive_hint, delete.idempotent_hint, delete.open_world_hint) == \
+        (False, True, True, False)
+    assert result.structured_content == {"result": "sunny"}
+    assert parse_qs(upstream.last.query) == {"city": ["Paris"]}
+    assert hello.structured_content == {"message": "Hello, Nina!", "source": "aggregate-mock"}
+
+    rest = urls["forecast-rest"]
+    response = httpx.get(f"{rest}/forecast/Lyon")
+    assert response.json() == "sunny" and parse_qs(upstream.last.query) == {"city": ["Lyon"]}
+    greeting = httpx.get(f"{rest}/hello", params={"name": "Nina"})
+    assert greeting.status_code == 200
+    assert greeting.json() == {"message": "Hello, Nina!", "source": "aggregate-mock"}
+
+
+def test_unknown_ref_fails_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(AGGREGATES.replace("ref: forecast.hello", "ref: forecast.nope"))
+    with pytest.raises(CapabilityError) as caught:
+        Runtime(load_capabilities([path]), resolve_environment=False)
+    problems = caught.value.problems
+    assert [p.location.path for p in problems] == ["capability.exposes[0].tools[2].ref",
+                                                   "capability.exposes[1].resources[1].operations[0].ref"]
+    assert "ref 'forecast.nope' names no aggregate function (known: forecast.delete-item," in problems[0].message
+
+
+STEPS = """\
+naftiko: 1.0.0-alpha2
+capability:
+  aggregates:
+    - label: Shipyard
+      namespace: shipyard
+      functions:
+        - name: get-voyage-manifest
+          description: Assemble a voyage manifest.
+          inputParameters:
+            - {name: voyage-id, type: string, description: Voyage identifier}
+          steps:
+            - name: fetch-voyage
+              type: call
+              call: registry.get-voyage
+              with:
+                voyage-id: shipyard.voyage-id
+            - name: list-crew
+              type: call
+              call: registry.list-crew
+            - name: captain
+              type: lookup
+              index: list-crew
+              match: id
+              lookupValue: $.fetch-voyage.captain
+              outputParameters: [name]
+            - name: all-crew
+              type: lookup
+              index: list-crew
+              match: id
+              lookupValue: $.fetch-voyage.crewIds
+              outputParameters: [name, rank]
+          mappings:
+            - {targetName: voyage.id, value: $.fetch-voyage.voyageId}
+            - {targetName: voyage.ship, value: $.fetch-voyage.ship.name}
+            - {targetName: captain, value: $.captain.name}
+            - {targetName: crew, value: $.all-crew}
+            - {targetName: missing, value: $.nothing.here}
+  exposes:
+    - type: mcp
+      port: 9200
+      namespace: shipyard-tools
+      tools:
+        - name: get-voyage-manifest
+          ref: shipyard.get-voyage-manifest
+        - name: voyage-direct
+          description: Steps declared on the tool itself.
+          inputParameters:
+            - {name: voyageId, type: string, description: Voyage ID}
+          steps:
+            - name: get-voyage
+              type: call
+              call: registry.get-voyage
+              with:
+                voyage-id: shipyard-tools.voyageId
+          mappings:
+            - {targetName: voyageId, value: $.get-voyage.voyageId}
+          outputParameters:
+            - {name: voyageId, type: string}
+  consumes:
+    - type: http
+      namespace: registry
+      baseUri: http://localhost:19999
+      resources:
+        - name: voyage
+          path: /voyages/{{voyage-id}}
+          operations:
+            - name: get-voyage
+              method: GET
+              inputParameters:
+                - {name: voyage-id, in: path}
+        - name: crew
+          path: /crew
+          operations:
+            - name: list-crew
+              method: GET
+              outputParameters:
+                - {name: rank, type: string, value: $.grade}
+"""
+
+
+async def test_steps_lookups_and_dotted_mappings(serve: Serve, upstream: RecordingUpstream) -> None:
+    urls = serve(STEPS)
+    upstream.reply("GET", "/voyages/VOY-2026-042", Reply(json={
+        "voyageId": "VOY-2026-042", "ship": {"name": "Northern Star"}, "captain": "C1", "crewIds": ["C2", "C9", "C3"]}))
+    upstream.reply("GET", "/crew", Reply(json=[
+        {"id": "C1", "name": "Ada", "grade": "captain"}, {"id": "C2", "name": "Bo", "grade": "mate"},
+        {"id": "C3", "name": "Cy", "grade": "cook"}]))
+    async with Client(urls["shipyard-tools"], mode="auto", cache=None) as mcp:
+        manifest = await mcp.call_tool("get-voyage-manifest", {"voyage-id": "VOY-2026-042"})
+        direct = await mcp.call_tool("voyage-direct", {"voyageId": "VOY-2026-042"})
+    assert not manifest.is_error, manifest.content
+    assert manifest.structured_content == {
+        "voyage": {"id": "VOY-2026-042", "ship": "Northern Star"},
+        "captain": "Ada",
+        "crew": [{"name": "Bo", "rank": "mate"}, {"name": "Cy", "rank": "cook"}],
+    }
+    assert direct.structured_content == {"voyageId": "VOY-2026-042"}
+    assert [r.path for r in upstream.requests] == ["/voyages/VOY-2026-042", "/crew", "/voyages/VOY-2026-042"]
+
+
+def test_lookup_of_a_later_step_fails_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(STEPS.replace("index: list-crew\n              match: id\n              lookupValue: $.fetch-voyage.captain",
+                                  "index: all-crew\n              match: id\n              lookupValue: $.fetch-voyage.captain"))
+    with pytest.raises(CapabilityError, match="lookup step 'captain' uses index 'all-crew', which is not an earlier step"):
+        Runtime(load_capabilities([path]), resolve_environment=False)
+
+
+BODY_AND_HEADERS = """\
+naftiko: 1.0.0-alpha2
+capability:
+  exposes:
+    - type: rest
+      port: 8084
+      namespace: users-rest
+      resources:
+        - path: /users
+          operations:
+            - method: POST
+              call: users-api.create
+              inputParameters:
+                - {name: userId, in: body, type: string, description: User ID, value: $.user.id}
+                - {name: userName, in: body, type: string, description: User name, value: $.user.name}
+        - path: /search
+          operations:
+            - method: POST
+              call: users-api.search
+              inputParameters:
+                - {name: userId, in: body, type: string, description: User ID, value: $.user.id}
+        - path: /ships/{{imo}}
+          operations:
+            - method: GET
+              call: users-api.get-ship
+              with:
+                imo_number: "{{imo}}"
+        - path: /ships
+          operations:
+            - method: POST
+              call: users-api.register-ship
+              with:
+                shipImo: users-rest.shipImo
+  consumes:
+    - type: http
+      namespace: users-api
+      baseUri: http://example.com
+      inputParameters:
+        - {name: X-API-Key, in: header, value: ABC123}
+      resources:
+        - path: /create
+          name: create
+          operations:
+            - method: POST
+              name: create
+              body: |
+                {"id":"{{userId}}","name":"{{userName}}"}
+        - path: /items
+          name: items
+          operations:
+            - method: POST
+              name: search
+              inputParameters:
+                - {name: q, in: query, value: "{{userId}}"}
+                - {name: absent, in: query, value: "{{nobody}}"}
+        - path: /ships/{{imo_number}}
+          name: ships
+          operations:
+            - {method: GET, name: get-ship}
+        - path: /ships
+          name: ship-register
+          operations:
+            - method: POST
+              name: register-ship
+              body: '{"shipImo": "{{shipImo}}"}'
+"""
+
+
+def test_body_inputs_headers_and_query_templates(serve: Serve, upstream: RecordingUpstream) -> None:
+    base = serve(BODY_AND_HEADERS)["users-rest"]
+    httpx.post(f"{base}/users", json={"user": {"id": "123", "name": "Alice"}})
+    assert upstream.last.path == "/create"
+    assert json.loads(upstream.last.body) == {"id": "123", "name": "Alice"}
+    assert upstream.last.headers["x-api-key"] == "ABC123"
+
+    httpx.post(f"{base}/search", json={"user": {"id": "999"}})
+    assert upstream.last.query == "q=999", "a query template with a missing value drops that parameter"
+
+    httpx.get(f"{base}/ships/IMO-9321483")
+    assert upstream.last.path == "/ships/IMO-9321483"
+
+    upstream.reply("POST", "/ships", Reply(status=201, json={"ok": True}))
+    created = httpx.post(f"{base}/ships", params={"shipImo": "IMO-9321483"})
+    assert created.status_code == 201
+    assert upstream.last.body == b'{"shipImo": "IMO-9321483"}'
