@@ -7,6 +7,7 @@ files written for newer spec versions still load.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -596,7 +597,35 @@ def load_file(path: str | Path) -> spec.Capability:
     capability = _capability(_Map(ctx, data, "", Location(file, 1, 1)), file)
     if ctx.problems:
         raise CapabilityError(ctx.problems)
+    if capability.imports:
+        imported = tuple(_import(entry, Path(file).parent) for entry in capability.imports)
+        capability = replace(capability, consumes=capability.consumes + imported)
     return capability
+
+
+def _import(entry: spec.ConsumesImport, base: Path) -> spec.Consumes:
+    """Bring in one namespace of a shared consumes file, renamed to `as` when given."""
+    location = entry.location
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    path = Path(location) if Path(location).is_absolute() else base / location
+    where = Location(entry.where.file, entry.where.line, entry.where.column, f"{entry.where.path}.location")
+    if not path.is_file():
+        raise CapabilityError.at(where, f"imported file not found: {path}")
+    data = read_document(path)
+    if not isinstance(data, CommentedMap) or not isinstance(data.get("consumes"), list):
+        raise CapabilityError.at(where, f"{path} is not a shared consumes file (it needs a top-level 'consumes' list)")
+    ctx = _Context(str(path))
+    entries = _Map(ctx, data, "", Location(str(path), 1, 1)).items("consumes", _consumes)
+    if ctx.problems:
+        raise CapabilityError(ctx.problems)
+    for found in entries:
+        if isinstance(found, spec.Consumes) and found.namespace == entry.import_:
+            return replace(found, namespace=entry.as_ or found.namespace)
+    names = ", ".join(e.namespace for e in entries if isinstance(e, spec.Consumes)) or "none"
+    raise CapabilityError.at(
+        Location(entry.where.file, entry.where.line, entry.where.column, f"{entry.where.path}.import"),
+        f"{path} has no consumes namespace '{entry.import_}' (it has: {names})")
 
 
 def is_capability_document(path: Path) -> bool:

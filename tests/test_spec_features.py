@@ -353,3 +353,54 @@ def test_body_inputs_headers_and_query_templates(serve: Serve, upstream: Recordi
     created = httpx.post(f"{base}/ships", params={"shipImo": "IMO-9321483"})
     assert created.status_code == 201
     assert upstream.last.body == b'{"shipImo": "IMO-9321483"}'
+
+
+SHARED_CONSUMES = """\
+naftiko: 1.0.0-alpha2
+consumes:
+  - type: http
+    namespace: shared-users
+    baseUri: http://localhost:1
+    resources:
+      - name: me
+        path: /users/me
+        operations:
+          - {name: whoami, method: GET}
+"""
+
+IMPORTING = """\
+naftiko: 1.0.0-alpha2
+capability:
+  consumes:
+    - location: ./shared/users.yaml
+      import: shared-users
+      as: people
+  exposes:
+    - type: rest
+      port: 8000
+      namespace: people-rest
+      resources:
+        - path: /me
+          operations:
+            - {method: GET, call: people.whoami}
+"""
+
+
+def test_imported_consumes_relative_to_the_file(tmp_path: Path, upstream: RecordingUpstream, naftiko) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "users.yaml").write_text(SHARED_CONSUMES)
+    (tmp_path / "cap.yaml").write_text(IMPORTING)
+    process = naftiko(str(tmp_path / "cap.yaml"), "--base-uri", f"people={upstream.url}", "--port", "people-rest=0")
+    base = process.wait_for("people-rest")["people-rest"]
+    upstream.reply("GET", "/users/me", Reply(json={"id": 1}))
+    assert httpx.get(f"{base}/me").json() == {"id": 1}
+
+
+def test_import_errors_name_the_file_and_namespace(tmp_path: Path) -> None:
+    (tmp_path / "cap.yaml").write_text(IMPORTING)
+    with pytest.raises(CapabilityError, match="imported file not found: .*shared/users.yaml"):
+        load_capabilities([tmp_path / "cap.yaml"])
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "users.yaml").write_text(SHARED_CONSUMES.replace("shared-users", "other"))
+    with pytest.raises(CapabilityError, match="has no consumes namespace 'shared-users' \\(it has: other\\)"):
+        load_capabilities([tmp_path / "cap.yaml"])
