@@ -13,17 +13,23 @@ from engine.spec import McpExposes, RestExposes
 
 
 def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
-    """The ASGI app serving the exposes block named `namespace`."""
+    """The ASGI app serving the exposes block named `namespace`, behind its authentication."""
     exposes = runtime.exposes_named(namespace)
     if isinstance(exposes, RestExposes):
         from adapters.rest.app import RestApp
 
-        return RestApp(runtime, exposes)
-    if isinstance(exposes, McpExposes):
+        app: Any = RestApp(runtime, exposes)
+    elif isinstance(exposes, McpExposes):
         from adapters.mcp.capability import mcp_http_app
 
-        return mcp_http_app(runtime, exposes, **options)
-    raise ValueError(f"exposes '{namespace}' is of type {exposes.type}, which this runtime cannot serve yet")
+        app = mcp_http_app(runtime, exposes, **options)
+    else:
+        raise ValueError(f"exposes '{namespace}' is of type {exposes.type}, which this runtime cannot serve yet")
+    if exposes.authentication is not None:
+        from adapters.auth import ServerAuth
+
+        app = ServerAuth(app, exposes.authentication, runtime)
+    return app
 
 
 def __getattr__(name: str) -> Any:

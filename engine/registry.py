@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import quote, urlencode
 
 from engine.errors import CapabilityError, Problem, RequestError, UnknownOperation
@@ -199,41 +200,94 @@ def _compile_param(param: InputParameter) -> OperationParameter:
 # --- bodies -------------------------------------------------------------------------------------
 
 
+class _Data:
+    """Structured data whose string leaves are templates; a lone `{{name}}` keeps its type."""
+
+    __slots__ = ("render",)
+
+    def __init__(self, data: Any) -> None:
+        self.render = _compile_data(data)
+
+
+def _compile_data(data: Any) -> Callable[[Scope], Any]:
+    if isinstance(data, str):
+        template = Template.compile(data)
+        if template.is_constant:
+            return lambda scope: data
+        if template.single_name is not None:
+            name = template.single_name
+            return lambda scope: None if (value := scope.get(name)) is MISSING else value
+        return template.render
+    if isinstance(data, dict):
+        fields = [(str(k), _compile_data(v)) for k, v in data.items()]
+        return lambda scope: {k: render(scope) for k, render in fields}
+    if isinstance(data, list):
+        items = [_compile_data(v) for v in data]
+        return lambda scope: [render(scope) for render in items]
+    return lambda scope: data
+
+
 class _BodyPlan:
-    """A declared `body`: a template rendered per call, or form fields rendered one by one."""
+    """A declared `body`, compiled: rendered per call into bytes and a content type."""
 
-    __slots__ = ("template", "fields", "content_type")
+    __slots__ = ("kind", "content_type", "template", "data", "parts")
 
-    def __init__(self, content_type: str, template: Template | None = None,
-                 fields: dict[str, Template] | None = None) -> None:
-        self.template, self.fields, self.content_type = template, fields, content_type
+    def __init__(self, kind: str, content_type: str, template: Template | None = None, data: _Data | None = None,
+                 parts: list[tuple[str, Template, str | None, str | None]] | None = None) -> None:
+        self.kind, self.content_type = kind, content_type
+        self.template, self.data, self.parts = template, data, parts
 
     def render(self, scope: Scope) -> tuple[bytes, str]:
-        if self.fields is not None:
-            return urlencode({k: t.render(scope) for k, t in self.fields.items()}).encode(), self.content_type
+        if self.kind == "json":
+            assert self.data is not None
+            return json.dumps(self.data.render(scope), separators=(",", ":"), ensure_ascii=False).encode(), self.content_type
+        if self.kind == "form":
+            assert self.data is not None
+            return urlencode({k: to_text(v) for k, v in self.data.render(scope).items()}).encode(), self.content_type
+        if self.kind == "multipart":
+            return _multipart(self.parts or [], scope)
         assert self.template is not None
         return self.template.render(scope).encode(), self.content_type
 
 
-_BODY_TYPES = {
-    "json": "application/json", "text": "text/plain; charset=utf-8", "xml": "application/xml",
-    "sparql": "application/sparql-query", "formUrlEncoded": "application/x-www-form-urlencoded",
-}
+def _multipart(parts: list[tuple[str, Template, str | None, str | None]], scope: Scope) -> tuple[bytes, str]:
+    boundary = "naftiko-" + secrets.token_hex(12)
+    chunks: list[bytes] = []
+    for name, value, filename, content_type in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+        if content_type:
+            head += f"Content-Type: {content_type}\r\n"
+        chunks.append(head.encode() + b"\r\n" + value.render(scope).encode() + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+
+
+_TEXT_TYPES = {"text": "text/plain; charset=utf-8", "xml": "application/xml", "sparql": "application/sparql-query"}
 
 
 def _compile_body(body: Any) -> _BodyPlan | None:
+    """Every RequestBody form of the spec: a raw template, or {type, data}."""
     if body is None:
         return None
     if isinstance(body, str):
-        return _BodyPlan("application/json", Template.compile(body))
-    if isinstance(body, dict) and "type" in body:
-        kind, data = body.get("type"), body.get("data")
-        content_type = _BODY_TYPES.get(kind, "application/json")
-        if kind == "formUrlEncoded" and isinstance(data, dict):
-            return _BodyPlan(content_type, fields={str(k): Template.compile(str(v)) for k, v in data.items()})
-        text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-        return _BodyPlan(content_type, Template.compile(text))
-    return _BodyPlan("application/json", Template.compile(json.dumps(body, separators=(",", ":"))))
+        return _BodyPlan("raw", "application/json", template=Template.compile(body))
+    if not (isinstance(body, dict) and "type" in body):
+        return _BodyPlan("json", "application/json", data=_Data(body))
+    kind, data = body.get("type"), body.get("data")
+    if kind == "formUrlEncoded":
+        if isinstance(data, dict):
+            return _BodyPlan("form", "application/x-www-form-urlencoded", data=_Data(data))
+        return _BodyPlan("raw", "application/x-www-form-urlencoded", template=Template.compile(str(data or "")))
+    if kind == "multipartForm":
+        parts = [(str(p.get("name")), Template.compile(str(p.get("value", ""))), p.get("filename"), p.get("contentType"))
+                 for p in data or () if isinstance(p, dict)]
+        return _BodyPlan("multipart", "multipart/form-data", parts=parts)
+    if kind in _TEXT_TYPES:
+        return _BodyPlan("raw", _TEXT_TYPES[kind], template=Template.compile(str(data or "")))
+    if isinstance(data, str):
+        return _BodyPlan("raw", "application/json", template=Template.compile(data))
+    return _BodyPlan("json", "application/json", data=_Data(data))
 
 
 # --- authentication ---------------------------------------------------------------------------
@@ -266,11 +320,9 @@ class _Auth:
 
 
 def _compile_auth(auth: Authentication | None) -> _Auth | None:
-    if auth is None:
+    """Header/query credentials; digest and OAuth2 are handled by the namespace's client."""
+    if auth is None or auth.type in ("digest", "oauth2"):
         return None
-    if auth.type not in ("bearer", "basic", "apikey"):
-        raise CapabilityError.at(auth.where, f"{auth.type} authentication of consumed APIs is not supported yet;"
-                                             " use bearer, basic or apikey")
     return _Auth(auth)
 
 

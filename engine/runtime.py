@@ -16,10 +16,11 @@ from engine import bindings as binding_values
 from engine import loader
 from engine.calls import ExposedCall
 from engine.errors import CapabilityError, Location, Problem
-from engine.params import CALLER_PREFIXES, with_aliases
+from engine.params import CALLER_PREFIXES, Scope, with_aliases
 from engine.registry import Operation, Registry
 from engine.spec import Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
-from engine.upstream import Upstream, UpstreamResponse
+from engine.templates import Template
+from engine.upstream import OAuth2ClientCredentials, Upstream, UpstreamResponse
 
 log = logging.getLogger("naftiko")
 
@@ -63,9 +64,31 @@ class Runtime:
                 self._bindings[None].update(values)
                 for entry in capability.consumes:
                     self._bindings[entry.namespace] = values
-            self.upstreams = {c.namespace: Upstream(c.namespace, _base_uri(c, base_uris or {}, env), self.timeout)
-                              for c in consumes}
+            self.upstreams = {c.namespace: self._upstream(c, _base_uri(c, base_uris or {}, env)) for c in consumes}
             _check_unknown_namespaces(base_uris or {}, self.upstreams)
+
+    def _upstream(self, consumes: Consumes, base_uri: str) -> Upstream:
+        """The namespace's client, with digest or OAuth2 credentials rendered from bindings."""
+        auth = consumes.authentication
+        if auth is None or auth.type not in ("digest", "oauth2"):
+            return Upstream(consumes.namespace, base_uri, self.timeout)
+        scope = Scope(self.bindings_for(consumes.namespace), {}, self.prefixes)
+
+        def field(name: str, value: Any) -> str:
+            if not value:
+                raise CapabilityError.at(auth.where, f"{auth.type} authentication of '{consumes.namespace}' needs '{name}'")
+            return Template.compile(str(value)).render(scope)
+
+        if auth.type == "digest":
+            return Upstream(consumes.namespace, base_uri, self.timeout,
+                            digest=(field("username", auth.username), field("password", auth.password)))
+        scopes = auth.extra.get("scopes") or []
+        oauth2 = OAuth2ClientCredentials(
+            field("tokenEndpoint", auth.extra.get("tokenEndpoint")), field("clientId", auth.extra.get("clientId")),
+            field("clientSecret", auth.extra.get("clientSecret")),
+            [str(s) for s in (scopes if isinstance(scopes, list) else str(scopes).split())],
+            auth.extra.get("audience") or auth.extra.get("resource"), consumes.namespace)
+        return Upstream(consumes.namespace, base_uri, self.timeout, oauth2=oauth2)
 
     @classmethod
     def load(cls, *paths: str | Path, **options: Any) -> "Runtime":

@@ -8,6 +8,7 @@ failures and timeouts become UpstreamError / UpstreamTimeout naming the namespac
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any, AsyncIterator
 
@@ -85,20 +86,64 @@ class UpstreamResponse:
         self._response.release()
 
 
+class OAuth2ClientCredentials:
+    """OAuth2 client-credentials tokens for one upstream, fetched once and reused until expiry."""
+
+    def __init__(self, token_endpoint: str, client_id: str, client_secret: str, scopes: list[str],
+                 audience: str | None, namespace: str) -> None:
+        self.token_endpoint, self.client_id, self.client_secret = token_endpoint, client_id, client_secret
+        self.scopes, self.audience, self.namespace = scopes, audience, namespace
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def header(self, session: aiohttp.ClientSession) -> str:
+        loop = asyncio.get_running_loop()
+        if self._token is None or loop.time() >= self._expires:
+            async with self._lock:
+                if self._token is None or loop.time() >= self._expires:
+                    await self._fetch(session, loop.time())
+        return f"Bearer {self._token}"
+
+    async def _fetch(self, session: aiohttp.ClientSession, now: float) -> None:
+        form = {"grant_type": "client_credentials"}
+        if self.scopes:
+            form["scope"] = " ".join(self.scopes)
+        if self.audience:
+            form["audience"] = self.audience
+        pair = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        try:
+            async with session.post(self.token_endpoint, data=form, headers={"Authorization": f"Basic {pair}"}) as response:
+                body = await response.json(content_type=None)
+                if response.status >= 400 or not isinstance(body, dict) or "access_token" not in body:
+                    raise UpstreamError(self.namespace, "oauth2 token",
+                                        f"token endpoint {self.token_endpoint} answered HTTP {response.status}")
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise UpstreamError(self.namespace, "oauth2 token", f"cannot get a token from {self.token_endpoint}: {exc}") from None
+        self._token = str(body["access_token"])
+        lifetime = float(body.get("expires_in") or 3600)
+        self._expires = now + max(lifetime - 30.0, lifetime / 2)
+
+
 class Upstream:
     """The pooled client of one consumes namespace."""
 
-    def __init__(self, namespace: str, base_uri: str, timeout: float) -> None:
+    def __init__(self, namespace: str, base_uri: str, timeout: float, *,
+                 digest: tuple[str, str] | None = None, oauth2: OAuth2ClientCredentials | None = None) -> None:
         self.namespace = namespace
         self.base_uri = base_uri.rstrip("/")
         self.timeout = timeout
+        self._digest = digest
+        self._oauth2 = oauth2
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
             timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=self.timeout)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+            middlewares = (aiohttp.DigestAuthMiddleware(*self._digest, preemptive=True),) if self._digest else ()
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True,
+                                                  middlewares=middlewares)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -113,8 +158,11 @@ class Upstream:
             await self.start()
         assert self._session is not None
         url = URL(self.base_uri + request.target, encoded=True)
+        headers: Any = request.headers
+        if self._oauth2 is not None:
+            headers = (*headers, ("Authorization", await self._oauth2.header(self._session)))
         try:
-            response = await self._session.request(request.method, url, headers=request.headers, data=request.body)
+            response = await self._session.request(request.method, url, headers=headers, data=request.body)
         except asyncio.TimeoutError:
             raise self.timeout_error(operation) from None
         except aiohttp.ClientConnectorError as exc:
