@@ -15,11 +15,23 @@ and None. The shapes follow the reference engine (`Converter.java`):
 - `csv` / `tsv` / `psv`: a list of row objects keyed by the header row, every value a string.
   Quoting per RFC 4180. Blank lines are skipped; a short row leaves its missing columns out (as
   Jackson does); a row with extra non-empty fields is an error.
-- `html`: `{"tables": [[{header: cellText}, ...], ...]}` for every table with `<th>` headers.
-  `outputSchema` is a CSS selector scoping the search.
+- `html`: `{"tables": [[{header: cellText}, ...], ...]}` for every table with `<th>` headers
+  (those of the first `<thead>` row, else of the first row). Body rows holding a `<th>`, or no
+  `<td>`, are skipped; a missing cell is "", an extra one dropped; cell text is whitespace-
+  normalised like jsoup's `text()`. `outputSchema` is a CSS selector (tag, `*`, `#id`, `.class`,
+  `[attr]`/`[attr=v]`, descendant and `>` combinators, `,` groups): a matching table is used, a
+  matching element is searched inside, each table once, in document order.
 - `markdown`: `{"frontMatter": {...}, "tables": [...], "sections": [{heading, level, content}]}`.
-  `outputSchema` keeps only the sections whose heading starts with it.
+  Front matter is a leading `---` block of YAML (only a mapping counts). Tables are top-level
+  GFM pipe tables. A section is a top-level ATX or setext heading; its content is the plain
+  text (markup, link targets and HTML removed) of the paragraphs, list items and quotes up to
+  the next heading, one per line, without tables or code blocks. `outputSchema` keeps only the
+  sections whose heading starts with it.
 - `protobuf` / `avro`: recognised labels, not decoded by this runtime yet.
+
+Bodies may be bytes (decoded with the response charset, UTF-8 by default, bad bytes replaced as
+Java readers do; XML honours its own declaration) or already-decoded text. An empty body gives
+None for json/yaml/xml and an empty result for the other formats.
 
 Decoding is split into `decoder_for` (once, when a capability is loaded: label lookup, selector
 compilation) and the returned function (per response). `decode` does both for one-off use.
@@ -442,7 +454,27 @@ def _parse_html(text: str) -> _Node:
         builder.close()
     except Exception as exc:  # html.parser has a few internal failure modes on odd markup
         raise FormatError(f"html: cannot parse the document ({type(exc).__name__})") from None
-    return builder.root
+    root = builder.root
+    html = _ensure_child(root, "html", lambda node: True)
+    _ensure_child(html, "body", lambda node: not (isinstance(node, _Node) and node.tag == "head"))
+    return root
+
+
+def _ensure_child(parent: _Node, tag: str, adopt: Callable[[_Node | str], bool]) -> _Node:
+    """The parent's `tag` child, created around the adoptable children when missing.
+
+    Browsers (and jsoup) always build `html > body`; selectors such as `body > table` rely on it.
+    """
+    for child in parent.children:
+        if isinstance(child, _Node) and child.tag == tag:
+            return child
+    node = _Node(tag, {}, parent)
+    node.children = [child for child in parent.children if adopt(child)]
+    parent.children = [child for child in parent.children if not adopt(child)] + [node]
+    for child in node.children:
+        if isinstance(child, _Node):
+            child.parent = node
+    return node
 
 
 def _decode_html(selector: _Selector | None, text: str) -> dict[str, Any]:
@@ -459,15 +491,7 @@ def _select_tables(root: _Node, selector: _Selector | None) -> list[_Node]:
     """Tables matched by the selector, or inside a matched element; every table without one."""
     if selector is None:
         return [node for node in root.elements() if node.tag == "table"]
-    seen: set[int] = set()
-    tables = []
-    for match in (node for node in root.elements() if selector.matches(node)):
-        found = [match] if match.tag == "table" else [n for n in match.elements() if n.tag == "table"]
-        for table in found:
-            if id(table) not in seen:
-                seen.add(id(table))
-                tables.append(table)
-    return tables
+    return selector.tables(root)
 
 
 def _table_rows(table: _Node) -> list[_Node]:
@@ -576,20 +600,18 @@ class _Complex:
     parts: tuple[_Compound, ...]
     links: tuple[str, ...]
 
-    def matches(self, node: _Node, index: int | None = None) -> bool:
-        index = len(self.parts) - 1 if index is None else index
-        if not self.parts[index].matches(node):
-            return False
-        if index == 0:
-            return True
-        ancestor = node.parent
-        while ancestor is not None and ancestor.parent is not None:  # the document never matches
-            if self.matches(ancestor, index - 1):
-                return True
-            if self.links[index] == ">":
-                return False
-            ancestor = ancestor.parent
-        return False
+    def step(self, node: _Node, parent: int, ancestors: int) -> int:
+        """Bitmask of the prefixes `parts[:i + 1]` that `node` completes.
+
+        `parent` is the parent's mask and `ancestors` the union of all ancestors' masks, so a
+        whole document is matched in one top-down pass instead of walking ancestors per element.
+        """
+        mask = 0
+        for index, part in enumerate(self.parts):
+            if part.matches(node) and (index == 0 or (
+                    (parent if self.links[index] == ">" else ancestors) >> (index - 1)) & 1):
+                mask |= 1 << index
+        return mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,8 +620,22 @@ class _Selector:
 
     members: tuple[_Complex, ...]
 
-    def matches(self, node: _Node) -> bool:
-        return any(member.matches(node) for member in self.members)
+    def tables(self, root: _Node) -> list[_Node]:
+        """Tables that match, or sit inside an element that matches, in document order."""
+        members, found = self.members, []
+        nothing = (0,) * len(members)
+        pending = [(child, nothing, nothing, False) for child in reversed(root.children)
+                   if isinstance(child, _Node)]
+        while pending:
+            node, parent, ancestors, inside = pending.pop()
+            masks = tuple(m.step(node, p, a) for m, p, a in zip(members, parent, ancestors))
+            inside = inside or any(mask >> (len(m.parts) - 1) & 1 for m, mask in zip(members, masks))
+            if inside and node.tag == "table":
+                found.append(node)
+            below = tuple(a | mask for a, mask in zip(ancestors, masks))
+            pending.extend((child, masks, below, inside) for child in reversed(node.children)
+                           if isinstance(child, _Node))
+        return found
 
 
 def _compile_selector(source: str) -> _Selector:
@@ -705,7 +741,7 @@ class _MdText:
 def _decode_markdown(prefix: str | None, text: str) -> dict[str, Any]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     front_matter, body = _split_front_matter(text)
-    blocks, references = _markdown_blocks(body.split("\n"))
+    blocks, references = _BlockScanner(body.split("\n")).scan()
     plain = partial(_plain_text, references=references)
     tables = []
     for block in blocks:
@@ -748,109 +784,140 @@ def _markdown_sections(blocks: list[Any], plain: Callable[[str], str],
     return [s for s in sections if prefix is None or s["heading"].startswith(prefix)]
 
 
-def _markdown_blocks(lines: list[str]) -> tuple[list[Any], set[str]]:
-    """Split the body into headings, tables and text blocks; code and HTML blocks are dropped.
+class _BlockScanner:
+    """Splits markdown lines into headings, tables and text blocks (a subset of CommonMark).
 
-    Only top-level headings and tables count (as with commonmark): lines inside list items and
-    block quotes become text. Link reference definitions are collected for the inline pass.
+    Code and HTML blocks are dropped, as the reference engine drops them from section text.
+    Only top-level headings and tables count: lines in list items and block quotes become
+    text. Link reference definitions are collected for the inline pass.
     """
-    blocks: list[Any] = []
-    references: set[str] = set()
-    paragraph: list[str] = []
-    in_list = in_quote = False
-    after_blank = True
 
-    def flush() -> None:
-        if paragraph:
-            blocks.append(_MdText("\n".join(paragraph)))
-            paragraph.clear()
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.index = 0
+        self.blocks: list[_MdHeading | _MdTable | _MdText] = []
+        self.references: set[str] = set()
+        self.paragraph: list[str] = []
+        self.in_list = self.in_quote = False
+        self.after_blank = True
 
-    index, count = 0, len(lines)
-    while index < count:
-        line = lines[index]
-        index += 1
+    def scan(self) -> tuple[list[_MdHeading | _MdTable | _MdText], set[str]]:
+        while self.index < len(self.lines):
+            self.index += 1
+            self._line(self.lines[self.index - 1])
+        self._flush()
+        return self.blocks, self.references
+
+    def _line(self, line: str) -> None:
         if not line.strip():
-            flush()
-            after_blank = True
-            in_quote = False
-            continue
+            self._flush()
+            self.after_blank, self.in_quote = True, False
+            return
         indent = len(line[:len(line) - len(line.lstrip(" \t"))].expandtabs(4))
-        blank_before, after_blank = after_blank, False
-        if in_list and indent == 0 and blank_before:
-            in_list = False
-        if in_list and indent > 0:
-            if fence := _FENCE.match(line.lstrip()):
-                flush()
-                index = _skip_fence(lines, index, fence.group(1))
-                continue
-            item = _LIST_ITEM.match(line.lstrip())
-            if item or blank_before:
-                flush()
-            paragraph.append(line.lstrip()[item.end():] if item else line.lstrip())
-            continue
-        if indent >= 4 and not paragraph:
-            continue  # indented code: not text (the reference engine drops code blocks)
+        blank_before, self.after_blank = self.after_blank, False
+        if self.in_list and indent == 0 and blank_before:
+            self.in_list = False
+        if self.in_list and indent > 0:
+            self._list_continuation(line.lstrip(), blank_before)
+        elif indent >= 4 and not self.paragraph:
+            pass  # indented code
+        elif not any(rule(line) for rule in (self._fence, self._heading, self._setext, self._thematic,
+                                               self._table, self._quote, self._list_item,
+                                               self._html, self._definition)):
+            self.paragraph.append(line.lstrip())
+
+    def _flush(self) -> None:
+        if self.paragraph:
+            self.blocks.append(_MdText("\n".join(self.paragraph)))
+            self.paragraph.clear()
+
+    def _list_continuation(self, line: str, blank_before: bool) -> None:
+        if self._fence(line):
+            return
+        item = _LIST_ITEM.match(line)
+        if item or blank_before:
+            self._flush()
+        self.paragraph.append(line[item.end():] if item else line)
+
+    def _fence(self, line: str) -> bool:
         fence = _FENCE.match(line)
         if fence:
-            flush()
-            index = _skip_fence(lines, index, fence.group(1))
-            in_list = False
-            continue
+            self._flush()
+            self.index = _skip_fence(self.lines, self.index, fence.group(1))
+            self.in_list = False
+        return fence is not None
+
+    def _heading(self, line: str) -> bool:
         heading = _ATX.match(line)
         if heading:
-            flush()
-            blocks.append(_MdHeading(len(heading.group(1)), _ATX_CLOSE.sub("", heading.group(2) or "")))
-            in_list = in_quote = False
-            continue
-        if paragraph and not in_quote and not in_list and _SETEXT.match(line):
-            blocks.append(_MdHeading(1 if line.strip()[0] == "=" else 2, "\n".join(paragraph)))
-            paragraph.clear()
-            continue
-        if _THEMATIC.match(line):
-            flush()
-            in_list = in_quote = False
-            continue
-        table = _table_at(lines, index - 1)
+            self._flush()
+            self.blocks.append(_MdHeading(len(heading.group(1)), _ATX_CLOSE.sub("", heading.group(2) or "")))
+            self.in_list = self.in_quote = False
+        return heading is not None
+
+    def _setext(self, line: str) -> bool:
+        if not self.paragraph or self.in_quote or self.in_list or not _SETEXT.match(line):
+            return False
+        self.blocks.append(_MdHeading(1 if line.strip()[0] == "=" else 2, "\n".join(self.paragraph)))
+        self.paragraph.clear()
+        return True
+
+    def _thematic(self, line: str) -> bool:
+        if not _THEMATIC.match(line):
+            return False
+        self._flush()
+        self.in_list = self.in_quote = False
+        return True
+
+    def _table(self, line: str) -> bool:
+        table = _table_at(self.lines, self.index - 1)
         if table is not None:
-            flush()
-            index = _read_table_rows(lines, index + 1, table)
-            blocks.append(table)
-            in_list = in_quote = False
-            continue
+            self._flush()
+            self.index = _read_table_rows(self.lines, self.index + 1, table)
+            self.blocks.append(table)
+            self.in_list = self.in_quote = False
+        return table is not None
+
+    def _quote(self, line: str) -> bool:
         quote = _QUOTE.match(line)
-        if quote:
-            if not in_quote:
-                flush()
-            in_quote, in_list = True, False
-            inner = line[quote.end():]
-            while (nested := _QUOTE.match(inner)) is not None:
-                inner = inner[nested.end():]
-            if nested_heading := _ATX.match(inner):  # a quoted heading is text, not a section
-                flush()
-                paragraph.append(_ATX_CLOSE.sub("", nested_heading.group(2) or ""))
-                flush()
-            elif inner.strip():
-                paragraph.append(inner.lstrip())
-            else:
-                flush()
-            continue
+        if quote is None:
+            return False
+        if not self.in_quote:
+            self._flush()
+        self.in_quote, self.in_list = True, False
+        inner = line[quote.end():]
+        while (nested := _QUOTE.match(inner)) is not None:
+            inner = inner[nested.end():]
+        if heading := _ATX.match(inner):  # a quoted heading is text, not a section
+            self._flush()
+            self.paragraph.append(_ATX_CLOSE.sub("", heading.group(2) or ""))
+            self._flush()
+        elif inner.strip():
+            self.paragraph.append(inner.lstrip())
+        else:
+            self._flush()
+        return True
+
+    def _list_item(self, line: str) -> bool:
         item = _LIST_ITEM.match(line)
-        if item and not _THEMATIC.match(line):
-            flush()
-            in_list, in_quote = True, False
-            rest = line[item.end():]
-            if rest.strip():
-                paragraph.append(rest)
-            continue
-        if not paragraph and _HTML_BLOCK.match(line):
-            index = _skip_html_block(lines, index - 1)
-            continue
-        if not paragraph and (definition := _LINK_DEFINITION.match(line)):
-            references.add(_reference_label(definition.group(1)))
-            continue
-        paragraph.append(line.lstrip())
-    flush()
-    return blocks, references
+        if item:
+            self._flush()
+            self.in_list, self.in_quote = True, False
+            if line[item.end():].strip():
+                self.paragraph.append(line[item.end():])
+        return item is not None
+
+    def _html(self, line: str) -> bool:
+        if self.paragraph or not _HTML_BLOCK.match(line):
+            return False
+        self.index = _skip_html_block(self.lines, self.index - 1)
+        return True
+
+    def _definition(self, line: str) -> bool:
+        definition = None if self.paragraph else _LINK_DEFINITION.match(line)
+        if definition:
+            self.references.add(_reference_label(definition.group(1)))
+        return definition is not None
 
 
 def _skip_fence(lines: list[str], index: int, opener: str) -> int:

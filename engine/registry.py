@@ -97,37 +97,16 @@ class Operation:
         """Build the upstream request; a missing or malformed input is a RequestError."""
         values = dict(params)
         scope = Scope(bindings, values, prefixes)
-        query: list[tuple[str, str]] = []
-        headers: list[tuple[str, str]] = []
-        cookies: list[str] = []
-        body_values: dict[str, Any] = {}
-        for param in self.params:
-            value = param.value(scope)
-            if value is MISSING or value is None:
-                if param.required:
-                    raise RequestError(f"missing required parameter '{param.name}' ({param.in_})", parameter=param.name)
-                continue
-            _check_type(param, value)
-            values[param.name] = value
-            if param.in_ == "query":
-                query.extend((param.name, to_text(v)) for v in (value if isinstance(value, list) else (value,)))
-            elif param.in_ == "header":
-                headers.append((param.name, to_text(value)))
-            elif param.in_ == "cookie":
-                cookies.append(f"{param.name}={quote(to_text(value), safe='')}")
-            elif param.in_ == "body":
-                body_values[param.name] = value
+        plan = _Placed.resolve(self.params, scope, values)
         target = self._render_path(scope)
-        if cookies:
-            headers.append(("Cookie", "; ".join(cookies)))
-        body, content_type = self._body(body_values, scope)
-        if content_type and not any(name.lower() == "content-type" for name, _ in headers):
-            headers.append(("Content-Type", content_type))
+        body, content_type = self._body(plan.body, scope)
+        if content_type and not any(name.lower() == "content-type" for name, _ in plan.headers):
+            plan.headers.append(("Content-Type", content_type))
         if self.auth is not None:
-            self.auth.apply(scope, headers, query)
-        if query:
-            target += "?" + urlencode(query)
-        return Prepared(self.method, target, tuple(headers), body)
+            self.auth.apply(scope, plan.headers, plan.query)
+        if plan.query:
+            target += "?" + urlencode(plan.query)
+        return Prepared(self.method, target, tuple(plan.headers), body)
 
     def _render_path(self, scope: Scope) -> str:
         try:
@@ -149,6 +128,64 @@ class Operation:
         else:
             payload = values
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(), "application/json"
+
+
+@dataclass(slots=True)
+class _Placed:
+    """Parameter values sorted by where they go in the request."""
+
+    query: list[tuple[str, str]]
+    headers: list[tuple[str, str]]
+    body: dict[str, Any]
+
+    @classmethod
+    def resolve(cls, params: tuple[OperationParameter, ...], scope: Scope, values: dict[str, Any]) -> "_Placed":
+        """Resolve each declared parameter in order, writing it back so later ones can use it."""
+        placed = cls([], [], {})
+        cookies: list[str] = []
+        for param in params:
+            value = param.value(scope)
+            if value is MISSING or value is None:
+                if param.required:
+                    raise RequestError(f"missing required parameter '{param.name}' ({param.in_})", parameter=param.name)
+                continue
+            _check_type(param, value)
+            values[param.name] = value
+            if param.in_ == "query":
+                placed.query.extend((param.name, to_text(v)) for v in (value if isinstance(value, list) else (value,)))
+            elif param.in_ == "header":
+                placed.headers.append((param.name, to_text(value)))
+            elif param.in_ == "cookie":
+                cookies.append(f"{param.name}={quote(to_text(value), safe='')}")
+            elif param.in_ == "body":
+                placed.body[param.name] = value
+        if cookies:
+            placed.headers.append(("Cookie", "; ".join(cookies)))
+        return placed
+
+
+class Forwarder:
+    """A consumes namespace used as a `forward` target: its own parameters and auth, any path."""
+
+    __slots__ = ("namespace", "params", "auth")
+
+    def __init__(self, consumes: Consumes) -> None:
+        self.namespace = consumes.namespace
+        self.params = tuple(_compile_param(p) for p in consumes.input_parameters)
+        self.auth = _compile_auth(consumes.authentication)
+
+    def prepare(self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes | None,
+                bindings: Mapping[str, str], prefixes: frozenset[str]) -> Prepared:
+        values: dict[str, Any] = {}
+        scope = Scope(bindings, values, prefixes)
+        plan = _Placed.resolve(self.params, scope, values)
+        plan.headers[:0] = headers
+        if self.auth is not None:
+            self.auth.apply(scope, plan.headers, plan.query)
+        extra = urlencode(plan.query)
+        joined = "&".join(part for part in (query, extra) if part)
+        target = "/" + "/".join(_encode_segment(segment) for segment in path.split("/") if segment)
+        return Prepared(method, target + ("?" + joined if joined else ""), tuple(plan.headers), body)
 
 
 class _EmptySegment(ValueError):
@@ -353,6 +390,13 @@ class Registry:
                     self.operations[operation.key] = operation
         if problems:
             raise CapabilityError(problems)
+
+    def forwarder(self, namespace: str) -> Forwarder:
+        consumes = self.namespaces.get(namespace)
+        if consumes is None:
+            known = ", ".join(sorted(self.namespaces)) or "none"
+            raise UnknownOperation(f"forward target '{namespace}' is not a consumes namespace (known: {known})")
+        return Forwarder(consumes)
 
     def get(self, key: str) -> Operation:
         operation = self.operations.get(key)

@@ -17,7 +17,7 @@ from engine import loader
 from engine.calls import ExposedCall
 from engine.errors import CapabilityError, Location, Problem
 from engine.params import CALLER_PREFIXES, Scope, with_aliases
-from engine.registry import Operation, Registry
+from engine.registry import Forwarder, Operation, Registry
 from engine.spec import Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
 from engine.templates import Template
 from engine.upstream import OAuth2ClientCredentials, Upstream, UpstreamResponse
@@ -156,6 +156,13 @@ class Runtime:
             raise RuntimeError("this runtime was built with resolve_environment=False and cannot call upstreams")
         prepared = operation.prepare(params, self.bindings_for(operation.namespace), self.prefixes)
         return await self.upstreams[operation.namespace].send(operation.key, prepared)
+
+    async def forward(self, forwarder: Forwarder, method: str, path: str, query: str,
+                      headers: list[tuple[str, str]], body: bytes | None) -> UpstreamResponse:
+        """Send a request as it came (trusted headers only) to a forward target namespace."""
+        bindings = self.bindings_for(forwarder.namespace)
+        prepared = forwarder.prepare(method, path, query, headers, body, bindings, self.prefixes)
+        return await self.upstreams[forwarder.namespace].send(f"forward {method}", prepared)
 
     async def call(self, key: str, params: Mapping[str, Any] | None = None) -> tuple[int, Any]:
         """Call `namespace.operation` with `params`; returns (status, JSON body or text)."""

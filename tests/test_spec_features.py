@@ -404,3 +404,50 @@ def test_import_errors_name_the_file_and_namespace(tmp_path: Path) -> None:
     (tmp_path / "shared" / "users.yaml").write_text(SHARED_CONSUMES.replace("shared-users", "other"))
     with pytest.raises(CapabilityError, match="has no consumes namespace 'shared-users' \\(it has: other\\)"):
         load_capabilities([tmp_path / "cap.yaml"])
+
+
+FORWARD = """\
+naftiko: 1.0.0-alpha2
+capability:
+  exposes:
+    - type: rest
+      namespace: docs-rest
+      port: 8081
+      resources:
+        - path: /notion/{{path}}
+          forward:
+            targetNamespace: notion
+            trustedHeaders: [Notion-Version]
+        - path: /notion/pinned
+          operations:
+            - {method: GET, call: notion.get-my-user}
+  consumes:
+    - type: http
+      namespace: notion
+      baseUri: http://localhost:1
+      inputParameters:
+        - {name: X-API-Version, in: header, value: "2026-03-03"}
+      authentication: {type: basic, username: scott, password: tiger}
+      resources:
+        - name: users
+          path: users/me
+          operations:
+            - {name: get-my-user, method: GET}
+"""
+
+
+def test_forward_passes_path_method_query_body_and_trusted_headers_only(serve: Serve, upstream: RecordingUpstream) -> None:
+    base = serve(FORWARD)["docs-rest"]
+    upstream.reply("PATCH", "/v1/pages/p%201", Reply(status=202, body=b"accepted", content_type="text/plain"))
+    response = httpx.patch(f"{base}/notion/v1/pages/p%201", params={"a": "1"}, content=b'{"x": 1}',
+                           headers={"Notion-Version": "2022-06-28", "Content-Type": "application/json",
+                                    "Authorization": "Bearer caller", "X-Other": "no"})
+    assert (response.status_code, response.text) == (202, "accepted")
+    sent = upstream.last
+    assert (sent.method, sent.path, sent.query, sent.body) == ("PATCH", "/v1/pages/p%201", "a=1", b'{"x": 1}')
+    assert sent.headers["notion-version"] == "2022-06-28"
+    assert sent.headers["x-api-version"] == "2026-03-03"
+    assert sent.headers["authorization"].startswith("Basic ")
+    assert "x-other" not in sent.headers
+    assert httpx.get(f"{base}/notion/pinned").status_code == 200
+    assert upstream.last.path == "/users/me", "a declared operation wins over the forward route"

@@ -290,13 +290,6 @@ class McpProtocol:
         for method in self._pages:
             self._handlers[method] = self._list_handler(method)
 
-    # ----------------------------------------------------------------- public surface
-
-    def tool(self, name: str) -> McpTool | None:
-        """The tool called `name`, for transports that check tool-specific headers."""
-        entry = self._tools.get(name)
-        return entry.tool if entry is not None else None
-
     async def handle(
         self,
         message: Any,
@@ -347,7 +340,8 @@ class McpProtocol:
             return error_response(request_id, exc.code, exc.message, exc.data)
         if modern:
             result["resultType"] = "complete"
-            result["_meta"] = self._server_meta
+            meta = result.get("_meta")
+            result["_meta"] = {**meta, **self._server_meta} if isinstance(meta, dict) else self._server_meta
         return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
     # ----------------------------------------------------------------- modern envelope

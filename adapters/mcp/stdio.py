@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import sys
 import threading
 from typing import Any, Protocol
@@ -166,14 +167,24 @@ def _key(request_id: Any) -> Any:
 # --------------------------------------------------------------------------- real stdin/stdout
 
 
+def _is_pipe(fd: int) -> bool:
+    """Whether the event loop can watch `fd` (a pipe or socket; not a file, a tty or /dev/null)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 async def _stdin_reader() -> asyncio.StreamReader:
     """An asyncio reader over stdin: a pipe transport when possible, else a reading thread."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
-    try:
+    fd = sys.stdin.fileno()
+    if _is_pipe(fd):
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-    except (ValueError, OSError):  # a regular file, say
-        threading.Thread(target=_pump, args=(loop, reader, sys.stdin.fileno()), daemon=True).start()
+    else:
+        threading.Thread(target=_pump, args=(loop, reader, fd), daemon=True).start()
     return reader
 
 
@@ -190,7 +201,7 @@ def _pump(loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader, fd: int
 
 
 class _BlockingWriter:
-    """Fallback stdout writer for when stdout is not a pipe (a file): plain blocking writes."""
+    """Stdout writer for when stdout is not a pipe (a file, a tty): plain blocking writes."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
@@ -204,9 +215,8 @@ class _BlockingWriter:
 
 
 async def _stdout_writer() -> LineWriter:
-    loop = asyncio.get_running_loop()
-    try:
-        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, sys.stdout.buffer)
-    except (ValueError, OSError):
+    if not _is_pipe(sys.stdout.fileno()):
         return _BlockingWriter(sys.stdout.buffer)
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, sys.stdout.buffer)
     return asyncio.StreamWriter(transport, protocol, None, loop)

@@ -18,11 +18,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from engine.calls import NO_JSON, ExposedCall, NotSupported
-from engine.errors import RequestError, UpstreamError, UpstreamTimeout
+from engine.errors import CapabilityError, RequestError, UnknownOperation, UpstreamError, UpstreamTimeout
 from engine.jsonpath import compile_path
 from engine.params import with_aliases
 from engine.runtime import Runtime
-from engine.spec import ExposedOperation, ExposedResource, InputParameter, RestExposes
+from engine.registry import Forwarder
+from engine.spec import Forward, InputParameter, RestExposes
 from adapters.rest.routing import Router
 
 log = logging.getLogger("naftiko.rest")
@@ -41,11 +42,13 @@ class _Endpoint:
 
 
 class _Route:
-    __slots__ = ("path", "methods")
+    __slots__ = ("path", "methods", "forward", "trusted")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.methods: dict[str, _Endpoint] = {}
+        self.forward: Forwarder | None = None
+        self.trusted: frozenset[str] = frozenset()
 
 
 class RestApp:
@@ -57,15 +60,15 @@ class RestApp:
         self.router: Router[_Route] = Router()
         self.routes: list[_Route] = []
         for resource in exposes.resources:
+            route = self.router.add(resource.path, _Route(resource.path))
+            if route not in self.routes:
+                self.routes.append(route)
             for operation in resource.operations:
-                self._add(resource, operation)
-
-    def _add(self, resource: ExposedResource, operation: ExposedOperation) -> None:
-        route = self.router.add(resource.path, _Route(resource.path))
-        if not route.methods:
-            self.routes.append(route)
-        call = self.runtime.exposed_call(operation.invocation, operation.where)
-        route.methods.setdefault(operation.method, _Endpoint(call, resource.input_parameters + operation.input_parameters))
+                call = runtime.exposed_call(operation.invocation, operation.where)
+                route.methods.setdefault(operation.method, _Endpoint(call, resource.input_parameters + operation.input_parameters))
+            if resource.forward is not None:
+                route.forward = _forwarder(runtime, resource.forward)
+                route.trusted = frozenset(h.lower() for h in resource.forward.trusted_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -96,6 +99,8 @@ class RestApp:
             return error_response(404, "not_found", f"no route for {method} {request.url.path}")
         route, path_params = matched
         endpoint = route.methods.get(method)
+        if endpoint is None and route.forward is not None:
+            return await self._forward(request, route, path_params)
         if endpoint is None:
             allowed = ", ".join(sorted(route.methods))
             response = error_response(405, "method_not_allowed", f"{method} is not allowed on {route.path}; use {allowed}",
@@ -105,18 +110,8 @@ class RestApp:
         try:
             params = await self._params(request, path_params, endpoint.inputs)
             outcome = await endpoint.call.invoke(params, stream=True)
-        except RequestError as exc:
-            details = {"parameter": exc.parameter} if exc.parameter else {}
-            return error_response(400, "bad_request", exc.message, **details)
-        except UpstreamTimeout as exc:
-            return error_response(504, "upstream_timeout", str(exc), upstream=exc.namespace)
-        except UpstreamError as exc:
-            return error_response(502, "upstream_error", str(exc), upstream=exc.namespace)
-        except NotSupported as exc:
-            return error_response(501, "not_implemented", str(exc))
-        except Exception:
-            log.exception("unexpected error on %s %s", method, route.path)
-            return error_response(500, "internal_error", "the runtime failed while handling this request; see its log")
+        except Exception as exc:
+            return _failure(exc, f"{method} {route.path}")
         if outcome.stream is not None:
             return StreamingResponse(outcome.stream.chunks(), status_code=outcome.status,
                                      headers=dict(outcome.headers), media_type=outcome.content_type)
@@ -127,6 +122,20 @@ class RestApp:
         response = Response(outcome.body or b"", status_code=outcome.status, media_type=outcome.content_type)
         _copy_headers(response, outcome.headers)
         return response
+
+    async def _forward(self, request: Request, route: _Route, path_params: dict[str, str]) -> Response:
+        """Pass the request on to the forward target: rest of the path, method, query, body."""
+        assert route.forward is not None
+        headers = [(k, v) for k, v in request.headers.items() if k in route.trusted or k == "content-type"]
+        body = await request.body()
+        try:
+            response = await self.runtime.forward(route.forward, request.method, path_params.get("path", ""),
+                                                  request.scope.get("query_string", b"").decode("latin-1"),
+                                                  headers, body or None)
+        except Exception as exc:
+            return _failure(exc, f"forward {request.method} {route.path}")
+        return StreamingResponse(response.chunks(), status_code=response.status, headers=dict(response.headers()),
+                                 media_type=response.content_type)
 
     async def _params(self, request: Request, path_params: dict[str, str],
                       inputs: tuple[InputParameter, ...]) -> dict[str, Any]:
@@ -147,6 +156,28 @@ class RestApp:
             if value is not None:
                 params[param.name] = value
         return with_aliases(params)
+
+
+def _forwarder(runtime: Runtime, forward: Forward) -> Forwarder:
+    try:
+        return runtime.registry.forwarder(forward.target_namespace)
+    except UnknownOperation as exc:
+        raise CapabilityError.at(forward.where, str(exc)) from None
+
+
+def _failure(exc: Exception, what: str) -> Response:
+    """An engine error as the JSON answer a caller can act on; anything else is logged, not shown."""
+    if isinstance(exc, RequestError):
+        details = {"parameter": exc.parameter} if exc.parameter else {}
+        return error_response(400, "bad_request", exc.message, **details)
+    if isinstance(exc, UpstreamTimeout):
+        return error_response(504, "upstream_timeout", str(exc), upstream=exc.namespace)
+    if isinstance(exc, UpstreamError):
+        return error_response(502, "upstream_error", str(exc), upstream=exc.namespace)
+    if isinstance(exc, NotSupported):
+        return error_response(501, "not_implemented", str(exc))
+    log.error("unexpected error on %s", what, exc_info=exc)
+    return error_response(500, "internal_error", "the runtime failed while handling this request; see its log")
 
 
 def _copy_headers(response: Response, headers: list[tuple[str, str]]) -> None:
