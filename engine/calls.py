@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import CapabilityError, Location, NaftikoError, UnknownOperation, UpstreamError
+from engine.formats import FormatError
 from engine.outputs import compile_mock, compile_outputs, is_passthrough
 from engine.params import Scope, WithRules
 from engine.registry import Operation
@@ -41,27 +42,23 @@ class Outcome:
 
 def decodes(operation: Operation, response: UpstreamResponse) -> bool:
     """Whether the answer is read as data (JSON, or a declared non-JSON format) or passed on raw."""
-    fmt = (operation.output_format or "json").lower()
-    return response.is_json if fmt == "json" else True
+    return response.is_json if operation.decoder is None else True
 
 
 async def read_json(operation: Operation, response: UpstreamResponse) -> Any:
     """The answer as JSON-like data (None when empty or not data), converting declared formats."""
-    fmt = (operation.output_format or "json").lower()
-    if fmt == "json":
+    if operation.decoder is None:
         if response.is_json:
             return await response.json()
         await response.read()
         return None
-    from engine import formats
-
     raw = await response.read()
     if not raw.strip():
         return None
     try:
-        return formats.decode(raw, fmt, schema=operation.output_schema)
-    except formats.FormatError as exc:
-        raise UpstreamError(operation.namespace, operation.name, str(exc)) from None
+        return operation.decoder(raw, response.charset)
+    except FormatError as exc:
+        raise UpstreamError(operation.namespace, operation.name, f"answered a body that is not valid {exc}") from None
 
 
 def _at(where: Location, key: str) -> Location:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import quote, urlencode
 
+from engine import formats
 from engine.errors import CapabilityError, Problem, RequestError, UnknownOperation
 from engine.params import Scope, lookup
 from engine.spec import Authentication, ConsumedOperation, ConsumedResource, Consumes, InputParameter
@@ -61,7 +62,7 @@ class Operation:
     """One consumed operation, compiled."""
 
     __slots__ = ("key", "namespace", "name", "method", "spec", "resource", "params", "path",
-                 "path_names", "body_plan", "auth", "output_format", "output_schema")
+                 "path_names", "body_plan", "auth", "output_format", "decoder")
 
     def __init__(self, consumes: Consumes, resource: ConsumedResource, op: ConsumedOperation) -> None:
         self.key = f"{consumes.namespace}.{op.name}"
@@ -77,8 +78,8 @@ class Operation:
         self.path_names = self.path.names
         self.body_plan = _compile_body(op.body)
         self.auth = _compile_auth(consumes.authentication)
-        self.output_format = op.output_raw_format
-        self.output_schema = op.output_schema
+        self.output_format = (op.output_raw_format or "json").lower()
+        self.decoder = None if self.output_format == "json" else _decoder(op)
 
     @property
     def description(self) -> str | None:
@@ -186,6 +187,13 @@ class Forwarder:
         joined = "&".join(part for part in (query, extra) if part)
         target = "/" + "/".join(_encode_segment(segment) for segment in path.split("/") if segment)
         return Prepared(method, target + ("?" + joined if joined else ""), tuple(plan.headers), body)
+
+
+def _decoder(op: ConsumedOperation) -> formats.Decoder:
+    try:
+        return formats.decoder_for(op.output_raw_format, schema=op.output_schema)
+    except formats.FormatError as exc:
+        raise CapabilityError.at(op.where, str(exc)) from None
 
 
 class _EmptySegment(ValueError):

@@ -42,6 +42,10 @@ class UpstreamResponse:
         self.content_type = response.content_type
 
     @property
+    def charset(self) -> str | None:
+        return self._response.charset
+
+    @property
     def is_json(self) -> bool:
         return is_json_type(self.content_type)
 

@@ -451,3 +451,63 @@ def test_forward_passes_path_method_query_body_and_trusted_headers_only(serve: S
     assert "x-other" not in sent.headers
     assert httpx.get(f"{base}/notion/pinned").status_code == 200
     assert upstream.last.path == "/users/me", "a declared operation wins over the forward route"
+
+
+FORMATS = """\
+naftiko: 1.0.0-alpha2
+capability:
+  exposes:
+    - type: rest
+      namespace: fleet-rest
+      port: 8000
+      resources:
+        - path: /vessels
+          operations:
+            - method: GET
+              call: fleet.list-vessels
+              outputParameters:
+                - type: array
+                  mapping: $.vessel
+                  items:
+                    type: object
+                    properties:
+                      code: {type: string, mapping: $.code}
+                      name: {type: string, mapping: $.name}
+        - path: /crew
+          operations:
+            - {method: GET, call: fleet.list-crew}
+  consumes:
+    - type: http
+      namespace: fleet
+      baseUri: http://localhost:1
+      resources:
+        - name: vessels
+          path: /vessels
+          operations:
+            - {name: list-vessels, method: GET, outputRawFormat: xml}
+        - name: crew
+          path: /crew.csv
+          operations:
+            - {name: list-crew, method: GET, outputRawFormat: CSV}
+"""
+
+
+def test_xml_and_csv_upstreams_become_json(serve: Serve, upstream: RecordingUpstream) -> None:
+    base = serve(FORMATS)["fleet-rest"]
+    upstream.reply("GET", "/vessels", Reply(content_type="application/xml", body=(
+        b"<vessels><vessel><code>V001</code><name>Sea Eagle</name><year>2001</year></vessel>"
+        b"<vessel><code>V002</code><name>Harbor Star</name></vessel></vessels>")))
+    upstream.reply("GET", "/crew.csv", Reply(content_type="text/csv", body=b'id,name\n1,"Smith, Al"\n2,Bo\n'))
+    assert httpx.get(f"{base}/vessels").json() == [{"code": "V001", "name": "Sea Eagle"},
+                                                   {"code": "V002", "name": "Harbor Star"}]
+    assert httpx.get(f"{base}/crew").json() == [{"id": "1", "name": "Smith, Al"}, {"id": "2", "name": "Bo"}]
+    upstream.reply("GET", "/vessels", Reply(content_type="application/xml", body=b"<vessels><broken></vessels>"))
+    broken = httpx.get(f"{base}/vessels")
+    assert broken.status_code == 502 and "not valid xml" in broken.json()["error"]["message"]
+
+
+def test_unknown_format_fails_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(FORMATS.replace("outputRawFormat: CSV", "outputRawFormat: toml"))
+    with pytest.raises(CapabilityError, match="unsupported outputRawFormat 'toml'"):
+        Runtime(load_capabilities([path]), resolve_environment=False)

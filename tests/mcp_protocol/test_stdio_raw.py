@@ -98,3 +98,15 @@ async def test_serve_stdio_waits_briefly_for_in_flight_calls() -> None:
     await asyncio.wait_for(serve_stdio(build_backend(), reader, writer, grace_seconds=0.5), 5)
     assert asyncio.get_running_loop().time() - started < 2
     assert [m["id"] for m in writer.messages()] == [1]
+
+
+def test_stdio_with_files_and_dev_null(tmp_path: Any) -> None:
+    """stdin/stdout that the event loop cannot watch (/dev/null, regular files) still work."""
+    command = [sys.executable, str(FAKE_SERVER), "--stdio"]
+    assert subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=10).returncode == 0
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(line({"jsonrpc": "2.0", "id": 1, "method": "ping"}).rstrip(b"\n"))  # no final newline
+    target = tmp_path / "out.jsonl"
+    with source.open("rb") as stdin, target.open("wb") as stdout:
+        assert subprocess.run(command, stdin=stdin, stdout=stdout, timeout=10).returncode == 0
+    assert json.loads(target.read_bytes()) == {"jsonrpc": "2.0", "id": 1, "result": {}}

@@ -1,0 +1,358 @@
+"""engine.formats: each `outputRawFormat` decodes to the JSON shape the reference engine produces.
+
+The sample payloads under tests/data/formats are copies of the reference corpus's
+`src/test/resources/schemas/` files, so these tests stand alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.formats import (
+    KNOWN_FORMATS,
+    SUPPORTED_FORMATS,
+    FormatError,
+    check_format,
+    decode,
+    decoder_for,
+)
+
+DATA = Path(__file__).parent / "data" / "formats"
+
+
+def sample(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+# --------------------------------------------------------------- reference samples (NOTES §4.1)
+
+
+def test_json_is_the_default() -> None:
+    assert decode(b'{"a": [1, 2.5, true, null]}', None) == {"a": [1, 2.5, True, None]}
+    assert decode(b'{"a": 1}', "json") == {"a": 1}
+
+
+def test_xml_drops_the_root_and_repeats_become_arrays() -> None:
+    data = decode(sample("sample-users.xml"), "xml")
+    assert list(data) == ["user"]
+    assert len(data["user"]) == 3
+    assert data["user"][0] == {"id": "1", "name": "Alice Smith", "email": "alice@example.com"}
+
+
+def test_yaml_sample() -> None:
+    data = decode(sample("sample-users.yaml"), "yaml")
+    assert len(data["users"]) == 3
+    assert data["users"][2]["name"] == "Carol White"
+
+
+@pytest.mark.parametrize("fmt, name", [("csv", "sample-users.csv"), ("tsv", "sample-users.tsv"),
+                                       ("psv", "sample-users.psv")])
+def test_delimited_samples(fmt: str, name: str) -> None:
+    rows = decode(sample(name), fmt)
+    assert len(rows) == 3
+    assert rows[0] == {"id": "1", "name": "Alice Smith", "email": "alice@example.com"}
+
+
+def test_html_sample_with_selector() -> None:
+    data = decode(sample("sample-products.html"), "html", schema="table.products")
+    assert len(data["tables"]) == 1
+    rows = data["tables"][0]
+    assert len(rows) == 2
+    assert rows[0] == {"Name": "Widget", "Price": "$42", "Stock": "150"}
+    assert rows[1]["Price"] == "$99"
+
+
+def test_markdown_sample() -> None:
+    data = decode(sample("sample-readme.md"), "markdown")
+    assert data["frontMatter"] == {"title": "Product Release Notes", "version": "2.1.0"}
+    assert data["tables"] == [[{"Feature": "HTML support", "Status": "GA"},
+                               {"Feature": "Markdown support", "Status": "Beta"}]]
+    assert data["sections"] == [{"heading": "Overview", "level": 2,
+                                 "content": "This release introduces table extraction for markdown."}]
+
+
+# --------------------------------------------------------------- labels and errors
+
+
+@pytest.mark.parametrize("label", ["JSON", "Xml", "YAML", "Csv", "TSV", "pSv", "HTML", "Markdown"])
+def test_labels_are_case_insensitive(label: str) -> None:
+    check_format(label)
+    decoder_for(label)
+
+
+def test_known_labels() -> None:
+    assert SUPPORTED_FORMATS == ("json", "xml", "yaml", "csv", "tsv", "psv", "html", "markdown")
+    assert set(KNOWN_FORMATS) == set(SUPPORTED_FORMATS) | {"protobuf", "avro"}
+    check_format(None)
+
+
+def test_unknown_label_names_itself_and_the_supported_ones() -> None:
+    with pytest.raises(FormatError) as info:
+        check_format("toml")
+    message = str(info.value)
+    assert "'toml'" in message
+    assert "json, xml, yaml, csv, tsv, psv, html, markdown" in message
+    with pytest.raises(FormatError, match="'toml'"):
+        decode(b"a = 1", "toml")
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("label", ["protobuf", "Avro"])
+def test_binary_formats_load_but_do_not_decode(label: str) -> None:
+    check_format(label)  # the reference corpus loads capabilities declaring them
+    with pytest.raises(FormatError, match=f"'{label.lower()}' is not supported by this runtime yet"):
+        decode(b"\x08\x01", label, schema="records.proto")
+
+
+@pytest.mark.parametrize("fmt, body, expected", [
+    ("json", b'{"a": 1,}', "json: Expecting property name enclosed in double quotes at line 1, column 9"),
+    ("json", b"[1, 2", "json: Expecting ',' delimiter at line 1, column 6"),
+    ("xml", b"<r><a></r>", "xml: mismatched tag at line 1, column 9"),
+    ("xml", b"<r>", "xml: no element found at line 1, column 4"),
+    ("yaml", b"a: [1, 2", "yaml: expected ',' or ']', but got '<stream end>' at line 1, column 9"),
+])
+def test_malformed_bodies_give_short_messages(fmt: str, body: bytes, expected: str) -> None:
+    with pytest.raises(FormatError) as info:
+        decode(body, fmt)
+    assert str(info.value) == expected
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_empty_bodies() -> None:
+    assert decode(b"", "json") is None
+    assert decode(b"  \n", "yaml") is None
+    assert decode(b"", "xml") is None
+    assert decode(b"", "csv") == []
+    assert decode(b"", "html") == {"tables": []}
+    assert decode(b"", "markdown") == {"frontMatter": {}, "tables": [], "sections": []}
+
+
+def test_charsets_and_byte_order_marks() -> None:
+    assert decode(b'\xef\xbb\xbf{"a": 1}', "json") == {"a": 1}
+    assert decode('{"a": "é"}'.encode("utf-16"), "json", encoding="utf-16") == {"a": "é"}
+    assert decode('x\ncafé\n'.encode("latin-1"), "csv", encoding="ISO-8859-1") == [{"x": "café"}]
+    assert decode('{"a": "é"}', "json") == {"a": "é"}  # text is accepted as it is
+    with pytest.raises(FormatError, match="unknown response charset 'nope'"):
+        decode(b"{}", "json", encoding="nope")
+
+
+# --------------------------------------------------------------- xml
+
+
+def test_xml_single_child_is_not_an_array() -> None:
+    body = b"<vessels><vessel><code>V001</code><name>Sea Eagle</name></vessel></vessels>"
+    assert decode(body, "xml") == {"vessel": {"code": "V001", "name": "Sea Eagle"}}
+
+
+def test_xml_attributes_become_fields_and_text_sits_under_empty_key() -> None:
+    body = b'<r><item id="7" kind="a"><name>x</name></item><tag lang="en">hello</tag></r>'
+    assert decode(body, "xml") == {
+        "item": {"id": "7", "kind": "a", "name": "x"},
+        "tag": {"lang": "en", "": "hello"},
+    }
+
+
+def test_xml_empty_mixed_and_non_adjacent_repeats() -> None:
+    body = b"<r><a>1</a><empty/><blank>\n  </blank><b>2</b><a>3</a><p>Hi <i>you</i> there</p></r>"
+    assert decode(body, "xml") == {
+        "a": ["1", "3"], "empty": "", "blank": "", "b": "2",
+        "p": {"": ["Hi ", " there"], "i": "you"},
+    }
+
+
+def test_xml_root_shapes_namespaces_and_cdata() -> None:
+    assert decode(b"<r/>", "xml") == {}
+    assert decode(b"<r>just text</r>", "xml") == "just text"
+    assert decode(b'<r id="1"/>', "xml") == {"id": "1"}
+    body = b'<s:r xmlns:s="urn:s" xmlns:x="urn:x"><s:v x:code="1"><![CDATA[<b>]]></s:v></s:r>'
+    assert decode(body, "xml") == {"v": {"code": "1", "": "<b>"}}
+
+
+def test_xml_charset_from_declaration_or_response() -> None:
+    declared = '<?xml version="1.0" encoding="ISO-8859-1"?><r><a>café</a></r>'.encode("latin-1")
+    assert decode(declared, "xml") == {"a": "café"}
+    assert decode("<r><a>café</a></r>".encode("cp1252"), "xml", encoding="windows-1252") == {"a": "café"}
+
+
+def test_xml_refuses_entity_declarations() -> None:
+    body = b'<!DOCTYPE r [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><r>&b;</r>'
+    with pytest.raises(FormatError, match="xml: entity declarations are not allowed"):
+        decode(body, "xml")
+
+
+# --------------------------------------------------------------- yaml
+
+
+def test_yaml_stays_json_shaped() -> None:
+    body = (b"day: 2024-01-02\n1: one\ntrue: yes\nk: 1\nk: 2\n"
+            b"base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\n---\nsecond: document\n")
+    assert decode(body, "yaml") == {
+        "day": "2024-01-02", "1": "one", "true": "yes", "k": 2,
+        "base": {"x": 1, "y": 2}, "merged": {"x": 1, "y": 3},
+    }
+
+
+def test_yaml_unknown_tag_is_an_error() -> None:
+    with pytest.raises(FormatError, match="yaml: could not determine a constructor for the tag '!x'"):
+        decode(b"a: !x 1", "yaml")
+
+
+# --------------------------------------------------------------- csv / tsv / psv
+
+
+def test_csv_quoted_fields_with_separators_quotes_and_newlines() -> None:
+    body = b'id,name,note\r\n1,"Smith, Alice","line one\r\nline two"\r\n2,"say ""hi""",\r\n\r\n'
+    assert decode(body, "csv") == [
+        {"id": "1", "name": "Smith, Alice", "note": "line one\r\nline two"},
+        {"id": "2", "name": 'say "hi"', "note": ""},
+    ]
+
+
+def test_tsv_and_psv_quote_too() -> None:
+    assert decode(b'a\tb\n"x\ty"\tz\n', "tsv") == [{"a": "x\ty", "b": "z"}]
+    assert decode(b'a|b\n"x|y"|z\n', "psv") == [{"a": "x|y", "b": "z"}]
+
+
+def test_csv_short_rows_and_extra_fields() -> None:
+    assert decode(b"a,b,c\n1,2\n", "csv") == [{"a": "1", "b": "2"}]
+    assert decode(b"a,b\n1,2,,\n", "csv") == [{"a": "1", "b": "2"}]
+    with pytest.raises(FormatError, match="csv: line 2 has 3 fields but the header has 2"):
+        decode(b"a,b\n1,2,3\n", "csv")
+
+
+def test_csv_header_only() -> None:
+    assert decode(b"id,name\n", "csv") == []
+
+
+# --------------------------------------------------------------- html
+
+PAGE = b"""<html><body>
+<section id="s1"><table class="first"><thead><tr><th>H</th></tr></thead>
+  <tbody><tr><td>a</td></tr></tbody></table></section>
+<section id="s2"><p>intro</p>
+  <table class="second wide"><tr><th>Key</th><th>Value</th></tr>
+    <tr><td>k1</td><td>v1 &amp; <b>more</b><br>text</td></tr>
+    <tr><th>row header</th><td>skipped</td></tr>
+    <tr><td>k2</td></tr>
+  </table>
+  <table><tr><td>no header row</td></tr></table>
+</section></body></html>"""
+
+FIRST = [{"H": "a"}]
+SECOND = [{"Key": "k1", "Value": "v1 & more text"}, {"Key": "k2", "Value": ""}]
+
+
+@pytest.mark.parametrize("selector, expected", [
+    (None, [FIRST, SECOND]),
+    ("table", [FIRST, SECOND]),
+    (".second", [SECOND]),
+    ("#s1", [FIRST]),
+    ("table.first", [FIRST]),
+    ("section#s2", [SECOND]),
+    ("section table.wide", [SECOND]),
+    ("body > section", [FIRST, SECOND]),
+    ("body > table", []),
+    ("table.first, #s2", [FIRST, SECOND]),
+    ("p", []),
+    ("#missing", []),
+])
+def test_html_selectors(selector: str | None, expected: list) -> None:
+    assert decode(PAGE, "html", schema=selector) == {"tables": expected}
+
+
+def test_html_implied_end_tags_and_cell_padding() -> None:
+    body = b"<table><tr><th>a<th>b<tr><td>1<td>2<td>extra<tr><td>only</table>"
+    assert decode(body, "html") == {"tables": [[{"a": "1", "b": "2"}, {"a": "only", "b": ""}]]}
+
+
+def test_html_nested_tables_keep_their_own_rows() -> None:
+    body = (b"<table><tr><th>outer</th></tr><tr><td>x<table><tr><th>inner</th></tr>"
+            b"<tr><td>y</td></tr></table></td></tr></table>")
+    assert decode(body, "html") == {"tables": [[{"outer": "x inner y"}], [{"inner": "y"}]]}
+
+
+def test_html_fragments_get_html_and_body_like_in_a_browser() -> None:
+    fragment = b"<table><tr><th>a</th></tr><tr><td>1</td></tr></table>"
+    assert decode(fragment, "html", schema="html > body > table") == {"tables": [[{"a": "1"}]]}
+    page = b"<html><head><title>t</title></head><table><tr><th>a</th></tr><tr><td>1</td></tr></table></html>"
+    assert decode(page, "html", schema="body > table") == {"tables": [[{"a": "1"}]]}
+
+
+def test_html_unsupported_selector_is_rejected_at_load() -> None:
+    with pytest.raises(FormatError, match=r"unsupported outputSchema selector 'tr:first-child'"):
+        check_format("html", schema="tr:first-child")
+    check_format("html", schema="div.a > table#b[data-x='1']")
+
+
+# --------------------------------------------------------------- markdown
+
+DOC = b"""---
+title: Notes
+released: 2024-05-01
+---
+Preamble is not a section.
+
+# Guide *one* #
+
+Text with **bold**, `code`, a [link](http://x.example "t"), ![an image](i.png), <span>html</span>,
+an entity &amp; an escape \\*; snake_case stays.
+Hard break here  
+next line.
+
+```
+# not a heading
+| not | a table |
+|-----|---------|
+```
+
+- first item
+- second item
+
+## API Details
+
+| Name | Notes |
+|:-----|------:|
+| `get` | escaped \\| pipe |
+| short |
+No pipe ends the table.
+
+Setext Heading
+==============
+body
+"""
+
+
+def test_markdown_document() -> None:
+    data = decode(DOC, "markdown")
+    assert data["frontMatter"] == {"title": "Notes", "released": "2024-05-01"}
+    assert data["tables"] == [[{"Name": "get", "Notes": "escaped | pipe"}, {"Name": "short", "Notes": ""}]]
+    assert data["sections"] == [
+        {"heading": "Guide one", "level": 1,
+         "content": "Text with bold, code, a link, an image, html, an entity & an escape *; snake_case stays. "
+                    "Hard break here\nnext line.\nfirst item\nsecond item"},
+        {"heading": "API Details", "level": 2, "content": "No pipe ends the table."},
+        {"heading": "Setext Heading", "level": 1, "content": "body"},
+    ]
+
+
+def test_markdown_section_prefix_filter() -> None:
+    body = b"## Overview\na\n## Other\nb\n## Overview 2\nc\n"
+    sections = decode(body, "markdown", schema="Overview")["sections"]
+    assert [s["heading"] for s in sections] == ["Overview", "Overview 2"]
+    assert len(decode(body, "markdown", schema=" ")["sections"]) == 3  # blank = no filter
+
+
+def test_markdown_front_matter_edge_cases() -> None:
+    assert decode(b"---\n- a list\n---\n# x\n", "markdown")["frontMatter"] == {}
+    assert decode(b"# x\n---\na: 1\n---\n", "markdown")["frontMatter"] == {}
+    assert decode(b"---\r\na: 1\r\n---\r\n# x\r\n", "markdown")["frontMatter"] == {"a": 1}
+    with pytest.raises(FormatError, match="markdown front matter: "):
+        decode(b"---\na: [\n---\n# x\n", "markdown")
+
+
+def test_markdown_emphasis_is_linear_on_hostile_input() -> None:
+    # Regex-based emphasis stripping is quadratic here; the delimiter stack is not.
+    data = decode(b"# h\n" + b"*a _b " * 20000, "markdown")
+    assert data["sections"][0]["content"].startswith("*a _b *a _b")
