@@ -49,7 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         asyncio.run(serve_stdio(runtime, args.stdio or None))
         return 0
-    asyncio.run(serve(runtime, host=args.host, ports=_ports(args.port)))
+    asyncio.run(serve(runtime, host=args.host, ports=_ports(args.port), allowed_hosts=args.allow_host,
+                      allowed_origins=args.allow_origin))
     return 0
 
 
@@ -148,6 +149,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", action="append", default=[], metavar="NS=PORT",
                        help="port of the exposes block NS (0 picks a free port)")
+    serve.add_argument("--allow-host", action="append", default=None, metavar="HOST",
+                       help="Host header an MCP endpoint accepts (default: localhost names); '*' for any")
+    serve.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
+                       help="browser Origin an MCP endpoint accepts (default: local origins)")
     serve.add_argument("--stdio", nargs="?", const="", default=None, metavar="NAMESPACE",
                        help="serve one MCP exposes block over stdin/stdout instead")
     with_upstream(serve)

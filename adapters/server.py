@@ -22,6 +22,7 @@ from engine.spec import Exposes, McpExposes, RestExposes
 
 log = logging.getLogger("naftiko")
 DEFAULT_HOST = "127.0.0.1"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +73,27 @@ def _summary(exposes: Exposes, app: Any) -> str:
     return f"MCP {exposes.namespace}: {len(exposes.tools)} tools"
 
 
+def _mcp_options(bind_host: str, allowed_hosts: list[str] | None, allowed_origins: list[str] | None) -> dict[str, Any]:
+    """DNS-rebinding defaults: local Host names, plus the address bound when it is a specific one."""
+    options: dict[str, Any] = {"allowed_origins": allowed_origins}
+    if allowed_hosts is not None:
+        options["allowed_hosts"] = allowed_hosts
+    elif bind_host not in LOCAL_HOSTS:
+        if bind_host in ("0.0.0.0", "::"):
+            log.warning("MCP on %s accepts only localhost Host headers; add --allow-host NAME for the names"
+                        " clients use", bind_host)
+        else:
+            options["allowed_hosts"] = [*LOCAL_HOSTS, f"[{bind_host}]" if ":" in bind_host else bind_host]
+    return options
+
+
 async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str, int] | None = None,
+                allowed_hosts: list[str] | None = None, allowed_origins: list[str] | None = None,
                 on_ready: Callable[[list[Listener]], None] | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or cancellation), then stop everything cleanly."""
+    """Run until SIGINT/SIGTERM (or cancellation), then stop everything cleanly.
+
+    `allowed_hosts`/`allowed_origins` are the MCP endpoints' DNS-rebinding allow-lists.
+    """
     from adapters import build_app
 
     ports = dict(ports or {})
@@ -93,7 +112,8 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
             port = ports.get(exposes.namespace, exposes.port or 0)
             sock = _bind(bind_host, port, exposes.namespace)
             sockets.append(sock)
-            app = build_app(runtime, exposes.namespace)
+            options = _mcp_options(bind_host, allowed_hosts, allowed_origins) if isinstance(exposes, McpExposes) else {}
+            app = build_app(runtime, exposes.namespace, **options)
             config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, log_config=None)
             servers.append(_Server(config))
             actual = sock.getsockname()[1]

@@ -165,3 +165,14 @@ def test_dns_rebinding_and_origin_are_refused(mcp_url: str) -> None:
     headers = {"Accept": "application/json, text/event-stream"}
     assert httpx.post(mcp_url, json=request, headers={**headers, "Host": "evil.example"}).status_code == 421
     assert httpx.post(mcp_url, json=request, headers={**headers, "Origin": "http://evil.example"}).status_code == 403
+
+
+def test_allow_host_opens_the_mcp_endpoint_to_a_named_host(upstream: RecordingUpstream, naftiko) -> None:
+    process = naftiko(str(SEED), "--base-uri", f"posthog-task-runs={upstream.url}", "--port", f"{MCP}=0",
+                      "--port", "posthog-task-runs-rest=0", "--allow-host", "mcp.example",
+                      env={"POSTHOG_API_KEY": KEY})
+    url = process.wait_for(MCP)[MCP]
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    listed = httpx.post(url, json=request, headers={"Host": "mcp.example"})
+    assert listed.status_code == 200 and len(listed.json()["result"]["tools"]) == 19
+    assert httpx.post(url, json=request, headers={"Host": "other.example"}).status_code == 421
