@@ -91,8 +91,7 @@ class RestApp:
                 return
 
     async def _handle(self, request: Request) -> Response:
-        raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
-        segments = [unquote(s) for s in raw_path.decode("latin-1").split("?")[0].split("/") if s]
+        segments = _segments(request.scope)
         matched = self.router.match(segments)
         method = request.method
         if matched is None:
@@ -156,6 +155,18 @@ class RestApp:
             if value is not None:
                 params[param.name] = value
         return with_aliases(params)
+
+
+def _segments(scope: Scope) -> list[str]:
+    """Decoded path segments, split before decoding so an encoded '/' stays inside its segment.
+
+    When mounted inside another app, the mount point (`root_path`) is not part of our routes.
+    """
+    path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?")[0]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return [unquote(s) for s in path.split("/") if s]
 
 
 def _forwarder(runtime: Runtime, forward: Forward) -> Forwarder:
