@@ -1,4 +1,4 @@
-"""Adapters: the edges through which a runtime is reached (REST, MCP, the command line).
+"""Adapters: the edges through which a runtime is reached (REST, MCP, skills, the command line).
 
 `build_app(runtime, namespace)` gives the ASGI app of one exposes block, to mount in your
 own server; `serve(runtime)` runs every exposes block of a runtime on its own port.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.runtime import Runtime
-from engine.spec import McpExposes, RestExposes
+from engine.spec import McpExposes, RestExposes, SkillExposes
 
 
 def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
@@ -23,6 +23,10 @@ def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
         from adapters.mcp.capability import mcp_http_app
 
         app = mcp_http_app(runtime, exposes, **options)
+    elif isinstance(exposes, SkillExposes):
+        from adapters.skill.app import skill_app
+
+        app = skill_app(runtime, exposes)
     else:
         raise ValueError(f"exposes '{namespace}' is of type {exposes.type}, which this runtime cannot serve yet")
     if exposes.authentication is not None:

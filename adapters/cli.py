@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from engine import loader
 from engine.errors import CapabilityError, NaftikoError, RequestError, UnknownOperation
 from engine.runtime import Runtime, base_uri_variable
-from engine.spec import Capability, McpExposes, RestExposes
+from engine.spec import Capability, McpExposes, RestExposes, SkillExposes
 
 log = logging.getLogger("naftiko")
 
@@ -94,6 +94,9 @@ def _describe(capability: Capability) -> str:
             lines.append(f"  exposes mcp {exposes.namespace}  {where}")
             for tool in exposes.tools:
                 lines.append(f"    tool {tool.name:<40} -> {tool.invocation.call or tool.invocation.ref or 'steps'}")
+        elif isinstance(exposes, SkillExposes):
+            lines.append(f"  exposes skill {exposes.namespace}  port {exposes.port}")
+            lines += [f"    skill {skill.name}: {', '.join(t.name for t in skill.tools) or 'no tools'}" for skill in exposes.skills]
         else:
             lines.append(f"  exposes {exposes.type} {exposes.namespace or ''} (not served yet)")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ import uvicorn
 
 from engine.errors import CapabilityError, Location, NaftikoError
 from engine.runtime import Runtime
-from engine.spec import Exposes, McpExposes, RestExposes
+from engine.spec import Exposes, McpExposes, RestExposes, SkillExposes
 
 log = logging.getLogger("naftiko")
 DEFAULT_HOST = "127.0.0.1"
@@ -59,7 +59,7 @@ def _bind(host: str, port: int, namespace: str) -> socket.socket:
 def _servable(runtime: Runtime) -> list[Exposes]:
     servable: list[Exposes] = []
     for exposes in runtime.exposes:
-        if isinstance(exposes, RestExposes) or (isinstance(exposes, McpExposes) and exposes.transport == "http"):
+        if isinstance(exposes, (RestExposes, SkillExposes)) or (isinstance(exposes, McpExposes) and exposes.transport == "http"):
             servable.append(exposes)
         else:
             log.warning("exposes '%s' (type %s) is not served: this runtime does not serve it yet",
@@ -70,6 +70,8 @@ def _servable(runtime: Runtime) -> list[Exposes]:
 def _summary(exposes: Exposes, app: Any) -> str:
     if isinstance(exposes, RestExposes):
         return f"REST {exposes.namespace}: {len(app.routes)} routes"
+    if isinstance(exposes, SkillExposes):
+        return f"SKILL {exposes.namespace}: {len(exposes.skills)} skills"
     return f"MCP {exposes.namespace}: {len(exposes.tools)} tools"
 
 

@@ -509,10 +509,61 @@ def _exposes(m: _Map) -> spec.Exposes | None:
             transport=transport, description=m.str("description"), authentication=auth,
             resources=m.items("resources", _mcp_resource), prompts=m.items("prompts", _prompt),
         )
+    if type_ == "skill":
+        m.known("type", "address", "port", "namespace", "description", "authentication", "skills")
+        port = m.int("port", required=True)
+        skills = m.items("skills", _skill, required=True)
+        if namespace is None or port is None:
+            return None
+        return spec.SkillExposes(namespace=namespace, port=port, where=m.where, skills=skills,
+                                 address=m.str("address"), description=m.str("description"), authentication=auth)
     if type_ is None:
         return None
     fields = {str(k): _plain(v) for k, v in m.data.items() if k not in ("type", "namespace", "port")}
     return spec.OtherExposes(type=type_, where=m.where, namespace=namespace, port=m.int("port"), fields=fields)
+
+
+def _skill_tool(m: _Map) -> spec.SkillTool | None:
+    m.known("name", "description", "from", "instruction")
+    name, description = m.str("name", required=True), m.str("description", required=True)
+    source = m.map("from")
+    instruction = m.str("instruction")
+    if (source is None) == (instruction is None):
+        m.ctx.problem(m.where, "a skill tool needs exactly one of 'from' (a sibling REST/MCP action) or 'instruction'")
+        return None
+    if source is not None:
+        source.known("sourceNamespace", "action")
+        namespace, action = source.str("sourceNamespace", required=True), source.str("action", required=True)
+    else:
+        namespace = action = None
+    if name is None or description is None:
+        return None
+    return spec.SkillTool(name=name, description=description, where=m.where, source_namespace=namespace,
+                          action=action, instruction=instruction)
+
+
+def _skill(m: _Map) -> spec.Skill | None:
+    m.known("name", "description", "license", "compatibility", "metadata", "allowed-tools", "argument-hint",
+            "user-invocable", "disable-model-invocation", "location", "tools")
+    name, description = m.str("name", required=True), m.str("description", required=True)
+    tools = m.items("tools", _skill_tool)
+    location = m.str("location")
+    if location is None:
+        for tool in tools:
+            if tool.instruction is not None:
+                m.ctx.problem(tool.where, f"skill tool '{tool.name}' is an instruction, which needs a 'location' on"
+                                          f" skill '{name}'")
+    if description is not None and len(description) > 1024:
+        m.bad("description", "a skill 'description' must be at most 1024 characters")
+    if name is None or description is None:
+        return None
+    return spec.Skill(
+        name=name, description=description, where=m.where, tools=tools, location=location,
+        license=m.str("license"), compatibility=m.str("compatibility"), metadata=m.plain("metadata") or {},
+        allowed_tools=m.str("allowed-tools"), argument_hint=m.str("argument-hint"),
+        user_invocable=bool(m.bool("user-invocable", True)),
+        disable_model_invocation=bool(m.bool("disable-model-invocation", False)),
+    )
 
 
 def _binding(m: _Map) -> spec.Binding | None:
@@ -597,10 +648,39 @@ def load_file(path: str | Path) -> spec.Capability:
     capability = _capability(_Map(ctx, data, "", Location(file, 1, 1)), file)
     if ctx.problems:
         raise CapabilityError(ctx.problems)
+    _check_skills(capability)
     if capability.imports:
         imported = tuple(_import(entry, Path(file).parent) for entry in capability.imports)
         capability = replace(capability, consumes=capability.consumes + imported)
     return capability
+
+
+def _check_skills(capability: spec.Capability) -> None:
+    """Every derived skill tool must point at an action of a sibling REST or MCP block."""
+    actions: dict[str, tuple[str, set[str]]] = {}
+    for exposes in capability.exposes:
+        if isinstance(exposes, spec.RestExposes):
+            names = {op.name for r in exposes.resources for op in r.operations if op.name}
+            actions[exposes.namespace] = ("rest", names)
+        elif isinstance(exposes, spec.McpExposes):
+            actions[exposes.namespace] = ("mcp", {tool.name for tool in exposes.tools})
+    problems = []
+    for exposes in capability.exposes:
+        if not isinstance(exposes, spec.SkillExposes):
+            continue
+        for skill in exposes.skills:
+            for tool in skill.tools:
+                if tool.source_namespace is None:
+                    continue
+                if tool.source_namespace not in actions:
+                    known = ", ".join(sorted(actions)) or "none"
+                    problems.append(Problem(tool.where, f"skill tool '{tool.name}': sourceNamespace"
+                                            f" '{tool.source_namespace}' is not a REST or MCP block of this file (known: {known})"))
+                elif tool.action not in actions[tool.source_namespace][1]:
+                    problems.append(Problem(tool.where, f"skill tool '{tool.name}': '{tool.source_namespace}' has no"
+                                            f" operation or tool named '{tool.action}'"))
+    if problems:
+        raise CapabilityError(problems)
 
 
 def _import(entry: spec.ConsumesImport, base: Path) -> spec.Consumes:

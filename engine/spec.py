@@ -269,8 +269,50 @@ class McpExposes:
 
 
 @dataclass(frozen=True, slots=True)
+class SkillTool:
+    """A skill's tool: derived `from` a sibling REST/MCP action, or an instruction file."""
+
+    name: str
+    description: str
+    where: Location
+    source_namespace: str | None = None
+    action: str | None = None
+    instruction: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skill:
+    name: str
+    description: str
+    where: Location
+    tools: tuple[SkillTool, ...] = ()
+    location: str | None = None
+    license: str | None = None
+    compatibility: str | None = None
+    metadata: dict[str, JSON] = field(default_factory=dict)
+    allowed_tools: str | None = None
+    argument_hint: str | None = None
+    user_invocable: bool = True
+    disable_model_invocation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SkillExposes:
+    """A read-only catalogue of agent skills; it never runs tools itself."""
+
+    namespace: str
+    port: int
+    where: Location
+    skills: tuple[Skill, ...]
+    address: str | None = None
+    description: str | None = None
+    authentication: Authentication | None = None
+    type: str = "skill"
+
+
+@dataclass(frozen=True, slots=True)
 class OtherExposes:
-    """An exposes block this runtime reads but does not serve yet (skill, control)."""
+    """An exposes block this runtime reads but does not serve yet (control)."""
 
     type: str
     where: Location
@@ -279,7 +321,7 @@ class OtherExposes:
     fields: dict[str, JSON] = field(default_factory=dict)
 
 
-Exposes = RestExposes | McpExposes | OtherExposes
+Exposes = RestExposes | McpExposes | SkillExposes | OtherExposes
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,7 +141,7 @@ def upstream() -> Iterator[RecordingUpstream]:
         yield recorder
 
 
-_LISTENING = re.compile(r"(REST|MCP) (\S+): .* at (http://\S+)")
+_LISTENING = re.compile(r"(REST|MCP|SKILL) (\S+): .* at (http://\S+)")
 
 
 class NaftikoProcess:

@@ -5,8 +5,10 @@ engine's test fixtures (NOTES.md section 4.1), so these tests need nothing from 
 
 from __future__ import annotations
 
+import io
 import json
 import textwrap
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import parse_qs
@@ -511,3 +513,84 @@ def test_unknown_format_fails_at_load(tmp_path: Path) -> None:
     path.write_text(FORMATS.replace("outputRawFormat: CSV", "outputRawFormat: toml"))
     with pytest.raises(CapabilityError, match="unsupported outputRawFormat 'toml'"):
         Runtime(load_capabilities([path]), resolve_environment=False)
+
+
+SKILLS = """\
+naftiko: 1.0.0-alpha2
+capability:
+  exposes:
+    - type: rest
+      port: 9098
+      namespace: orders-rest
+      resources:
+        - path: /orders
+          operations:
+            - {method: GET, name: list-orders, call: mock-orders.list}
+    - type: skill
+      port: 9097
+      namespace: orders-skills
+      description: Order management skills catalog
+      skills:
+        - name: order-management
+          description: Tools for managing orders
+          location: file://SKILL_DIR
+          allowed-tools: list-orders
+          argument-hint: Use for order operations
+          tools:
+            - name: list-orders
+              description: List all orders in the system
+              from: {sourceNamespace: orders-rest, action: list-orders}
+            - name: order-guide
+              description: Guide for working with orders
+              instruction: order-guide.md
+        - name: onboarding-guide
+          description: A purely descriptive skill with no tools
+  consumes:
+    - type: http
+      namespace: mock-orders
+      baseUri: http://localhost:9099/v1
+      resources:
+        - name: orders
+          path: orders
+          operations:
+            - {method: GET, name: list}
+"""
+
+
+def test_skill_catalogue(tmp_path: Path, serve: Serve) -> None:
+    folder = tmp_path / "order-management"
+    (folder / "docs").mkdir(parents=True)
+    (folder / "order-guide.md").write_text("# Orders\n")
+    (folder / "docs" / "faq.md").write_text("FAQ\n")
+    base = serve(SKILLS.replace("SKILL_DIR", str(folder)))["orders-skills"]
+    listing = httpx.get(f"{base}/skills").json()
+    assert listing["count"] == 2
+    assert [s["name"] for s in listing["skills"]] == ["order-management", "onboarding-guide"]
+    detail = httpx.get(f"{base}/skills/order-management").json()
+    assert detail["allowed-tools"] == "list-orders" and detail["argument-hint"] == "Use for order operations"
+    assert detail["tools"] == [
+        {"name": "list-orders", "description": "List all orders in the system", "type": "derived",
+         "invocationRef": {"targetNamespace": "orders-rest", "action": "list-orders", "mode": "rest"}},
+        {"name": "order-guide", "description": "Guide for working with orders", "type": "instruction",
+         "instruction": "order-guide.md"}]
+    assert httpx.get(f"{base}/skills/onboarding-guide").json()["tools"] == []
+    assert httpx.get(f"{base}/skills/nope").status_code == 404
+    assert httpx.get(f"{base}/skills/order-management/contents").json()["files"] == ["docs/faq.md", "order-guide.md"]
+    assert httpx.get(f"{base}/skills/order-management/contents/docs/faq.md").text == "FAQ\n"
+    assert httpx.get(f"{base}/skills/order-management/contents/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    download = httpx.get(f"{base}/skills/order-management/download")
+    names = zipfile.ZipFile(io.BytesIO(download.content)).namelist()
+    assert sorted(names) == ["order-management/docs/faq.md", "order-management/order-guide.md"]
+
+
+def test_skill_load_time_checks(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(SKILLS.replace("sourceNamespace: orders-rest", "sourceNamespace: nowhere")
+                    .replace("          location: file://SKILL_DIR\n", ""))
+    with pytest.raises(CapabilityError) as caught:
+        load_capabilities([path])
+    messages = [p.message for p in caught.value.problems]
+    assert "skill tool 'order-guide' is an instruction, which needs a 'location' on skill 'order-management'" in messages
+    path.write_text(SKILLS.replace("sourceNamespace: orders-rest", "sourceNamespace: nowhere"))
+    with pytest.raises(CapabilityError, match="sourceNamespace 'nowhere' is not a REST or MCP block"):
+        load_capabilities([path])
