@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.lifespan import RuntimeLifespan
 from engine.runtime import Runtime
 from engine.spec import McpExposes, RestExposes, SkillExposes
 
@@ -33,7 +34,7 @@ def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
         from adapters.auth import ServerAuth
 
         app = ServerAuth(app, exposes.authentication, runtime)
-    return app
+    return RuntimeLifespan(app, runtime)
 
 
 def __getattr__(name: str) -> Any:

@@ -42,7 +42,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _bind(host: str, port: int, namespace: str) -> socket.socket:
+def bind(host: str, port: int, what: str) -> socket.socket:
+    """A listening socket, or a NaftikoError that says which port and what it was for."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -50,7 +51,7 @@ def _bind(host: str, port: int, namespace: str) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise NaftikoError(f"cannot listen on {host}:{port} for '{namespace}': {exc.strerror or exc}") from None
+        raise NaftikoError(f"cannot listen on {host}:{port} for {what}: {exc.strerror or exc}") from None
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -112,7 +113,7 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
         for exposes in exposes_list:
             bind_host = host or exposes.address or DEFAULT_HOST
             port = ports.get(exposes.namespace, exposes.port or 0)
-            sock = _bind(bind_host, port, exposes.namespace)
+            sock = bind(bind_host, port, f"'{exposes.namespace}'")
             sockets.append(sock)
             options = _mcp_options(bind_host, allowed_hosts, allowed_origins) if isinstance(exposes, McpExposes) else {}
             app = build_app(runtime, exposes.namespace, **options)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
 
 from engine import spec

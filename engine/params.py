@@ -9,7 +9,7 @@ stand in for a secret.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from engine.templates import MISSING, Template
 
@@ -53,7 +53,7 @@ class Scope:
             if head == "env":
                 return os.environ.get(rest, MISSING)
             parent = lookup(self.params, head)
-            return _walk(parent, rest.split(".")) if parent is not MISSING else MISSING
+            return walk(parent, rest.split(".")) if parent is not MISSING else MISSING
         return MISSING
 
 
@@ -64,7 +64,8 @@ def lookup(params: Mapping[str, Any], name: str) -> Any:
     return value
 
 
-def _walk(value: Any, keys: list[str]) -> Any:
+def walk(value: Any, keys: Sequence[str]) -> Any:
+    """Follow dict keys; MISSING as soon as one is absent."""
     for key in keys:
         if not isinstance(value, dict) or key not in value:
             return MISSING

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from engine.errors import CapabilityError, Location, RequestError, UnknownOperation
 from engine.jsonpath import compile_path
 from engine.outputs import compile_outputs
-from engine.params import Scope, WithRules
+from engine.params import Scope, WithRules, walk as _walk
 from engine.registry import Operation
 from engine.spec import OutputParameter, Step, StepMapping
 from engine.templates import MISSING, Template
@@ -32,14 +32,6 @@ class StepsResult:
     mapped: Any
     last_status: int
     last_json: Any
-
-
-def _walk(value: Any, keys: Sequence[str]) -> Any:
-    for key in keys:
-        if not isinstance(value, dict) or key not in value:
-            return MISSING
-        value = value[key]
-    return value
 
 
 def _dollar_path(text: str) -> list[str]:

@@ -11,13 +11,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import sys
 from pathlib import Path
 
 import uvicorn
 
-from adapters.server import Listener, serve
+from adapters.server import Listener, bind, serve
 from engine import NaftikoError, Runtime
 from engine.errors import CapabilityError
 from examples.posthog_standin import create_app
@@ -59,19 +58,8 @@ def _examples(listeners: list[Listener], upstream: str) -> str:
     return "\n".join(lines)
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise NaftikoError(f"cannot listen on {host}:{port} for the PostHog stand-in: {exc.strerror}") from None
-    return sock
-
-
 async def main(args: argparse.Namespace) -> None:
-    sock = _bind("127.0.0.1", args.standin_port)
+    sock = bind("127.0.0.1", args.standin_port, "the PostHog stand-in")
     upstream = f"http://127.0.0.1:{sock.getsockname()[1]}"
     standin = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", lifespan="on"))
     standin.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # serve() owns signals

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import textwrap
 from pathlib import Path
 from typing import Any, Iterator

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from mcp import Client
 from ruamel.yaml import YAML
 
 from engine import CapabilityError, Runtime, load_capabilities
-from tests.conftest import ROOT, SHARED, RecordingUpstream, Reply
+from tests.conftest import ROOT, SHARED, RecordingUpstream
 
 FIXTURES = SHARED / "spec" / "fixtures"
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/spec/fixtures is not present")

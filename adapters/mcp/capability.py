@@ -252,35 +252,11 @@ def _read_location(resource: Resource, uri: str) -> list[dict[str, Any]]:
     return [{"uri": uri, "mimeType": mime, "text": path.read_text(encoding="utf-8", errors="replace")}]
 
 
-class _RuntimeLifespan:
-    """Wraps an ASGI app so its lifespan starts and stops the runtime it serves."""
-
-    def __init__(self, app: Any, runtime: Runtime) -> None:
-        self.app, self.runtime = app, runtime
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.runtime.start()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.runtime.stop()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-
 def mcp_http_app(runtime: Runtime, exposes: McpExposes, **options: Any) -> Any:
     """The Streamable HTTP ASGI app of one MCP exposes block."""
     from .http import McpHttpApp
 
-    return _RuntimeLifespan(McpHttpApp(CapabilityBackend(runtime, exposes), **options), runtime)
+    return McpHttpApp(CapabilityBackend(runtime, exposes), **options)
 
 
 def pick_mcp(runtime: Runtime, namespace: str | None) -> McpExposes:

@@ -52,7 +52,7 @@ class _Route:
 
 
 class RestApp:
-    """ASGI app for one REST exposes block. Starts and stops the runtime on lifespan."""
+    """ASGI app for one REST exposes block."""
 
     def __init__(self, runtime: Runtime, exposes: RestExposes) -> None:
         self.runtime = runtime
@@ -71,24 +71,10 @@ class RestApp:
                 route.trusted = frozenset(h.lower() for h in resource.forward.trusted_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         if scope["type"] != "http":
             return
         response = await self._handle(Request(scope, receive))
         await response(scope, receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.runtime.start()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.runtime.stop()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _handle(self, request: Request) -> Response:
         segments = _segments(request.scope)

@@ -92,22 +92,30 @@ def skill_app(runtime: Runtime, exposes: SkillExposes) -> Starlette:
         skill = find(request)
         return JSONResponse(catalogue.details[skill.name]) if skill else unknown(request)
 
-    async def contents(request: Request) -> Response:
+    def files_of(request: Request) -> tuple[Skill, Path] | Response:
+        """The skill and its folder, or the 404 to answer."""
         skill = find(request)
         if skill is None:
             return unknown(request)
         folder = _folder(skill)
         if folder is None or not folder.is_dir():
             return error_response(404, "not_found", f"skill '{skill.name}' has no files")
+        return skill, folder
+
+    async def contents(request: Request) -> Response:
+        found = files_of(request)
+        if isinstance(found, Response):
+            return found
+        skill, folder = found
         return JSONResponse({"name": skill.name, "files": _files(folder)})
 
     async def file(request: Request) -> Response:
-        skill = find(request)
-        if skill is None:
-            return unknown(request)
-        folder = _folder(skill)
+        found = files_of(request)
+        if isinstance(found, Response):
+            return found
+        _, folder = found
         segments = request.path_params["file"].split("/")
-        if folder is None or not all(_SAFE.match(s) and s not in (".", "..") for s in segments):
+        if not all(_SAFE.match(s) and s not in (".", "..") for s in segments):
             return error_response(404, "not_found", "no such file")
         path = folder.joinpath(*segments)
         if not path.is_file():
@@ -115,12 +123,10 @@ def skill_app(runtime: Runtime, exposes: SkillExposes) -> Starlette:
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "text/plain")
 
     async def download(request: Request) -> Response:
-        skill = find(request)
-        if skill is None:
-            return unknown(request)
-        folder = _folder(skill)
-        if folder is None or not folder.is_dir():
-            return error_response(404, "not_found", f"skill '{skill.name}' has no files")
+        found = files_of(request)
+        if isinstance(found, Response):
+            return found
+        skill, folder = found
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for name in _files(folder):
