@@ -25,6 +25,19 @@ HOP_HEADERS = frozenset({
 })
 
 
+def _reason(exc: aiohttp.ClientError) -> str:
+    """Why a request failed, without the URL (its query may carry an API key)."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the response body was cut short or malformed"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status} {exc.message}"
+    return type(exc).__name__
+
+
 def is_json_type(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
@@ -63,7 +76,7 @@ class UpstreamResponse:
         except asyncio.TimeoutError:
             raise self._upstream.timeout_error(self._operation) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(self._upstream.namespace, self._operation, f"broken response: {exc}") from None
+            raise UpstreamError(self._upstream.namespace, self._operation, f"broken response: {_reason(exc)}") from None
         finally:
             self._response.release()
 
@@ -173,5 +186,5 @@ class Upstream:
             reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
             raise UpstreamError(self.namespace, operation, f"cannot connect to {self.base_uri}: {reason}") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(self.namespace, operation, f"request to {self.base_uri} failed: {exc}") from None
+            raise UpstreamError(self.namespace, operation, f"request to {self.base_uri} failed: {_reason(exc)}") from None
         return UpstreamResponse(response, self, operation)
