@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import unquote
 from typing import Any, Callable, Iterable, TypeVar
 
 from ruamel.yaml import YAML
@@ -153,6 +154,17 @@ def _item_loc(file: str, seq: Any, index: int, path: str, fallback: Location) ->
         return Location(file, line + 1, col + 1, path)
     except (KeyError, AttributeError, TypeError):
         return Location(file, fallback.line, fallback.column, path)
+
+
+def file_location(location: str | None, file: str) -> str | None:
+    """A `file://` location made absolute: relative paths are read next to the capability file."""
+    if location is None or not location.startswith("file://"):
+        return location
+    raw = unquote(location[len("file://"):])
+    if raw.startswith("/./"):
+        raw = raw[1:]
+    path = Path(raw)
+    return "file://" + str(path if path.is_absolute() else (Path(file).parent / path).resolve())
 
 
 def _kind(value: Any) -> str:
@@ -453,7 +465,7 @@ def _mcp_resource(m: _Map) -> spec.Resource | None:
         return None
     return spec.Resource(
         name=name, uri=uri, where=m.where, label=m.str("label"), description=m.str("description"),
-        mime_type=m.str("mimeType"), invocation=invocation, location=m.str("location"),
+        mime_type=m.str("mimeType"), invocation=invocation, location=file_location(m.str("location"), m.ctx.file),
     )
 
 
@@ -478,7 +490,8 @@ def _prompt(m: _Map) -> spec.Prompt | None:
         return None
     return spec.Prompt(
         name=name, where=m.where, label=m.str("label"), description=m.str("description"),
-        arguments=m.items("arguments", _prompt_argument), template=tuple(messages), location=m.str("location"),
+        arguments=m.items("arguments", _prompt_argument), template=tuple(messages),
+        location=file_location(m.str("location"), m.ctx.file),
     )
 
 
@@ -547,7 +560,7 @@ def _skill(m: _Map) -> spec.Skill | None:
             "user-invocable", "disable-model-invocation", "location", "tools")
     name, description = m.str("name", required=True), m.str("description", required=True)
     tools = m.items("tools", _skill_tool)
-    location = m.str("location")
+    location = file_location(m.str("location"), m.ctx.file)
     if location is None:
         for tool in tools:
             if tool.instruction is not None:

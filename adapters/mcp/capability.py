@@ -245,7 +245,7 @@ def _read_location(resource: Resource, uri: str) -> list[dict[str, Any]]:
     segments = [s for s in relative.split("/") if s]
     if any(not _SAFE_SEGMENT.match(s) or s in (".", "..") for s in segments):
         raise McpError(INVALID_PARAMS, f"Resource not found: {uri}")
-    path = root.joinpath(*segments) if segments else root
+    path = root.joinpath(*segments) if segments else root  # a location may name one file
     if not path.is_file():
         raise McpError(INVALID_PARAMS, f"Resource not found: {uri}")
     mime = resource.mime_type or mimetypes.guess_type(path.name)[0] or "text/plain"

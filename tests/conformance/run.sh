@@ -22,10 +22,11 @@ server=$!
 trap 'kill -INT $server 2>/dev/null; wait $server 2>/dev/null' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null "$url" && break; sleep 0.1; done
 
+inspector="$cache/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
 echo "== MCP Inspector CLI"
-"$node" "$cache/node_modules/@modelcontextprotocol/inspector/cli/build/cli.js" --cli "$url" --method tools/list >/dev/null \
+"$node" "$inspector" --cli "$url" --method tools/list | grep -q greet \
   && echo "tools/list ok" || echo "tools/list FAILED"
-"$node" "$cache/node_modules/@modelcontextprotocol/inspector/cli/build/cli.js" --cli "$url" --method tools/call \
+"$node" "$inspector" --cli "$url" --method tools/call \
   --tool-name greet --tool-arg name=Ada | grep -q "Hello, Ada" && echo "tools/call ok" || echo "tools/call FAILED"
 
 scenarios=${1:-"server-initialize ping tools-list resources-list prompts-list dns-rebinding-protection server-session-lifecycle http-header-validation caching server-stateless"}
