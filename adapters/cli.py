@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -40,17 +41,25 @@ def _runtime(args: argparse.Namespace) -> Runtime:
     return Runtime.load(*args.paths, base_uris=_pairs(args.base_uri, "--base-uri"), timeout=args.timeout)
 
 
+def _settle(*_: object) -> None:
+    """Once everything is built, move it out of the cycle collector's way for good."""
+    gc.freeze()
+    gc.enable()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from adapters.server import serve
 
+    gc.disable()  # loading builds many small objects that are never garbage; see _settle
     runtime = _runtime(args)
     if args.stdio is not None:
         from adapters.mcp.capability import serve_stdio
 
+        _settle()
         asyncio.run(serve_stdio(runtime, args.stdio or None))
         return 0
     asyncio.run(serve(runtime, host=args.host, ports=_ports(args.port), allowed_hosts=args.allow_host,
-                      allowed_origins=args.allow_origin))
+                      allowed_origins=args.allow_origin, on_ready=_settle))
     return 0
 
 

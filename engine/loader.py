@@ -13,10 +13,10 @@ from urllib.parse import unquote
 from typing import Any, Callable, Iterable, TypeVar
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+
 from ruamel.yaml.error import MarkedYAMLError
 
-from engine import spec
+from engine import blockyaml, spec
 from engine.errors import CapabilityError, Location, Problem
 
 T = TypeVar("T")
@@ -45,7 +45,7 @@ class _Context:
 class _Map:
     """A YAML mapping being read: typed getters that record problems instead of raising."""
 
-    def __init__(self, ctx: _Context, data: CommentedMap, path: str, where: Location) -> None:
+    def __init__(self, ctx: _Context, data: dict[str, Any], path: str, where: Location) -> None:
         self.ctx, self.data, self.path, self.where = ctx, data, path, where
 
     def loc(self, key: str, *, value: bool = False) -> Location:
@@ -629,6 +629,11 @@ def _capability(root: _Map, path: str) -> spec.Capability:
 
 
 def _parse_yaml(text: str, file: str) -> Any:
+    """The fast block-YAML reader when the text allows it, ruamel (and its errors) otherwise."""
+    try:
+        return blockyaml.load(text)
+    except blockyaml.Unsupported:
+        pass
     try:
         return YAML(typ="rt", pure=True).load(text)
     except MarkedYAMLError as exc:
@@ -655,7 +660,7 @@ def load_file(path: str | Path) -> spec.Capability:
     """Load and check one capability file."""
     file = str(path)
     data = read_document(path)
-    if not isinstance(data, CommentedMap):
+    if not isinstance(data, dict):
         raise CapabilityError.at(Location(file, 1, 1), "a capability file must be a YAML mapping that starts with 'naftiko:'")
     ctx = _Context(file)
     capability = _capability(_Map(ctx, data, "", Location(file, 1, 1)), file)
@@ -706,7 +711,7 @@ def _import(entry: spec.ConsumesImport, base: Path) -> spec.Consumes:
     if not path.is_file():
         raise CapabilityError.at(where, f"imported file not found: {path}")
     data = read_document(path)
-    if not isinstance(data, CommentedMap) or not isinstance(data.get("consumes"), list):
+    if not isinstance(data, dict) or not isinstance(data.get("consumes"), list):
         raise CapabilityError.at(where, f"{path} is not a shared consumes file (it needs a top-level 'consumes' list)")
     ctx = _Context(str(path))
     entries = _Map(ctx, data, "", Location(str(path), 1, 1)).items("consumes", _consumes)
