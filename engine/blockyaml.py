@@ -152,21 +152,26 @@ def _strip_comment(text: str) -> str:
 
 class _Reader:
     def __init__(self, text: str) -> None:
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
         self.raw = text.split("\n")
-        # (line number, indent, content) of every line that is not blank or a comment
+        # [line number, indent, content] of every line that is not blank or a comment
         self.lines: list[list[Any]] = []
+        append = self.lines.append
         for number, line in enumerate(self.raw):
             stripped = line.lstrip(" ")
-            if not stripped or stripped.startswith("#"):
+            if not stripped or stripped[0] == "#":
                 continue
-            if stripped.startswith("\t") or "\t" in line[: len(line) - len(stripped)]:
+            if stripped[0] == "\t":
+                if not stripped.strip():
+                    continue
                 raise Unsupported("tab indentation")
             indent = len(line) - len(stripped)
-            if indent == 0 and (stripped.startswith("---") or stripped.startswith("...") or stripped.startswith("%")):
+            if indent == 0 and stripped[0] in "-.%" and stripped.startswith(("---", "...", "%")):
                 if stripped.rstrip() in ("---", "...") and not self.lines:
                     continue
                 raise Unsupported("several documents or directives")
-            self.lines.append([number, indent, stripped.rstrip("\r")])
+            append([number, indent, stripped])
         self.index = 0
         self.scalars: dict[str, Any] = {}  # repeated keys and values resolve once
 

@@ -58,17 +58,17 @@ class RestApp:
         self.runtime = runtime
         self.exposes = exposes
         self.router: Router[_Route] = Router()
-        self.routes: list[_Route] = []
+        routes: dict[int, _Route] = {}
         for resource in exposes.resources:
             route = self.router.add(resource.path, _Route(resource.path))
-            if route not in self.routes:
-                self.routes.append(route)
+            routes.setdefault(id(route), route)
             for operation in resource.operations:
                 call = runtime.exposed_call(operation.invocation, operation.where)
                 route.methods.setdefault(operation.method, _Endpoint(call, resource.input_parameters + operation.input_parameters))
             if resource.forward is not None:
                 route.forward = _forwarder(runtime, resource.forward)
                 route.trusted = frozenset(h.lower() for h in resource.forward.trusted_headers)
+        self.routes = list(routes.values())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
