@@ -45,7 +45,7 @@ class _Server(uvicorn.Server):
 def bind(host: str, port: int, what: str) -> socket.socket:
     """A listening socket, or a NaftikoError that says which port and what it was for."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -102,10 +102,12 @@ def input_schema(declared: tuple[ToolParameter, ...], call: ExposedCall) -> dict
 
 def _tool_result(namespace: str, outcome: Outcome) -> ToolResult:
     structured = outcome.json if outcome.json is not NO_JSON else None
-    if structured is not None:
+    if outcome.body:
+        text = outcome.body.decode("utf-8", "replace")  # the upstream's own JSON text, not re-encoded
+    elif structured is not None:
         text = json.dumps(structured, ensure_ascii=False)
     else:
-        text = (outcome.body or b"").decode("utf-8", "replace")
+        text = ""
     if outcome.status >= 400:
         return ToolResult.text(f"upstream {namespace} answered HTTP {outcome.status}: {text}", is_error=True)
     return ToolResult(content=[{"type": "text", "text": text}], structured=structured)

@@ -94,13 +94,13 @@ class RestApp:
             return response
         try:
             params = await self._params(request, path_params, endpoint.inputs)
-            outcome = await endpoint.call.invoke(params, stream=True)
+            outcome = await endpoint.call.invoke(params, stream=True, parse=False)
         except Exception as exc:
             return _failure(exc, f"{method} {route.path}")
         if outcome.stream is not None:
             return StreamingResponse(outcome.stream.chunks(), status_code=outcome.status,
                                      headers=dict(outcome.headers), media_type=outcome.content_type)
-        if outcome.json is not NO_JSON:
+        if outcome.json is not NO_JSON and outcome.body is None:
             response = JSONResponse(outcome.json, status_code=outcome.status)
             _copy_headers(response, outcome.headers)
             return response
