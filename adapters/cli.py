@@ -41,6 +41,17 @@ def _runtime(args: argparse.Namespace) -> Runtime:
     return Runtime.load(*args.paths, base_uris=_pairs(args.base_uri, "--base-uri"), timeout=args.timeout)
 
 
+def _run(main: Any) -> None:
+    """Run a coroutine on uvloop where it is installed (measurably faster), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 def _settle(*_: object) -> None:
     """Once everything is built, move it out of the cycle collector's way for good."""
     gc.freeze()
@@ -56,9 +67,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from adapters.mcp.capability import serve_stdio
 
         _settle()
-        asyncio.run(serve_stdio(runtime, args.stdio or None))
+        _run(serve_stdio(runtime, args.stdio or None))
         return 0
-    asyncio.run(serve(runtime, host=args.host, ports=_ports(args.port), allowed_hosts=args.allow_host,
+    _run(serve(runtime, host=args.host, ports=_ports(args.port), allowed_hosts=args.allow_host,
                       allowed_origins=args.allow_origin, on_ready=_settle))
     return 0
 

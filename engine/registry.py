@@ -200,8 +200,13 @@ class _EmptySegment(ValueError):
     pass
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
+
+
 def _encode_segment(text: str) -> str:
     """Percent-encode a path value so it can never add, remove or climb a segment."""
+    if _UNRESERVED.fullmatch(text):
+        return text  # the common case: nothing to encode
     if not text:
         raise _EmptySegment()
     if text in (".", ".."):

@@ -101,12 +101,9 @@ class RestApp:
             return StreamingResponse(outcome.stream.chunks(), status_code=outcome.status,
                                      headers=dict(outcome.headers), media_type=outcome.content_type)
         if outcome.json is not NO_JSON and outcome.body is None:
-            response = JSONResponse(outcome.json, status_code=outcome.status)
-            _copy_headers(response, outcome.headers)
-            return response
-        response = Response(outcome.body or b"", status_code=outcome.status, media_type=outcome.content_type)
-        _copy_headers(response, outcome.headers)
-        return response
+            body = json.dumps(outcome.json, ensure_ascii=False, separators=(",", ":")).encode()
+            return _Answer(outcome.status, body, "application/json", outcome.headers)
+        return _Answer(outcome.status, outcome.body or b"", outcome.content_type, outcome.headers)
 
     async def _forward(self, request: Request, route: _Route, path_params: dict[str, str]) -> Response:
         """Pass the request on to the forward target: rest of the path, method, query, body."""
@@ -126,14 +123,15 @@ class RestApp:
                       inputs: tuple[InputParameter, ...]) -> dict[str, Any]:
         """Every path and query variable, the JSON body as `body`, and declared inputs."""
         params: dict[str, Any] = {}
-        for key, value in parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+        query = request.scope.get("query_string", b"")
+        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else ():
             if key in params:
                 previous = params[key]
                 params[key] = previous + [value] if isinstance(previous, list) else [previous, value]
             else:
                 params[key] = value
         params.update(path_params)
-        body = await _json_body(request)
+        body = await _json_body(request) if _has_body(request.scope) else None
         if body is not None:
             params["body"] = body
         for param in inputs:
@@ -177,10 +175,25 @@ def _failure(exc: Exception, what: str) -> Response:
     return error_response(500, "internal_error", "the runtime failed while handling this request; see its log")
 
 
-def _copy_headers(response: Response, headers: list[tuple[str, str]]) -> None:
-    for name, value in headers:
-        if name.lower() != "content-type":
-            response.headers.append(name, value)
+class _Answer:
+    """A complete response sent as two raw ASGI messages (the hot path skips Response objects)."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, body: bytes, content_type: str | None, extra: list[tuple[str, str]]) -> None:
+        self.status, self.body = status, body
+        self.headers = [(b"content-type", (content_type or "application/octet-stream").encode("latin-1")),
+                        (b"content-length", str(len(body)).encode())]
+        self.headers += [(k.lower().encode("latin-1"), v.encode("utf-8", "surrogateescape")) for k, v in extra
+                         if k.lower() not in ("content-type", "content-length")]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def _has_body(scope: Scope) -> bool:
+    return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
 
 
 async def _json_body(request: Request) -> Any:
