@@ -417,17 +417,10 @@ class McpProtocol:
     # ----------------------------------------------------------------- tools
 
     async def _call_tool(self, params: dict[str, Any], modern: bool) -> dict[str, Any]:
-        name = params.get("name")
-        if not isinstance(name, str) or not name:
-            raise McpError(INVALID_PARAMS, "Invalid params: name is required")
+        name, arguments = _name_and_arguments(params)
         entry = self._tools.get(name)
         if entry is None:
             raise McpError(INVALID_PARAMS, f"Unknown tool: {name}")
-        arguments = params.get("arguments")
-        if arguments is None:
-            arguments = {}
-        elif not isinstance(arguments, dict):
-            raise McpError(INVALID_PARAMS, "Invalid params: arguments must be an object")
         arguments, problems = entry.validate(arguments)
         if problems:
             text = f"Invalid arguments for tool '{name}': " + "; ".join(problems)
@@ -461,17 +454,10 @@ class McpProtocol:
         return result
 
     async def _get_prompt(self, params: dict[str, Any], modern: bool) -> dict[str, Any]:
-        name = params.get("name")
-        if not isinstance(name, str) or not name:
-            raise McpError(INVALID_PARAMS, "Invalid params: name is required")
+        name, arguments = _name_and_arguments(params)
         prompt = self._prompt_names.get(name)
         if prompt is None:
             raise McpError(INVALID_PARAMS, f"Unknown prompt: {name}")
-        arguments = params.get("arguments")
-        if arguments is None:
-            arguments = {}
-        elif not isinstance(arguments, dict):
-            raise McpError(INVALID_PARAMS, "Invalid params: arguments must be an object")
         for key, value in arguments.items():
             if not isinstance(value, str):
                 raise McpError(INVALID_PARAMS, f"Invalid params: prompt argument '{key}' must be a string")
@@ -486,6 +472,19 @@ class McpProtocol:
             logger.exception("prompt %r failed", name)
             raise McpError(INTERNAL_ERROR, "Internal error while rendering the prompt") from None
         return dict(result)
+
+
+def _name_and_arguments(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The `name` and `arguments` that tools/call and prompts/get share, checked."""
+    name = params.get("name")
+    if not isinstance(name, str) or not name:
+        raise McpError(INVALID_PARAMS, "Invalid params: name is required")
+    arguments = params.get("arguments")
+    if arguments is None:
+        return name, {}
+    if not isinstance(arguments, dict):
+        raise McpError(INVALID_PARAMS, "Invalid params: arguments must be an object")
+    return name, arguments
 
 
 def _valid_id(request_id: Any) -> bool:
