@@ -10,6 +10,8 @@ buffered body never holds one; a streamed body is read with flow control (pause/
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import ssl
 import zlib
 from collections import deque
@@ -65,7 +67,7 @@ class Response:
     """An answer whose headers have arrived; its body arrives through `read` or `chunks`."""
 
     __slots__ = ("status", "headers", "_connection", "_head", "_chunks", "_buffered", "complete", "_error",
-                 "_waiter", "_decoder", "_timeout", "_loop", "_pausable")
+                 "_waiter", "_decoder", "_timeout", "_loop", "_pausable", "until_close")
 
     def __init__(self, connection: "_Connection", head: bool, timeout: float) -> None:
         self.status = 0
@@ -81,6 +83,7 @@ class Response:
         self._timeout = timeout
         self._loop = connection.loop
         self._pausable = True
+        self.until_close = False
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -93,6 +96,7 @@ class Response:
 
     def _headers_done(self, status: int) -> None:
         self.status = status
+        self.until_close = self.header("content-length") is None and self.header("transfer-encoding") is None
         encoding = (self.header("content-encoding") or "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._decoder = _Decoder(encoding)
@@ -220,12 +224,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         response = self.response
-        if response is not None and response.status and not response.complete:
-            try:
-                self.parser.feed_eof()  # ends a body delimited by the connection closing
-            except httptools.HttpParserError:
-                pass
-        if response is not None and not response.complete:
+        if response is not None and response.status and response.until_close:
+            response._finish()  # a body without length or chunks ends when the connection does
+        elif response is not None and not response.complete:
             response._fail(HTTPFailure("the server closed the connection"))
         self.pool._lost(self)
 
@@ -359,8 +360,10 @@ class Pool:
             raise ReadTimeout("no connection within the timeout") from None
         except ssl.SSLError as exc:
             raise ConnectFailure(f"TLS failed ({exc.reason or exc})") from None
-        except OSError as exc:
+        except socket.gaierror as exc:
             raise ConnectFailure(exc.strerror or str(exc)) from None
+        except OSError as exc:
+            raise ConnectFailure(os.strerror(exc.errno) if exc.errno else str(exc)) from None
         return connection
 
     def _context(self) -> ssl.SSLContext:

@@ -1,0 +1,257 @@
+"""The upstream HTTP/1.1 client against a scripted server on real loopback TCP: framing,
+keep-alive, decoding, redirects, flow control, and every failure named as the engine's error."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from typing import Awaitable, Callable
+
+import pytest
+
+from engine.errors import RequestError, UpstreamError, UpstreamTimeout
+from engine.http1 import HIGH_WATER
+from engine.registry import Prepared
+from engine.upstream import Upstream
+
+pytestmark = pytest.mark.anyio
+
+# A handler gets the request head, its body and its index on the connection; it writes what it
+# likes, and returning False closes the connection.
+Handler = Callable[[str, bytes, asyncio.StreamWriter, int], Awaitable[bool]]
+
+
+class ScriptedServer:
+    """Reads requests off raw sockets and lets a test answer byte by byte."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[str] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> "ScriptedServer":
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        nth = 0
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                               if line.lower().startswith("content-length:")), 0)
+                body = await reader.readexactly(length) if length else b""
+                self.requests.append(head)
+                if not await self.handler(head, body, writer, nth):
+                    break
+                nth += 1
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def answer(status: str, headers: list[str], body: bytes = b"") -> bytes:
+    return ("HTTP/1.1 " + status + "\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
+
+
+def json_answer(body: bytes = b'{"ok": true}') -> bytes:
+    return answer("200 OK", ["Content-Type: application/json", f"Content-Length: {len(body)}"], body)
+
+
+async def send(upstream: Upstream, target: str = "/x", method: str = "GET", headers=(), body: bytes | None = None):
+    return await upstream.send("op", Prepared(method, target, tuple(headers), body))
+
+
+async def test_keep_alive_reuses_one_connection_and_sends_one_well_formed_request() -> None:
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        writer.write(json_answer(body or b'{"ok": true}'))
+        return True
+
+    async with ScriptedServer(handler) as server:
+        upstream = Upstream("t", server.url + "/base", 2.0)
+        try:
+            for _ in range(3):
+                assert await (await send(upstream)).json() == {"ok": True}
+            posted = await send(upstream, "/y?q=1", "POST", [("Content-Type", "application/json")], b'{"a": 1}')
+            assert await posted.json() == {"a": 1}
+        finally:
+            await upstream.close()
+    assert server.connections == 1
+    assert server.requests[0].startswith("GET /base/x HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert "Content-Length: 8\r\n" in server.requests[3] and server.requests[3].startswith("POST /base/y?q=1 ")
+
+
+async def test_chunked_gzip_body_is_decoded_and_its_encoding_headers_dropped() -> None:
+    payload = gzip.compress(b'{"zipped": "' + b"z" * 5000 + b'"}')
+
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        writer.write(answer("200 OK", ["Content-Type: application/json", "Content-Encoding: gzip",
+                                       "Transfer-Encoding: chunked"]))
+        for start in range(0, len(payload), 100):
+            piece = payload[start:start + 100]
+            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        writer.write(b"0\r\n\r\n")
+        return True
+
+    async with ScriptedServer(handler) as server:
+        upstream = Upstream("t", server.url, 2.0)
+        try:
+            response = await send(upstream)
+            assert await response.json() == {"zipped": "z" * 5000}
+            names = {k.lower() for k, _ in response.headers()}
+            assert "content-encoding" not in names and "content-length" not in names
+        finally:
+            await upstream.close()
+    assert "Accept-Encoding: gzip, deflate" in server.requests[0]
+
+
+async def test_body_delimited_by_close_and_head_without_body() -> None:
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        if head.startswith("HEAD"):
+            writer.write(answer("200 OK", ["Content-Type: text/plain", "Content-Length: 999"]))
+            return True
+        writer.write(answer("200 OK", ["Content-Type: text/plain", "Connection: close"], b"until the end"))
+        return False
+
+    async with ScriptedServer(handler) as server:
+        upstream = Upstream("t", server.url, 2.0)
+        try:
+            assert await (await send(upstream)).read() == b"until the end"
+            head = await send(upstream, method="HEAD")
+            assert head.status == 200 and await head.read() == b""
+            assert ("Content-Length", "999") in head.headers()
+        finally:
+            await upstream.close()
+
+
+async def test_a_connection_closed_while_idle_is_retried_for_get_only() -> None:
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        if "/again" in head and nth > 0:
+            return False  # as if the server's idle timeout fired just as the request arrived
+        writer.write(json_answer())
+        return True
+
+    async with ScriptedServer(handler) as server:
+        upstream = Upstream("t", server.url, 2.0)
+        try:
+            await (await send(upstream, "/first")).read()
+            assert await (await send(upstream, "/again")).json() == {"ok": True}  # retried on a new connection
+            await (await send(upstream, "/first", "POST", body=b"{}")).read()
+            with pytest.raises(UpstreamError, match="server closed the connection"):
+                await send(upstream, "/again", "POST", body=b"{}")  # not idempotent: never sent twice
+        finally:
+            await upstream.close()
+
+
+async def test_header_with_a_line_break_is_a_request_error_and_nothing_is_sent() -> None:
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        writer.write(json_answer())
+        return True
+
+    async with ScriptedServer(handler) as server:
+        upstream = Upstream("t", server.url, 2.0)
+        try:
+            for value in ("a\r\nX-Injected: 1", "a\rb", "a\nb"):
+                with pytest.raises(RequestError, match="line break"):
+                    await send(upstream, headers=[("X-Name", value)])
+        finally:
+            await upstream.close()
+    assert server.requests == []
+
+
+async def test_silence_mid_body_is_a_timeout_and_garbage_is_a_broken_response() -> None:
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        if "/garbage" in head:
+            writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+            return True
+        writer.write(answer("200 OK", ["Content-Type: application/json", "Content-Length: 100"], b'{"par'))
+        await asyncio.sleep(1.5)
+        return False
+
+    async with ScriptedServer(handler) as server:
+        upstream = Upstream("t", server.url, 0.5)
+        try:
+            response = await send(upstream)
+            with pytest.raises(UpstreamTimeout, match="within 0.5s"):
+                await response.read()
+            with pytest.raises(UpstreamError, match="malformed response"):
+                await send(upstream, "/garbage")
+        finally:
+            await upstream.close()
+
+
+async def test_redirects_are_followed_and_credentials_stay_on_their_origin() -> None:
+    async def elsewhere(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        writer.write(json_answer())
+        return True
+
+    async with ScriptedServer(elsewhere) as other:
+        async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+            if "/moved" in head:
+                writer.write(answer("302 Found", ["Location: /here", "Content-Length: 0"]))
+            elif "/away" in head:
+                writer.write(answer("307 Temporary Redirect", [f"Location: {other.url}/there", "Content-Length: 0"]))
+            else:
+                writer.write(json_answer())
+            return True
+
+        async with ScriptedServer(handler) as server:
+            upstream = Upstream("t", server.url, 2.0)
+            try:
+                assert (await send(upstream, "/moved", headers=[("Authorization", "Bearer k")])).status == 200
+                assert (await send(upstream, "/away", headers=[("Authorization", "Bearer k")])).status == 200
+            finally:
+                await upstream.close()
+    assert server.requests[1].startswith("GET /here ") and "Authorization: Bearer k" in server.requests[1]
+    assert other.requests[0].startswith("GET /there ") and "Authorization" not in other.requests[0]
+
+
+async def test_unreachable_upstream_names_the_namespace_and_reason() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    upstream = Upstream("billing", f"http://127.0.0.1:{port}", 2.0)
+    try:
+        with pytest.raises(UpstreamError, match="cannot connect to http://127.0.0.1:.*refused") as caught:
+            await send(upstream)
+        assert caught.value.namespace == "billing"
+    finally:
+        await upstream.close()
+
+
+async def test_a_streamed_body_is_read_with_back_pressure() -> None:
+    block = b"x" * 65536
+    total = 64 * len(block)  # 4 MiB, far past the high-water mark
+
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        writer.write(answer("200 OK", ["Content-Type: application/octet-stream", f"Content-Length: {total}"]))
+        for _ in range(64):
+            writer.write(block)
+            await writer.drain()
+        return True
+
+    async with ScriptedServer(handler) as server:
+        upstream = Upstream("t", server.url, 5.0)
+        try:
+            response = await send(upstream)
+            received = 0
+            async for chunk in response.chunks():
+                received += len(chunk)
+                if received == len(chunk):
+                    await asyncio.sleep(0.3)  # a slow reader: the client must stop reading the socket
+                    # at most one socket read (256 KiB) lands after the pause
+                    assert response._response._buffered <= 2 * HIGH_WATER + len(block)
+            assert received == total
+        finally:
+            await upstream.close()
