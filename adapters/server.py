@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from engine.errors import CapabilityError, Location, NaftikoError
 from engine.runtime import Runtime
@@ -40,6 +41,52 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class _OneSendTransport:
+    """A transport whose writes of one event-loop turn leave in one send() call.
+
+    uvicorn writes a response's head and body separately: two system calls and, on loopback,
+    two packets per answer. Holding writes until the turn ends joins them (bench/README.md).
+    """
+
+    __slots__ = ("_transport", "_loop", "_held")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._held: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self._held = [data]
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _Protocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, writing each answer with one system call."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(_OneSendTransport(transport))  # type: ignore[arg-type]
+
+    def on_response_complete(self) -> None:
+        if isinstance(self.transport, _OneSendTransport):
+            self.transport.flush()  # the whole answer is written: send it now, not at the turn's end
+        super().on_response_complete()
 
 
 def bind(host: str, port: int, what: str) -> socket.socket:
@@ -117,7 +164,8 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
             sockets.append(sock)
             options = _mcp_options(bind_host, allowed_hosts, allowed_origins) if isinstance(exposes, McpExposes) else {}
             app = build_app(runtime, exposes.namespace, **options)
-            config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, log_config=None)
+            config = uvicorn.Config(app, http=_Protocol, lifespan="off", log_level="warning", access_log=False,
+                                    log_config=None)
             servers.append(_Server(config))
             actual = sock.getsockname()[1]
             shown = f"[{bind_host}]" if ":" in bind_host else bind_host
