@@ -14,9 +14,9 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from procs import wait_idle
+from procs import cpu_seconds, wait_idle
 
 LUA = Path(__file__).resolve().parent / "wrk" / "bench.lua"
 MODERN = "2026-07-28"
@@ -57,20 +57,64 @@ def wrk(req: Req, concurrency: int, seconds: float) -> dict[str, Any]:
     return result
 
 
-def median_point(req: Req, concurrency: int, seconds: float, runs: int, pid: int | None = None) -> dict[str, Any]:
-    """`runs` wrk runs; each figure is the median over runs (runs kept for the JSON report).
-    After each run, wait until the server `pid` is idle again, so no run inherits a backlog."""
-    samples = []
-    for _ in range(runs):
-        samples.append(wrk(req, concurrency, seconds))
-        samples[-1]["load_avg"] = os.getloadavg()[0]
-        samples[-1]["drain_s"] = wait_idle(pid)
+def sample(req: Req, concurrency: int, seconds: float, pid: int | None) -> dict[str, Any]:
+    """One wrk run, with the server's CPU time per request; then wait until `pid` is idle again,
+    so no run inherits a backlog."""
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
+    result = wrk(req, concurrency, seconds)
+    if pid is not None and result["requests"]:
+        result["cpu_us_per_request"] = (cpu_seconds(pid) - cpu_before) / result["requests"] * 1e6
+    result["load_avg"] = os.getloadavg()[0]
+    result["drain_s"] = wait_idle(pid)
+    return result
+
+
+def summarise(samples: list[dict[str, Any]], concurrency: int, seconds: float) -> dict[str, Any]:
+    """Each figure is the median over the runs (the runs are kept for the JSON report)."""
     point: dict[str, Any] = {"concurrency": concurrency, "seconds": seconds, "runs": samples}
-    for key in ("rps", "p50_us", "p75_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us"):
-        point[key] = statistics.median(s[key] for s in samples)
+    for key in ("rps", "p50_us", "p75_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us", "cpu_us_per_request"):
+        values = [s[key] for s in samples if key in s]
+        if values:
+            point[key] = statistics.median(values)
     point["errors"] = sum(s["errors"] for s in samples)
     point["requests"] = sum(s["requests"] for s in samples)
     return point
+
+
+def median_point(req: Req, concurrency: int, seconds: float, runs: int, pid: int | None = None) -> dict[str, Any]:
+    """`runs` wrk runs of one target, back to back."""
+    return summarise([sample(req, concurrency, seconds, pid) for _ in range(runs)], concurrency, seconds)
+
+
+@dataclass
+class Target:
+    """One thing to load in an interleaved measurement: its request, its server, its levels."""
+
+    name: str
+    req: Req
+    pid: int | None
+    levels: tuple[int, ...]
+
+
+def interleaved(targets: list[Target], runs: int, seconds: Callable[[int], float],
+                warmup: float) -> dict[str, dict[int, dict[str, Any]]]:
+    """Medians over `runs` rounds; each round loads every target in turn at each level.
+
+    A shared machine's speed drifts over minutes; measuring the targets in alternation instead
+    of one after another lets that drift hit them all alike, so their ratios hold.
+    """
+    for target in targets:
+        wrk(target.req, 32, warmup)
+        wait_idle(target.pid)
+    samples: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for _ in range(runs):
+        for c in sorted({c for t in targets for c in t.levels}):
+            for target in (t for t in targets if c in t.levels):
+                samples.setdefault((target.name, c), []).append(sample(target.req, c, seconds(c), target.pid))
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for (name, c), runs_of in samples.items():
+        out.setdefault(name, {})[c] = summarise(runs_of, c, seconds(c))
+    return out
 
 
 # --- MCP requests -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ bench/results/ (report.md, report.json, report.png, logs/). See bench/README.md 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import json
 import shutil
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gen_scale  # noqa: E402
 import report  # noqa: E402
-from load import Req, check_mcp, check_rest, legacy_call, median_point, modern_call, wrk  # noqa: E402
+from load import Req, Target, check_mcp, check_rest, interleaved, legacy_call, median_point, modern_call  # noqa: E402
 from procs import Server, free_port, peak_rss_mb, rss_mb, running, wait_idle  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -163,83 +164,83 @@ def granian(name: str, module: str, port: int, env: dict[str, str]) -> Server:
 
 # --- REST ----------------------------------------------------------------------------------
 
-def measure_target(req: Req, settings: Settings, pid: int,
-                   concurrencies: tuple[int, ...] = CONCURRENCIES) -> dict[int, dict[str, Any]]:
-    """Warm up, then every concurrency level; medians over `settings.runs`; `pid` is drained
-    (left to finish its backlog) after every run."""
-    wrk(req, 32, settings.warmup_seconds)
-    wait_idle(pid)
-    return {c: median_point(req, c, settings.c1_seconds if c == 1 else settings.load_seconds, settings.runs, pid)
-            for c in concurrencies}
+def measure(targets: list[Target], settings: Settings) -> dict[str, dict[int, dict[str, Any]]]:
+    return interleaved(targets, settings.runs, lambda c: settings.c1_seconds if c == 1 else settings.load_seconds,
+                       settings.warmup_seconds)
 
 
 def rest_section(settings: Settings, tmp: Path, upstream: Server, up_port: int) -> dict[str, Any]:
-    """(a) direct, (b) naftiko REST, (c) pure Python proxy, (d) nginx proxy_pass; small and large."""
+    """(a) direct, (b) naftiko REST, (c) pure Python proxy, (d) nginx proxy_pass; small and large.
+    All four run at once and are loaded in alternation (see `load.interleaved`)."""
     up_url = f"http://127.0.0.1:{up_port}"
     out: dict[str, Any] = {}
     for payload in ("small", "large"):
-        for target in ("direct", "naftiko", "pyproxy", "nginx"):
-            port = free_port()
-            if target == "direct":
-                server, port = None, up_port
-            elif target == "naftiko":
-                server = naftiko("naftiko-rest", BENCH / "capabilities" / "bench.yaml", {"bench": up_url},
-                                 {"bench-rest": port, "bench-mcp": free_port()})
-            elif target == "pyproxy":
-                server = granian("pyproxy", "pyproxy:app", port, {"BENCH_UPSTREAM": up_url})
-            else:
-                server = nginx_proxy(tmp / f"nginx-proxy-{payload}", port, up_port)
-            req = Req(f"http://127.0.0.1:{port}/{payload}")
-            log(f"REST {target} {payload}")
-            if server is None:
-                out.setdefault(target, {})[payload] = _rest_point(req, settings, upstream.pid)
-                continue
-            with running(server, port):
-                out.setdefault(target, {})[payload] = _rest_point(req, settings, server.pid)
+        ports = {"naftiko": free_port(), "pyproxy": free_port(), "nginx": free_port()}
+        servers = {
+            "naftiko": naftiko("naftiko-rest", BENCH / "capabilities" / "bench.yaml", {"bench": up_url},
+                               {"bench-rest": ports["naftiko"], "bench-mcp": free_port()}),
+            "pyproxy": granian("pyproxy", "pyproxy:app", ports["pyproxy"], {"BENCH_UPSTREAM": up_url}),
+            "nginx": nginx_proxy(tmp / f"nginx-proxy-{payload}", ports["nginx"], up_port),
+        }
+        log(f"REST {payload}: direct, naftiko, pure proxy, nginx")
+        with contextlib.ExitStack() as stack:
+            for name, server in servers.items():
+                stack.enter_context(running(server, ports[name]))
+            pids = {"direct": upstream.pid, **{name: server.pid for name, server in servers.items()}}
+            reqs = {name: Req(f"http://127.0.0.1:{ports.get(name, up_port)}/{payload}") for name in pids}
+            size = 1024 * 1024 if payload == "large" else 0
+            checks = {name: check_rest(req, MARKER, size) for name, req in reqs.items()}
+            points = measure([Target(name, reqs[name], pids[name], CONCURRENCIES) for name in pids], settings)
+            for name, pid in pids.items():
+                out.setdefault(name, {})[payload] = {"check": checks[name], "points": points[name],
+                                                     "peak_rss_mb": peak_rss_mb(pid), "rss_after_mb": rss_mb(pid)}
     return out
-
-
-def _rest_point(req: Req, settings: Settings, pid: int) -> dict[str, Any]:
-    check = check_rest(req, MARKER, 1024 * 1024 if req.url.endswith("large") else 0)
-    points = measure_target(req, settings, pid)
-    return {"check": check, "points": points, "peak_rss_mb": peak_rss_mb(pid), "rss_after_mb": rss_mb(pid)}
 
 
 # --- MCP -----------------------------------------------------------------------------------
 
 def mcp_section(settings: Settings, up_port: int) -> dict[str, Any]:
-    """(e) naftiko MCP, (f) FastMCP from_openapi, (g) the official SDK; both eras each."""
+    """(e) naftiko MCP, (f) FastMCP from_openapi, (g) the official SDK; both eras each; and
+    naftiko's REST adapter on the same operation, from the same process, for the MCP/REST ratio.
+    All run at once and are loaded in alternation (see `load.interleaved`)."""
     up_url = f"http://127.0.0.1:{up_port}"
     out: dict[str, Any] = {}
     for payload in ("small", "large"):
-        for target in ("naftiko", "fastmcp", "sdk"):
-            port = free_port()
-            if target == "naftiko":
-                server = naftiko("naftiko-mcp", BENCH / "capabilities" / "bench.yaml", {"bench": up_url},
-                                 {"bench-rest": free_port(), "bench-mcp": port})
-            else:
-                script = BENCH / "servers" / ("fastmcp_server.py" if target == "fastmcp" else "sdk_server.py")
-                server = Server(f"{target}-mcp", [str(BENCH_PY), str(script), str(port), up_url], LOGS,
-                                cwd=BENCH / "servers")
-            url = f"http://127.0.0.1:{port}/mcp"
-            with running(server, port, "/mcp", timeout=60):
+        ports = {name: free_port() for name in ("naftiko", "naftiko-rest", "fastmcp", "sdk")}
+        servers = {"naftiko": naftiko("naftiko-mcp", BENCH / "capabilities" / "bench.yaml", {"bench": up_url},
+                                      {"bench-rest": ports["naftiko-rest"], "bench-mcp": ports["naftiko"]})}
+        for peer in ("fastmcp", "sdk"):
+            script = BENCH / "servers" / f"{'fastmcp_server' if peer == 'fastmcp' else 'sdk_server'}.py"
+            servers[peer] = Server(f"{peer}-mcp", [str(BENCH_PY), str(script), str(ports[peer]), up_url], LOGS,
+                                   cwd=BENCH / "servers")
+        # 1 MB at c128 is left out: the SDK-based peers need tens of seconds to work off
+        # 128 queued 1 MB calls after each run, which would take most of the run's time.
+        levels = CONCURRENCIES if payload == "small" else (1, 32)
+        log(f"MCP {payload}: naftiko, FastMCP, SDK; both eras")
+        with contextlib.ExitStack() as stack:
+            for name, server in servers.items():
+                stack.enter_context(running(server, ports[name], "/mcp", timeout=60))
+            targets: list[Target] = []
+            for name, server in servers.items():
+                url = f"http://127.0.0.1:{ports[name]}/mcp"
                 for era, build in (("modern", modern_call), ("legacy", legacy_call)):
-                    log(f"MCP {target} {era} {payload}")
-                    entry = out.setdefault(f"{target}-{era}", {})
+                    entry = out.setdefault(f"{name}-{era}", {})
                     try:
                         req = build(url, payload)
-                        check = check_mcp(req, MARKER)
+                        entry[payload] = {"check": check_mcp(req, MARKER)}
                     except Exception as exc:  # an era the peer does not serve is recorded, not fatal
                         entry[payload] = {"skipped": f"{type(exc).__name__}: {exc}"[:500]}
-                        log(f"  skipped: {exc}")
+                        log(f"  {name} {era} skipped: {exc}")
                         continue
-                    # 1 MB at c128 is left out: the SDK-based peers need tens of seconds to work off
-                    # 128 queued 1 MB calls after each run, which would take most of the run's time.
-                    levels = CONCURRENCIES if payload == "small" else (1, 32)
-                    entry[payload] = {"check": check, "points": measure_target(req, settings, server.pid, levels)}
-                peak = peak_rss_mb(server.pid)
-                for era in ("modern", "legacy"):
-                    out[f"{target}-{era}"][payload]["peak_rss_mb"] = peak
+                    targets.append(Target(f"{name}-{era}", req, server.pid, levels))
+            rest = Req(f"http://127.0.0.1:{ports['naftiko-rest']}/{payload}")
+            size = 1024 * 1024 if payload == "large" else 0
+            out.setdefault("naftiko-rest", {})[payload] = {"check": check_rest(rest, MARKER, size)}
+            targets.append(Target("naftiko-rest", rest, servers["naftiko"].pid, levels))
+            for name, points in measure(targets, settings).items():
+                out[name][payload]["points"] = points
+            for target in targets:
+                out[target.name][payload]["peak_rss_mb"] = peak_rss_mb(target.pid)
     return out
 
 

@@ -205,6 +205,7 @@ class _Connection(asyncio.Protocol):
         self.response: Response | None = None
         self.closed = False
         self.paused = False
+        self.stalled: asyncio.TimerHandle | None = None
         self.idle_since = 0.0
         self.received = False
 
@@ -274,13 +275,21 @@ class _Connection(asyncio.Protocol):
         if not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
+            # A body nobody reads (its caller went away) must not hold the connection forever.
+            self.stalled = self.loop.call_later(self.pool.read_timeout, self.abort,
+                                                ReadTimeout("the body was not read within the timeout"))
 
     def resume(self, buffered: int) -> None:
         if self.paused and buffered < HIGH_WATER // 4 and not self.closed and self.transport is not None:
             self.paused = False
+            if self.stalled is not None:
+                self.stalled.cancel()
+                self.stalled = None
             self.transport.resume_reading()
 
     def abort(self, error: HTTPFailure | None) -> None:
+        if self.stalled is not None:
+            self.stalled.cancel()
         response, self.response = self.response, None
         if response is not None and error is not None:
             response._fail(error)

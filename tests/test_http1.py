@@ -255,3 +255,23 @@ async def test_a_streamed_body_is_read_with_back_pressure() -> None:
             assert received == total
         finally:
             await upstream.close()
+
+
+async def test_a_body_nobody_reads_gives_its_connection_back_after_the_timeout() -> None:
+    total = 4 * 1024 * 1024
+
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        writer.write(answer("200 OK", ["Content-Type: application/octet-stream", f"Content-Length: {total}"]))
+        writer.write(b"x" * total)
+        return True
+
+    async with ScriptedServer(handler) as server:
+        upstream = Upstream("t", server.url, 0.3)
+        try:
+            abandoned = await send(upstream)  # headers in, body left unread: the caller went away
+            await asyncio.sleep(0.8)
+            assert abandoned._response._connection.closed
+            with pytest.raises(UpstreamTimeout):
+                await abandoned.read()
+        finally:
+            await upstream.close()
