@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -165,7 +166,7 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
             options = _mcp_options(bind_host, allowed_hosts, allowed_origins) if isinstance(exposes, McpExposes) else {}
             app = build_app(runtime, exposes.namespace, **options)
             config = uvicorn.Config(app, http=_Protocol, lifespan="off", log_level="warning", access_log=False,
-                                    log_config=None)
+                                    log_config=None, proxy_headers=False, server_header=False)
             servers.append(_Server(config))
             actual = sock.getsockname()[1]
             shown = f"[{bind_host}]" if ":" in bind_host else bind_host
@@ -176,6 +177,10 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
             sock.close()
         raise
     await runtime.start()
+    # What was loaded lives as long as the process: keep it out of every garbage collection, so
+    # a collection's pause stays short however large the capability files are.
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gen_scale  # noqa: E402
 import report  # noqa: E402
-from load import Req, Target, check_mcp, check_rest, interleaved, legacy_call, median_point, modern_call  # noqa: E402
+from load import (Req, Target, check_mcp, check_rest, interleaved, legacy_call, median_point, modern_call,  # noqa: E402
+                  wrk)
 from procs import Server, free_port, peak_rss_mb, rss_mb, running, wait_idle  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
