@@ -19,7 +19,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from engine.errors import CapabilityError, Location, NaftikoError
-from engine.runtime import Runtime
+from engine.runtime import Runtime, gc_paused
 from engine.spec import Exposes, McpExposes, RestExposes, SkillExposes
 
 log = logging.getLogger("naftiko")
@@ -138,6 +138,13 @@ def _mcp_options(bind_host: str, allowed_hosts: list[str] | None, allowed_origin
     return options
 
 
+def _options(exposes: Exposes, host: str | None, allowed_hosts: list[str] | None,
+             allowed_origins: list[str] | None) -> dict[str, Any]:
+    if not isinstance(exposes, McpExposes):
+        return {}
+    return _mcp_options(host or exposes.address or DEFAULT_HOST, allowed_hosts, allowed_origins)
+
+
 async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str, int] | None = None,
                 allowed_hosts: list[str] | None = None, allowed_origins: list[str] | None = None,
                 on_ready: Callable[[list[Listener]], None] | None = None) -> None:
@@ -158,13 +165,14 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
     listeners: list[Listener] = []
     sockets: list[socket.socket] = []
     try:
-        for exposes in exposes_list:
+        with gc_paused():
+            apps = [build_app(runtime, exposes.namespace, **_options(exposes, host, allowed_hosts, allowed_origins))
+                    for exposes in exposes_list]
+        for exposes, app in zip(exposes_list, apps):
             bind_host = host or exposes.address or DEFAULT_HOST
             port = ports.get(exposes.namespace, exposes.port or 0)
             sock = bind(bind_host, port, f"'{exposes.namespace}'")
             sockets.append(sock)
-            options = _mcp_options(bind_host, allowed_hosts, allowed_origins) if isinstance(exposes, McpExposes) else {}
-            app = build_app(runtime, exposes.namespace, **options)
             config = uvicorn.Config(app, http=_Protocol, lifespan="off", log_level="warning", access_log=False,
                                     log_config=None, proxy_headers=False, server_header=False)
             servers.append(_Server(config))
@@ -179,7 +187,6 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
     await runtime.start()
     # What was loaded lives as long as the process: keep it out of every garbage collection, so
     # a collection's pause stays short however large the capability files are.
-    gc.collect()
     gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -249,14 +249,17 @@ def mcp_section(settings: Settings, up_port: int) -> dict[str, Any]:
 
 def startup(name: str, capability: Path, base_uris: dict[str, str], ports: dict[str, int], ready_port: int,
             runs: int, env: dict[str, str] | None = None,
-            then: Callable[[Server], dict[str, Any]] | None = None) -> dict[str, Any]:
+            then: Callable[[Server], dict[str, Any]] | None = None,
+            keep: list[Server] | None = None) -> dict[str, Any]:
     """Start-up time (process start until the port answers HTTP) over `runs` starts, RSS once
-    ready, and `then(server)` measured on the last start. A start over 20 s is not repeated."""
+    ready, and `then(server)` measured on the last start. A start over 20 s is not repeated.
+    With `keep`, the last start is left running and added to it (the caller stops it)."""
     times, rss = [], []
     extra: dict[str, Any] = {}
     for i in range(runs):
         server = naftiko(name, capability, base_uris, ports, env)
         server.start()
+        kept = False
         try:
             times.append(server.wait_ready(ready_port, "/"))
             time.sleep(0.3)
@@ -264,8 +267,12 @@ def startup(name: str, capability: Path, base_uris: dict[str, str], ports: dict[
             last = i == runs - 1 or times[-1] > 20
             if last and then is not None:
                 extra = then(server)
+            if last and keep is not None:
+                keep.append(server)
+                kept = True
         finally:
-            server.stop()
+            if not kept:
+                server.stop()
         if last:
             break
     return {"startup_s": statistics.median(times), "startup_runs_s": times, "rss_ready_mb": statistics.median(rss),
@@ -273,33 +280,40 @@ def startup(name: str, capability: Path, base_uris: dict[str, str], ports: dict[
 
 
 def scale_section(settings: Settings, tmp: Path, up_port: int) -> dict[str, Any]:
-    """Generated files with N operations: start-up, RSS, p50 at c1 on the first and last route/tool."""
+    """Generated files with N operations: start-up and RSS; then, with a server of every size
+    running, p50 at c1 on the first and last route and tool, loaded in alternation across sizes."""
     up_url = f"http://127.0.0.1:{up_port}"
     out: dict[str, Any] = {}
-    for n in settings.scale_sizes:
-        path = tmp / f"scale-{n}.yaml"
-        path.write_text(gen_scale.capability(n))
-        rest_port, mcp_port = free_port(), free_port()
-        log(f"scale {n} operations")
-
-        def latencies(server: Server) -> dict[str, Any]:
-            result: dict[str, Any] = {}
+    servers: list[Server] = []
+    targets: list[Target] = []
+    try:
+        for n in settings.scale_sizes:
+            path = tmp / f"scale-{n}.yaml"
+            path.write_text(gen_scale.capability(n))
+            rest_port, mcp_port = free_port(), free_port()
+            log(f"scale {n} operations: start-up")
+            out[str(n)] = startup(f"naftiko-scale-{n}", path, {"scale": up_url},
+                                  {"scale-rest": rest_port, "scale-mcp": mcp_port}, rest_port, settings.startup_runs,
+                                  keep=servers)
+            out[str(n)]["file_bytes"] = path.stat().st_size
             for which, i in (("first", 0), ("last", n - 1)):
                 rest = Req(f"http://127.0.0.1:{rest_port}/v1/op{i}/abc")
                 check_rest(rest, MARKER)
                 mcp = modern_call(f"http://127.0.0.1:{mcp_port}/mcp", f"op{i}", {"id": "abc"})
                 check_mcp(mcp, MARKER)
-                wrk(rest, 1, 1)
-                result[f"rest_{which}"] = median_point(rest, 1, settings.scale_seconds, settings.scale_runs, server.pid)
-                result[f"mcp_{which}"] = median_point(mcp, 1, settings.scale_seconds, settings.scale_runs, server.pid)
-            result["rss_after_mb"] = rss_mb(server.pid)
-            result["peak_rss_mb"] = peak_rss_mb(server.pid)
-            return result
-
-        out[str(n)] = startup(f"naftiko-scale-{n}", path, {"scale": up_url},
-                              {"scale-rest": rest_port, "scale-mcp": mcp_port}, rest_port, settings.startup_runs,
-                              then=latencies)
-        out[str(n)]["file_bytes"] = path.stat().st_size
+                targets += [Target(f"{n}/rest_{which}", rest, servers[-1].pid, (1,)),
+                            Target(f"{n}/mcp_{which}", mcp, servers[-1].pid, (1,))]
+        log(f"scale: latency at c1, sizes {', '.join(map(str, settings.scale_sizes))} in alternation")
+        points = interleaved(targets, settings.scale_runs, lambda c: settings.scale_seconds, settings.warmup_seconds)
+        for name, by_level in points.items():
+            n, key = name.split("/")
+            out[n][key] = by_level[1]
+        for n, server in zip(settings.scale_sizes, servers):
+            out[str(n)]["rss_after_mb"] = rss_mb(server.pid)
+            out[str(n)]["peak_rss_mb"] = peak_rss_mb(server.pid)
+    finally:
+        for server in servers:
+            server.stop()
     return out
 
 

@@ -98,10 +98,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads with options builds one per call
+
+
 def decode_message(data: bytes | str) -> Any:
-    """Decode one JSON text; raises `McpError(PARSE_ERROR)` on anything that is not JSON."""
+    """Decode one JSON text (UTF-8 when bytes); raises `McpError(PARSE_ERROR)` on anything that is not JSON."""
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        return _decoder.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError included
         raise McpError(PARSE_ERROR, "Parse error", None) from exc
 
