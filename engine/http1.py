@@ -342,10 +342,9 @@ class Pool:
         await self._slots.acquire()
         try:
             idle = None if fresh else self._idle.get(origin)
-            now = asyncio.get_running_loop().time()
             while idle:
                 connection = idle.pop()
-                if not connection.closed and now - connection.idle_since < IDLE_SECONDS:
+                if not connection.closed and connection.loop.time() - connection.idle_since < IDLE_SECONDS:
                     self._busy.add(connection)
                     return connection, True
                 connection.abort(None)
