@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import sys
+import statistics
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,6 +46,20 @@ def _get(data: Any, *keys: Any) -> Any:
 
 def _point(section: dict[str, Any] | None, target: str, payload: str, c: int) -> dict[str, Any] | None:
     return _get(section or {}, target, payload, "points", c)
+
+
+def paired(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str,
+           combine: Callable[[float, float], float] = lambda x, y: x / y) -> float | None:
+    """`combine(a, b)` round by round, then the median: the two were loaded one after the other
+    in each round, so each pair saw the same machine. (A shared machine can slow down by half
+    between rounds; a ratio of medians would compare a fast round with a slow one.) Falls back
+    to the medians when the runs do not pair up."""
+    if not a or not b:
+        return None
+    runs_a, runs_b = a.get("runs") or [], b.get("runs") or []
+    if runs_a and len(runs_a) == len(runs_b) and all(key in r for r in runs_a + runs_b):
+        return statistics.median(combine(x[key], y[key]) for x, y in zip(runs_a, runs_b))
+    return combine(a[key], b[key])
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -89,24 +104,24 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
                     "status": status})
 
     nk32, pp32 = _point(rest, "naftiko", "small", 32), _point(rest, "pyproxy", "small", 32)
-    v = nk32["rps"] / pp32["rps"] if nk32 and pp32 else None
+    v = paired(nk32, pp32, "rps")
     add("REST throughput at c32 ≥ 0.8× the pure Python proxy (small JSON)", v, lambda x: x >= 0.8,
-        f"{_ratio(nk32 and nk32['rps'], pp32 and pp32['rps'])} ({_num(nk32 and nk32['rps'])} vs {_num(pp32 and pp32['rps'])} req/s)")
+        f"{_num(v, '{:.2f}')}× (medians {_num(nk32 and nk32['rps'])} vs {_num(pp32 and pp32['rps'])} req/s)")
     nk1, d1 = _point(rest, "naftiko", "small", 1), _point(rest, "direct", "small", 1)
     for pct, limit in (("p50", 300), ("p99", 1000)):
-        v = nk1[f"{pct}_us"] - d1[f"{pct}_us"] if nk1 and d1 else None
+        v = paired(nk1, d1, f"{pct}_us", lambda x, y: x - y)
         add(f"REST added latency at c1 over direct, {pct} < {limit / 1000:g} ms (small JSON)", v, lambda x, l=limit: x < l,
-            f"{_ms(v)} ms (naftiko {_ms(nk1 and nk1[f'{pct}_us'])} ms, direct {_ms(d1 and d1[f'{pct}_us'])} ms)")
+            f"{_ms(v)} ms (medians: naftiko {_ms(nk1 and nk1[f'{pct}_us'])} ms, direct {_ms(d1 and d1[f'{pct}_us'])} ms)")
     nm = _point(mcp, "naftiko-modern", "small", 32)
     for peer, label in (("fastmcp-modern", "FastMCP from_openapi"), ("sdk-modern", "the SDK server")):
         pm = _point(mcp, peer, "small", 32)
-        v = nm["rps"] / pm["rps"] if nm and pm else None
+        v = paired(nm, pm, "rps")
         add(f"MCP tools/call throughput at c32 ≥ 4× {label} (modern era, small JSON)", v, lambda x: x >= 4,
-            f"{_ratio(nm and nm['rps'], pm and pm['rps'])} ({_num(nm and nm['rps'])} vs {_num(pm and pm['rps'])} req/s)")
+            f"{_num(v, '{:.2f}')}× (medians {_num(nm and nm['rps'])} vs {_num(pm and pm['rps'])} req/s)")
     nr = _point(mcp, "naftiko-rest", "small", 32) or nk32  # measured in the MCP rounds when there
-    v = nm["rps"] / nr["rps"] if nm and nr else None
+    v = paired(nm, nr, "rps")
     add("MCP tools/call throughput at c32 ≥ 0.7× our REST adapter (small JSON)", v, lambda x: x >= 0.7,
-        f"{_ratio(nm and nm['rps'], nr and nr['rps'])} ({_num(nm and nm['rps'])} vs {_num(nr and nr['rps'])} req/s)")
+        f"{_num(v, '{:.2f}')}× (medians {_num(nm and nm['rps'])} vs {_num(nr and nr['rps'])} req/s)")
     seed = data.get("seed") or {}
     v = seed.get("startup_s")
     add("Start-up < 0.5 s for the seed capability", v, lambda x: x < 0.5, f"{_num(v, '{:.3f}')} s")
@@ -114,10 +129,10 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
     add("Start-up < 3 s for 10,000 operations", v, lambda x: x < 3, f"{_num(v, '{:.2f}')} s")
     for which in ("first", "last"):
         big, small = _get(data, "scale", "10000", f"rest_{which}"), _get(data, "scale", "20", f"rest_{which}")
-        v = big["p50_us"] / small["p50_us"] if big and small else None
+        v = paired(big, small, "p50_us")
         add(f"REST p50 at c1 on the {which} route with 10,000 operations within 10% of 20", v,
-            lambda x: x <= 1.10, f"{_ratio(big and big['p50_us'], small and small['p50_us'])} "
-                                 f"({_ms(big and big['p50_us'])} vs {_ms(small and small['p50_us'])} ms)")
+            lambda x: x <= 1.10, f"{_num(v, '{:.2f}')}× (medians {_ms(big and big['p50_us'])} vs "
+                                 f"{_ms(small and small['p50_us'])} ms)")
     v = _get(seed, "serving", "peak_rss_mb")
     add("RSS < 80 MB serving the seed (peak under REST and MCP load)", v, lambda x: x < 80, f"{_num(v, '{:.1f}')} MB")
     dl = _get(data, "stream", "download_naftiko")
@@ -190,7 +205,10 @@ def markdown(data: dict[str, Any]) -> str:
              "each run's figure is in report.json)",
              "", "Versions:", ""]
     lines += [f"- {k}: {v}" for k, v in data["versions"].items()]
-    lines += ["", "## Goals (issue 5)", "", "| goal | measured | status |", "|---|---|---|"]
+    lines += ["", "## Goals (issue 5)", "",
+              "Each ratio (or added latency) is the median over rounds of that round's ratio: the two "
+              "figures of a pair were taken one after the other. The medians of each side are shown beside it.",
+              "", "| goal | measured | status |", "|---|---|---|"]
     lines += [f"| {g['goal']} | {g['measured']} | **{g['status']}** |" for g in data.get("goals", [])]
     rest, mcp = data.get("rest"), data.get("mcp")
     for payload in ("small", "large"):

@@ -303,6 +303,7 @@ def scale_section(settings: Settings, tmp: Path, up_port: int) -> dict[str, Any]
                 check_mcp(mcp, MARKER)
                 targets += [Target(f"{n}/rest_{which}", rest, servers[-1].pid, (1,)),
                             Target(f"{n}/mcp_{which}", mcp, servers[-1].pid, (1,))]
+        targets.sort(key=lambda t: t.name.split("/")[1])  # the sizes of one route side by side in time
         log(f"scale: latency at c1, sizes {', '.join(map(str, settings.scale_sizes))} in alternation")
         points = interleaved(targets, settings.scale_runs, lambda c: settings.scale_seconds, settings.warmup_seconds)
         for name, by_level in points.items():
