@@ -261,6 +261,7 @@ class _Connection(asyncio.Protocol):
         assert response is not None
         response._finish()
         if reuse and not self.closed:
+            self._unpause()  # the answer is whole in its buffer; the next one must be readable
             self.pool._release(self)
         else:
             self.abort(None)
@@ -280,7 +281,11 @@ class _Connection(asyncio.Protocol):
                                                 ReadTimeout("the body was not read within the timeout"))
 
     def resume(self, buffered: int) -> None:
-        if self.paused and buffered < HIGH_WATER // 4 and not self.closed and self.transport is not None:
+        if buffered < HIGH_WATER // 4:
+            self._unpause()
+
+    def _unpause(self) -> None:
+        if self.paused and not self.closed and self.transport is not None:
             self.paused = False
             if self.stalled is not None:
                 self.stalled.cancel()

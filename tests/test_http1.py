@@ -275,3 +275,27 @@ async def test_a_body_nobody_reads_gives_its_connection_back_after_the_timeout()
                 await abandoned.read()
         finally:
             await upstream.close()
+
+
+async def test_a_connection_paused_by_a_slow_reader_is_readable_again_once_reused() -> None:
+    """Regression: a body that ended while reading was paused left the pooled connection deaf."""
+    total = HIGH_WATER + 4096  # the last socket read both passes the high-water mark and ends the body
+
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        if "/big" in head:
+            writer.write(answer("200 OK", ["Content-Type: application/octet-stream", f"Content-Length: {total}"],
+                                b"x" * total))
+        else:
+            writer.write(json_answer())
+        return True
+
+    async with ScriptedServer(handler) as server:
+        upstream = Upstream("t", server.url, 2.0)
+        try:
+            streamed = await send(upstream, "/big")
+            await asyncio.sleep(0.2)  # the whole body arrives, past the high-water mark, before anyone reads
+            assert sum([len(chunk) async for chunk in streamed.chunks()]) == total
+            assert await (await send(upstream, "/small")).json() == {"ok": True}
+        finally:
+            await upstream.close()
+    assert server.connections == 1
