@@ -85,8 +85,7 @@ class _Protocol(HttpToolsProtocol):
         super().connection_made(_OneSendTransport(transport))  # type: ignore[arg-type]
 
     def on_response_complete(self) -> None:
-        if isinstance(self.transport, _OneSendTransport):
-            self.transport.flush()  # the whole answer is written: send it now, not at the turn's end
+        self.transport.flush()  # type: ignore[attr-defined]  # the whole answer is written: send it now
         super().on_response_complete()
 
 

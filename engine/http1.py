@@ -22,6 +22,7 @@ import httptools
 HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
 IDLE_SECONDS = 15.0  # an idle keep-alive connection older than this is not reused
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+Origin = tuple[str, str, int]  # scheme, host, port
 
 
 class HTTPFailure(Exception):
@@ -197,7 +198,7 @@ class Response:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
-    def __init__(self, pool: "Pool", origin: tuple[str, str, int]) -> None:
+    def __init__(self, pool: "Pool", origin: Origin) -> None:
         self.pool, self.origin = pool, origin
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -305,9 +306,6 @@ class _Connection(asyncio.Protocol):
             self.pool._lost(self)
 
 
-Origin = tuple[str, str, int]  # scheme, host, port
-
-
 class Pool:
     """Keep-alive connections to any number of origins, at most `limit` exchanges at once."""
 
@@ -325,22 +323,23 @@ class Pool:
         data = _encode(method, host_header, target, headers, body)
         connection, reused = await self._connection(origin)
         try:
-            response = Response(connection, method == "HEAD", self.read_timeout)
-            connection.send(data, response)
             try:
-                await response._until_headers()
+                return await self._exchange(connection, method, data)
             except HTTPFailure as failure:
                 if isinstance(failure, ReadTimeout) or not (reused and not connection.received and method in IDEMPOTENT):
                     raise
                 # The server closed an idle connection just as it was reused: one fresh attempt.
                 connection, _ = await self._connection(origin, fresh=True)
-                response = Response(connection, method == "HEAD", self.read_timeout)
-                connection.send(data, response)
-                await response._until_headers()
-            return response
+                return await self._exchange(connection, method, data)
         except BaseException as exc:
             connection.abort(exc if isinstance(exc, HTTPFailure) else HTTPFailure("the request was cancelled"))
             raise
+
+    async def _exchange(self, connection: _Connection, method: str, data: bytes) -> Response:
+        response = Response(connection, method == "HEAD", self.read_timeout)
+        connection.send(data, response)
+        await response._until_headers()
+        return response
 
     async def _connection(self, origin: Origin, fresh: bool = False) -> tuple[_Connection, bool]:
         """An idle connection to the origin, or a new one; it holds one of the pool's slots."""

@@ -263,13 +263,16 @@ class Upstream:
         target = self._base
         for _ in range(MAX_REDIRECTS + 1):
             home = target.origin == self._base.origin
-            response = await pool.request(method, target.origin, target.host, path or "/",
-                                          self._signed(method, path, headers) if home else headers, body)
+
+            async def send() -> Response:
+                signed = self._signed(method, path, headers) if home else headers
+                return await pool.request(method, target.origin, target.host, path or "/", signed, body)
+
+            response = await send()
             if response.status == 401 and home and self._digest is not None \
                     and self._digest.learn(response.header("www-authenticate")):
                 await response.read()
-                response = await pool.request(method, target.origin, target.host, path or "/",
-                                              self._signed(method, path, headers), body)
+                response = await send()
             location = response.header("location") if response.status in REDIRECTS else None
             if location is None:
                 return response

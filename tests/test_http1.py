@@ -4,8 +4,9 @@ keep-alive, decoding, redirects, flow control, and every failure named as the en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -68,6 +69,21 @@ def json_answer(body: bytes = b'{"ok": true}') -> bytes:
     return answer("200 OK", ["Content-Type: application/json", f"Content-Length: {len(body)}"], body)
 
 
+async def ok(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+    """A handler that answers every request with a small JSON object."""
+    writer.write(json_answer())
+    return True
+
+
+@contextlib.asynccontextmanager
+async def client(url: str, timeout: float = 2.0) -> AsyncIterator[Upstream]:
+    upstream = Upstream("t", url, timeout)
+    try:
+        yield upstream
+    finally:
+        await upstream.close()
+
+
 async def send(upstream: Upstream, target: str = "/x", method: str = "GET", headers=(), body: bytes | None = None):
     return await upstream.send("op", Prepared(method, target, tuple(headers), body))
 
@@ -78,14 +94,11 @@ async def test_keep_alive_reuses_one_connection_and_sends_one_well_formed_reques
         return True
 
     async with ScriptedServer(handler) as server:
-        upstream = Upstream("t", server.url + "/base", 2.0)
-        try:
+        async with client(server.url + "/base") as upstream:
             for _ in range(3):
                 assert await (await send(upstream)).json() == {"ok": True}
             posted = await send(upstream, "/y?q=1", "POST", [("Content-Type", "application/json")], b'{"a": 1}')
             assert await posted.json() == {"a": 1}
-        finally:
-            await upstream.close()
     assert server.connections == 1
     assert server.requests[0].startswith("GET /base/x HTTP/1.1\r\nHost: 127.0.0.1:")
     assert "Content-Length: 8\r\n" in server.requests[3] and server.requests[3].startswith("POST /base/y?q=1 ")
@@ -104,14 +117,11 @@ async def test_chunked_gzip_body_is_decoded_and_its_encoding_headers_dropped() -
         return True
 
     async with ScriptedServer(handler) as server:
-        upstream = Upstream("t", server.url, 2.0)
-        try:
+        async with client(server.url) as upstream:
             response = await send(upstream)
             assert await response.json() == {"zipped": "z" * 5000}
             names = {k.lower() for k, _ in response.headers()}
             assert "content-encoding" not in names and "content-length" not in names
-        finally:
-            await upstream.close()
     assert "Accept-Encoding: gzip, deflate" in server.requests[0]
 
 
@@ -124,14 +134,11 @@ async def test_body_delimited_by_close_and_head_without_body() -> None:
         return False
 
     async with ScriptedServer(handler) as server:
-        upstream = Upstream("t", server.url, 2.0)
-        try:
+        async with client(server.url) as upstream:
             assert await (await send(upstream)).read() == b"until the end"
             head = await send(upstream, method="HEAD")
             assert head.status == 200 and await head.read() == b""
             assert ("Content-Length", "999") in head.headers()
-        finally:
-            await upstream.close()
 
 
 async def test_a_connection_closed_while_idle_is_retried_for_get_only() -> None:
@@ -142,30 +149,20 @@ async def test_a_connection_closed_while_idle_is_retried_for_get_only() -> None:
         return True
 
     async with ScriptedServer(handler) as server:
-        upstream = Upstream("t", server.url, 2.0)
-        try:
+        async with client(server.url) as upstream:
             await (await send(upstream, "/first")).read()
             assert await (await send(upstream, "/again")).json() == {"ok": True}  # retried on a new connection
             await (await send(upstream, "/first", "POST", body=b"{}")).read()
             with pytest.raises(UpstreamError, match="server closed the connection"):
                 await send(upstream, "/again", "POST", body=b"{}")  # not idempotent: never sent twice
-        finally:
-            await upstream.close()
 
 
 async def test_header_with_a_line_break_is_a_request_error_and_nothing_is_sent() -> None:
-    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
-        writer.write(json_answer())
-        return True
-
-    async with ScriptedServer(handler) as server:
-        upstream = Upstream("t", server.url, 2.0)
-        try:
+    async with ScriptedServer(ok) as server:
+        async with client(server.url) as upstream:
             for value in ("a\r\nX-Injected: 1", "a\rb", "a\nb"):
                 with pytest.raises(RequestError, match="line break"):
                     await send(upstream, headers=[("X-Name", value)])
-        finally:
-            await upstream.close()
     assert server.requests == []
 
 
@@ -179,23 +176,16 @@ async def test_silence_mid_body_is_a_timeout_and_garbage_is_a_broken_response() 
         return False
 
     async with ScriptedServer(handler) as server:
-        upstream = Upstream("t", server.url, 0.5)
-        try:
+        async with client(server.url, 0.5) as upstream:
             response = await send(upstream)
             with pytest.raises(UpstreamTimeout, match="within 0.5s"):
                 await response.read()
             with pytest.raises(UpstreamError, match="malformed response"):
                 await send(upstream, "/garbage")
-        finally:
-            await upstream.close()
 
 
 async def test_redirects_are_followed_and_credentials_stay_on_their_origin() -> None:
-    async def elsewhere(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
-        writer.write(json_answer())
-        return True
-
-    async with ScriptedServer(elsewhere) as other:
+    async with ScriptedServer(ok) as other:
         async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
             if "/moved" in head:
                 writer.write(answer("302 Found", ["Location: /here", "Content-Length: 0"]))
@@ -206,12 +196,9 @@ async def test_redirects_are_followed_and_credentials_stay_on_their_origin() -> 
             return True
 
         async with ScriptedServer(handler) as server:
-            upstream = Upstream("t", server.url, 2.0)
-            try:
+            async with client(server.url) as upstream:
                 assert (await send(upstream, "/moved", headers=[("Authorization", "Bearer k")])).status == 200
                 assert (await send(upstream, "/away", headers=[("Authorization", "Bearer k")])).status == 200
-            finally:
-                await upstream.close()
     assert server.requests[1].startswith("GET /here ") and "Authorization: Bearer k" in server.requests[1]
     assert other.requests[0].startswith("GET /there ") and "Authorization" not in other.requests[0]
 
@@ -242,8 +229,7 @@ async def test_a_streamed_body_is_read_with_back_pressure() -> None:
         return True
 
     async with ScriptedServer(handler) as server:
-        upstream = Upstream("t", server.url, 5.0)
-        try:
+        async with client(server.url, 5.0) as upstream:
             response = await send(upstream)
             received = 0
             async for chunk in response.chunks():
@@ -253,8 +239,6 @@ async def test_a_streamed_body_is_read_with_back_pressure() -> None:
                     # at most one socket read (256 KiB) lands after the pause
                     assert response._response._buffered <= 2 * HIGH_WATER + len(block)
             assert received == total
-        finally:
-            await upstream.close()
 
 
 async def test_a_body_nobody_reads_gives_its_connection_back_after_the_timeout() -> None:
@@ -266,15 +250,12 @@ async def test_a_body_nobody_reads_gives_its_connection_back_after_the_timeout()
         return True
 
     async with ScriptedServer(handler) as server:
-        upstream = Upstream("t", server.url, 0.3)
-        try:
+        async with client(server.url, 0.3) as upstream:
             abandoned = await send(upstream)  # headers in, body left unread: the caller went away
             await asyncio.sleep(0.8)
             assert abandoned._response._connection.closed
             with pytest.raises(UpstreamTimeout):
                 await abandoned.read()
-        finally:
-            await upstream.close()
 
 
 async def test_a_connection_paused_by_a_slow_reader_is_readable_again_once_reused() -> None:
@@ -290,12 +271,9 @@ async def test_a_connection_paused_by_a_slow_reader_is_readable_again_once_reuse
         return True
 
     async with ScriptedServer(handler) as server:
-        upstream = Upstream("t", server.url, 2.0)
-        try:
+        async with client(server.url) as upstream:
             streamed = await send(upstream, "/big")
             await asyncio.sleep(0.2)  # the whole body arrives, past the high-water mark, before anyone reads
             assert sum([len(chunk) async for chunk in streamed.chunks()]) == total
             assert await (await send(upstream, "/small")).json() == {"ok": True}
-        finally:
-            await upstream.close()
     assert server.connections == 1
