@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterator
 from urllib.parse import parse_qs
 
+import anyio
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
@@ -176,3 +177,52 @@ def test_allow_host_opens_the_mcp_endpoint_to_a_named_host(upstream: RecordingUp
     listed = httpx.post(url, json=request, headers={"Host": "mcp.example"})
     assert listed.status_code == 200 and len(listed.json()["result"]["tools"]) == 19
     assert httpx.post(url, json=request, headers={"Host": "other.example"}).status_code == 421
+
+
+# An upstream answer pretty-printed, with an integer beyond 64 bits and non-ASCII text: the
+# client must get exactly that JSON, as structuredContent and as text, on one framed line.
+PRETTY = '{\n  "count": 1,\n  "results": [{"id": 123456789012345678901234567890, "name": "Zoë"}]\n}\n'.encode()
+
+
+def _call_tool(url: str, name: str, arguments: dict[str, Any], version: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": name, "arguments": arguments}
+    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": version}
+    if version == "2026-07-28":
+        params["_meta"] = {"io.modelcontextprotocol/protocolVersion": version,
+                           "io.modelcontextprotocol/clientCapabilities": {}}
+        headers |= {"Mcp-Method": "tools/call", "Mcp-Name": name}
+    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params},
+                        headers=headers)
+    assert answer.status_code == 200
+    return json.loads(answer.content)["result"]
+
+
+@pytest.mark.parametrize("version", ["2026-07-28", "2025-11-25"])
+def test_upstream_json_reaches_the_client_exactly(mcp_url: str, upstream: RecordingUpstream, version: str) -> None:
+    upstream.reply("GET", f"{RUNS}/", Reply(body=PRETTY))
+    result = _call_tool(mcp_url, "list-task-runs", BASE, version)
+    assert result["isError"] is False
+    assert result["structuredContent"] == json.loads(PRETTY)
+    assert result["structuredContent"]["results"][0]["id"] == 123456789012345678901234567890
+    assert result["content"] == [{"type": "text", "text": PRETTY.decode()}]
+
+    upstream.reply("GET", f"{RUNS}/", Reply(body=b"[1, 2]"))
+    wrapped = _call_tool(mcp_url, "list-task-runs", BASE, version)["structuredContent"]
+    assert wrapped == ([1, 2] if version == "2026-07-28" else {"result": [1, 2]})
+
+    upstream.reply("GET", f"{RUNS}/", Reply(body=b'{"count": 1, "results": ['))
+    broken = _call_tool(mcp_url, "list-task-runs", BASE, version)
+    assert broken["isError"] is True and "structuredContent" not in broken
+    assert broken["content"][0]["text"].startswith("upstream posthog-task-runs answered JSON that is not valid")
+
+
+async def test_stdio_frames_a_pretty_printed_upstream_answer_on_one_line(upstream: RecordingUpstream) -> None:
+    env = {**os.environ, "POSTHOG_API_KEY": KEY, "NAFTIKO_BASE_URI_POSTHOG_TASK_RUNS": upstream.url}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "adapters.cli", "serve", str(SEED), "--stdio"],
+                                   env=env, cwd=str(ROOT))
+    upstream.reply("GET", f"{RUNS}/", Reply(body=PRETTY))
+    with anyio.fail_after(20):  # a broken frame leaves the client waiting for an answer
+        async with Client(params, mode="legacy", cache=None) as mcp:
+            first = await mcp.call_tool("list-task-runs", BASE)
+            second = await mcp.call_tool("list-task-runs", {**BASE, "limit": 1})  # the framing held
+    assert first.structured_content == second.structured_content == json.loads(PRETTY)

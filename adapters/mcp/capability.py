@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlparse
 
 from engine.calls import NO_JSON, ExposedCall, NotSupported, Outcome
 from engine.errors import RequestError, UpstreamError
+from engine.jsoncodec import passthrough
 from engine.params import with_aliases
 from engine.runtime import Runtime
 from engine.spec import McpExposes, Prompt, Resource, Semantics, Tool, ToolHints, ToolParameter
@@ -101,15 +102,21 @@ def input_schema(declared: tuple[ToolParameter, ...], call: ExposedCall) -> dict
 
 
 def _tool_result(namespace: str, outcome: Outcome) -> ToolResult:
+    """Text and structured content; an unmapped JSON answer is both, as its own bytes, never rebuilt."""
     structured = outcome.json if outcome.json is not NO_JSON else None
     if outcome.body:
-        text = outcome.body.decode("utf-8", "replace")  # the upstream's own JSON text, not re-encoded
+        text = outcome.body.decode("utf-8", "replace")
     elif structured is not None:
         text = json.dumps(structured, ensure_ascii=False)
     else:
         text = ""
     if outcome.status >= 400:
         return ToolResult.text(f"upstream {namespace} answered HTTP {outcome.status}: {text}", is_error=True)
+    if structured is None and outcome.content_type == "application/json" and outcome.body and outcome.body.strip():
+        try:
+            structured = passthrough(outcome.body)
+        except ValueError as exc:
+            return ToolResult.text(f"upstream {namespace} answered JSON that is not valid ({exc})", is_error=True)
     return ToolResult(content=[{"type": "text", "text": text}], structured=structured)
 
 
@@ -158,7 +165,7 @@ class CapabilityBackend:
     async def _invoke(self, call: ExposedCall, arguments: dict[str, Any]) -> ToolResult:
         namespace = call.operation.namespace if call.operation else self.exposes.namespace
         try:
-            outcome = await call.invoke(with_aliases(arguments))
+            outcome = await call.invoke(with_aliases(arguments), parse=False)
         except RequestError as exc:
             return ToolResult.text(f"invalid arguments: {exc.message}", is_error=True)
         except (UpstreamError, NotSupported) as exc:

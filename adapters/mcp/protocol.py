@@ -25,6 +25,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Final
 
+from engine.jsoncodec import RawJSON, dumps
+
 from .backend import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -109,12 +111,14 @@ def decode_message(data: bytes | str) -> Any:
         raise McpError(PARSE_ERROR, "Parse error", None) from exc
 
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
 def encode_message(message: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON; never contains a raw newline (safe for stdio framing)."""
-    return _encoder.encode(message).encode("utf-8")
+    """Compact UTF-8 JSON; never contains a raw newline (safe for stdio framing).
+
+    A spliced upstream text (`RawJSON`) may hold newlines, but only as white space between
+    tokens (valid JSON has none inside strings), so a space can stand in for each.
+    """
+    data = dumps(message)
+    return data.replace(b"\n", b" ") if b"\n" in data else data
 
 
 def error_response(request_id: Any, code: int, message: str, data: JSON = None) -> dict[str, Any]:
@@ -506,7 +510,7 @@ def _tool_result(outcome: ToolResult, modern: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"content": outcome.content}
     structured = outcome.structured
     if structured is not None and not outcome.is_error:
-        if not modern and not isinstance(structured, dict):
+        if not modern and not (structured.is_object if isinstance(structured, RawJSON) else isinstance(structured, dict)):
             structured = {"result": structured}
         result["structuredContent"] = structured
     result["isError"] = bool(outcome.is_error)
