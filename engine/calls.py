@@ -7,12 +7,12 @@ a mock from constant outputs. The JSON answer is then mapped by the invocation's
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import CapabilityError, Location, NaftikoError, UnknownOperation, UpstreamError
 from engine.formats import FormatError
+from engine.jsoncodec import loads
 from engine.outputs import compile_mock, compile_outputs, is_passthrough
 from engine.params import Scope, WithRules
 from engine.registry import Operation
@@ -64,8 +64,8 @@ async def read_json(operation: Operation, response: UpstreamResponse) -> Any:
 
 def _parse(raw: bytes, operation: Operation) -> Any:
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return loads(raw)
+    except (ValueError, RecursionError) as exc:
         raise UpstreamError(operation.namespace, operation.name, f"answered JSON that is not valid ({exc})") from None
 
 

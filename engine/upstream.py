@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from engine.errors import NaftikoError, RequestError, UpstreamError, UpstreamTimeout
 from engine.http1 import ConnectFailure, HTTPFailure, Origin, Pool, ReadTimeout, Response
+from engine.jsoncodec import loads
 from engine.registry import Prepared
 
 # Headers that describe one hop, or that we rewrite, and so never pass through.
@@ -97,8 +98,8 @@ class UpstreamResponse:
         if not raw.strip():
             return None
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return loads(raw)
+        except (ValueError, RecursionError) as exc:
             raise UpstreamError(self._upstream.namespace, self._operation,
                                 f"answered {self.content_type} that is not valid JSON ({exc})") from None
 

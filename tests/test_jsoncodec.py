@@ -7,7 +7,7 @@ import json
 import pytest
 
 from adapters.mcp.protocol import encode_message
-from engine.jsoncodec import RawJSON, dumps, passthrough
+from engine.jsoncodec import RawJSON, dumps, loads, passthrough
 
 BIG = 123456789012345678901234567890
 
@@ -60,3 +60,22 @@ def test_encoded_messages_stay_on_one_line_with_a_pretty_printed_upstream_answer
     encoded = encode_message({"result": {"structuredContent": passthrough(raw), "text": "line\nbreak"}})
     assert b"\n" not in encoded
     assert json.loads(encoded) == {"result": {"structuredContent": {"a": [1, 2], "b": "x\ny"}, "text": "line\nbreak"}}
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"id": 123456789012345678901234567890}',  # orjson would round it to a float
+    b'[-9223372036854775809, 18446744073709551616]',
+    b'{"a": "\\ud800"}',  # orjson refuses a lone surrogate
+    b'[1e400]',
+    '{"a": "é"}'.encode("utf-16"),
+    b'{"jsonrpc": "2.0", "id": 1, "params": {"n": 1.5, "s": "x"}}',
+])
+def test_loads_reads_what_the_standard_library_reads(raw: bytes) -> None:
+    value = loads(raw)
+    assert value == json.loads(raw) and repr(value) == repr(json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b'{"a": Infinity}', b"{", b'{"a": 1} x', b"\xff"])
+def test_loads_refuses_what_is_not_json(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        loads(raw)

@@ -24,7 +24,7 @@ import base64
 import binascii
 import logging
 import secrets
-from typing import Any, Awaitable, Callable, Final, Iterable, MutableMapping
+from typing import Any, Awaitable, Callable, Final, Iterable, MutableMapping, Sequence
 from urllib.parse import urlsplit
 
 from .backend import INVALID_PARAMS, METHOD_NOT_FOUND, McpBackend, McpError
@@ -70,7 +70,7 @@ _MODERN_STATUS: Final = {
 _LEGACY_STATUS: Final = {PARSE_ERROR: 400, INVALID_REQUEST: 400}
 
 _NAME_PARAM: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-_PARAM_PREFIX: Final = "mcp-param-"
+_PARAM_PREFIX: Final = b"mcp-param-"
 _ROUTING_HEADERS: Final = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
 
 _JSON_TYPE: Final = (b"content-type", b"application/json")
@@ -78,12 +78,10 @@ _SESSION_HEADER: Final = b"mcp-session-id"
 
 
 class _Headers:
-    """The request headers this transport looks at, read in one pass over the ASGI list."""
+    """The request headers this transport looks at, read once from the ASGI list."""
 
-    __slots__ = (
-        "host", "origin", "accept", "content_length",
-        "version", "session_id", "method", "name", "params", "duplicate",
-    )
+    __slots__ = ("host", "origin", "accept", "content_length", "version", "session_id", "method", "name",
+                 "_raw", "_repeats")
 
     host: str | None
     origin: str | None
@@ -93,44 +91,38 @@ class _Headers:
     session_id: str | None
     method: str | None  # Mcp-Method
     name: str | None  # Mcp-Name
-    params: dict[str, str] | None  # Mcp-Param-* by lowercase name
-    duplicate: str | None  # a routing header sent twice
 
-    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
-        self.host = self.origin = self.accept = self.content_length = None
-        self.version = self.session_id = self.method = self.name = None
-        self.params = self.duplicate = None
-        seen: set[bytes] | None = None
-        for key, value in raw:
-            if key == b"host":
-                self.host = value.decode("latin-1")
-            elif key == b"accept":
-                self.accept = value.decode("latin-1")
-            elif key == b"content-length":
-                self.content_length = value.decode("latin-1")
-            elif key == b"origin":
-                self.origin = value.decode("latin-1")
-            elif key.startswith(b"mcp-"):
-                if key in _ROUTING_HEADERS:
-                    seen = seen if seen is not None else set()
-                    if key in seen:
-                        self.duplicate = key.decode("latin-1")
-                    seen.add(key)
-                text = value.decode("latin-1")
-                if key == b"mcp-protocol-version":
-                    self.version = text
-                elif key == b"mcp-session-id":
-                    self.session_id = text
-                elif key == b"mcp-method":
-                    self.method = text
-                elif key == b"mcp-name":
-                    self.name = text
-                elif key.startswith(b"mcp-param-"):
-                    self.params = self.params if self.params is not None else {}
-                    name = key.decode("latin-1")
-                    if name in self.params:
-                        self.duplicate = name
-                    self.params[name] = text
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        found = dict(raw)
+        self._raw = raw
+        self._repeats = len(found) < len(raw)
+        self.host = None if (value := found.get(b"host")) is None else value.decode("latin-1")
+        self.origin = None if (value := found.get(b"origin")) is None else value.decode("latin-1")
+        self.accept = None if (value := found.get(b"accept")) is None else value.decode("latin-1")
+        self.content_length = None if (value := found.get(b"content-length")) is None else value.decode("latin-1")
+        self.version = None if (value := found.get(b"mcp-protocol-version")) is None else value.decode("latin-1")
+        self.session_id = None if (value := found.get(b"mcp-session-id")) is None else value.decode("latin-1")
+        self.method = None if (value := found.get(b"mcp-method")) is None else value.decode("latin-1")
+        self.name = None if (value := found.get(b"mcp-name")) is None else value.decode("latin-1")
+
+    @property
+    def params(self) -> dict[str, str]:
+        """`Mcp-Param-*` values by lowercase name (read only for tools that declare such headers)."""
+        return {key.decode("latin-1"): value.decode("latin-1") for key, value in self._raw
+                if key.startswith(_PARAM_PREFIX)}
+
+    @property
+    def duplicate(self) -> str | None:
+        """A routing or `Mcp-Param-*` header sent more than once."""
+        if not self._repeats:
+            return None
+        seen: set[bytes] = set()
+        for key, _ in self._raw:
+            if key in _ROUTING_HEADERS or key.startswith(_PARAM_PREFIX):
+                if key in seen:
+                    return key.decode("latin-1")
+                seen.add(key)
+        return None
 
 
 def decode_header_value(value: str | None) -> str | None:
@@ -379,7 +371,7 @@ class McpHttpApp:
         if method == "tools/call" and isinstance(value, str):
             annotated = self._param_headers.get(value)
             if annotated:
-                _check_param_headers(annotated, params.get("arguments"), headers.params or {})
+                _check_param_headers(annotated, params.get("arguments"), headers.params)
 
     # ----------------------------------------------------------------- security
 

@@ -20,12 +20,11 @@ prompts and pages is built once here; a call only builds its own result.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Final
 
-from engine.jsoncodec import RawJSON, dumps
+from engine.jsoncodec import RawJSON, dumps, loads
 
 from .backend import (
     INTERNAL_ERROR,
@@ -96,17 +95,10 @@ _Handler = Callable[[dict[str, Any], bool], Awaitable[dict[str, Any]]]
 # --------------------------------------------------------------------------- framing helpers
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads with options builds one per call
-
-
 def decode_message(data: bytes | str) -> Any:
     """Decode one JSON text (UTF-8 when bytes); raises `McpError(PARSE_ERROR)` on anything that is not JSON."""
     try:
-        return _decoder.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
+        return loads(data.encode("utf-8") if isinstance(data, str) else data)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError included
         raise McpError(PARSE_ERROR, "Parse error", None) from exc
 

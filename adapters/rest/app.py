@@ -7,7 +7,6 @@ unbuffered with its headers. Engine errors become JSON error bodies here, at the
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from engine.calls import NO_JSON, ExposedCall, NotSupported
 from engine.errors import CapabilityError, RequestError, UnknownOperation, UpstreamError, UpstreamTimeout
+from engine.jsoncodec import dumps, loads
 from engine.jsonpath import compile_path
 from engine.params import with_aliases
 from engine.runtime import Runtime
@@ -101,7 +101,7 @@ class RestApp:
             return StreamingResponse(outcome.stream.chunks(), status_code=outcome.status,
                                      headers=dict(outcome.headers), media_type=outcome.content_type)
         if outcome.json is not NO_JSON and outcome.body is None:
-            body = json.dumps(outcome.json, ensure_ascii=False, separators=(",", ":")).encode()
+            body = dumps(outcome.json)
             return _Answer(outcome.status, body, "application/json", outcome.headers)
         return _Answer(outcome.status, outcome.body or b"", outcome.content_type, outcome.headers)
 
@@ -201,8 +201,8 @@ async def _json_body(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return loads(raw)
+    except (ValueError, RecursionError) as exc:
         raise RequestError(f"request body is not valid JSON: {exc}") from None
 
 
