@@ -72,7 +72,7 @@ class Response:
 
     def __init__(self, connection: "_Connection", head: bool, timeout: float) -> None:
         self.status = 0
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[str, str]] = []  # names in lower case
         self._connection = connection
         self._head = head
         self._chunks: deque[bytes] = deque()
@@ -89,7 +89,7 @@ class Response:
     def header(self, name: str) -> str | None:
         name = name.lower()
         for key, value in self.headers:
-            if key.lower() == name:
+            if key == name:
                 return value
         return None
 
@@ -101,7 +101,7 @@ class Response:
         encoding = (self.header("content-encoding") or "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._decoder = _Decoder(encoding)
-            self.headers = [(k, v) for k, v in self.headers if k.lower() not in ("content-encoding", "content-length")]
+            self.headers = [(k, v) for k, v in self.headers if k not in ("content-encoding", "content-length")]
         self._wake()
 
     def _feed(self, data: bytes) -> None:
@@ -235,7 +235,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.response is not None
-        self.response.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.response.headers.append((name.lower().decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         response = self.response

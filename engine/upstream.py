@@ -74,11 +74,11 @@ class UpstreamResponse:
         return is_json_type(self.content_type)
 
     def headers(self, *, keep_length: bool = True) -> list[tuple[str, str]]:
-        """Upstream headers worth passing on; length kept only for an unchanged body."""
-        kept = [(k, v) for k, v in self._response.headers if k.lower() not in HOP_HEADERS]
+        """Upstream headers worth passing on (names in lower case); length kept only for an unchanged body."""
+        kept = [(k, v) for k, v in self._response.headers if k not in HOP_HEADERS]
         length = self._response.header("content-length") if keep_length else None
         if length is not None and self._response.header("transfer-encoding") is None:
-            kept.append(("Content-Length", length))
+            kept.append(("content-length", length))
         return kept
 
     def _error(self, failure: HTTPFailure) -> UpstreamError:

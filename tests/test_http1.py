@@ -138,7 +138,7 @@ async def test_body_delimited_by_close_and_head_without_body() -> None:
             assert await (await send(upstream)).read() == b"until the end"
             head = await send(upstream, method="HEAD")
             assert head.status == 200 and await head.read() == b""
-            assert ("Content-Length", "999") in head.headers()
+            assert ("content-length", "999") in head.headers()
 
 
 async def test_a_connection_closed_while_idle_is_retried_for_get_only() -> None:
