@@ -53,7 +53,7 @@ class McpPrompt:
     arguments: tuple[McpPromptArgument, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made once per call: a frozen dataclass costs twice as much to build
 class ToolResult:
     """What a tool call produced.
 

@@ -74,6 +74,7 @@ _PARAM_PREFIX: Final = b"mcp-param-"
 _ROUTING_HEADERS: Final = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
 
 _JSON_TYPE: Final = (b"content-type", b"application/json")
+_HOST_VERDICTS: Final = 64  # Host values whose check is remembered
 _SESSION_HEADER: Final = b"mcp-session-id"
 
 
@@ -211,6 +212,7 @@ class McpHttpApp:
         self._any_host = "*" in hosts
         self._hosts_exact = frozenset(h for h in hosts if _has_port(h))
         self._hosts_any_port = frozenset(h for h in hosts if not _has_port(h))
+        self._host_verdicts: dict[str, bool] = {}
         self._origins: frozenset[str] | None = None
         self._any_origin = False
         if allowed_origins is not None:
@@ -378,10 +380,14 @@ class McpHttpApp:
     def _host_allowed(self, host: str | None) -> bool:
         if host is None or self._any_host:
             return True  # no Host header: nothing a rebinding attack could have set
-        host = host.lower()
-        if host in self._hosts_any_port or host in self._hosts_exact:
-            return True
-        return _strip_port(host) in self._hosts_any_port
+        verdict = self._host_verdicts.get(host)
+        if verdict is None:
+            lowered = host.lower()
+            verdict = lowered in self._hosts_any_port or lowered in self._hosts_exact \
+                or _strip_port(lowered) in self._hosts_any_port
+            if len(self._host_verdicts) < _HOST_VERDICTS:  # a client can send any Host: keep few
+                self._host_verdicts[host] = verdict
+        return verdict
 
     def _origin_allowed(self, origin: str, host: str | None) -> bool:
         if self._any_origin:
