@@ -324,21 +324,24 @@ class Pool:
         connection, reused = await self._connection(origin)
         try:
             try:
-                return await self._exchange(connection, method, data)
+                response = self._send(connection, method, data)
+                await response._until_headers()
             except HTTPFailure as failure:
                 if isinstance(failure, ReadTimeout) or not (reused and not connection.received and method in IDEMPOTENT):
                     raise
                 # The server closed an idle connection just as it was reused: one fresh attempt.
                 connection, _ = await self._connection(origin, fresh=True)
-                return await self._exchange(connection, method, data)
+                response = self._send(connection, method, data)
+                await response._until_headers()
+            return response
         except BaseException as exc:
             connection.abort(exc if isinstance(exc, HTTPFailure) else HTTPFailure("the request was cancelled"))
             raise
 
-    async def _exchange(self, connection: _Connection, method: str, data: bytes) -> Response:
+    def _send(self, connection: _Connection, method: str, data: bytes) -> Response:
+        """Write the request; its answer arrives into the Response returned."""
         response = Response(connection, method == "HEAD", self.read_timeout)
         connection.send(data, response)
-        await response._until_headers()
         return response
 
     async def _connection(self, origin: Origin, fresh: bool = False) -> tuple[_Connection, bool]:

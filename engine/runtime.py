@@ -12,7 +12,7 @@ import gc
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Coroutine, Iterable, Iterator, Mapping
 
 from engine import bindings as binding_values
 from engine import loader
@@ -153,12 +153,16 @@ class Runtime:
             call = self._calls[key] = ExposedCall(self, invocation, where)
         return call
 
-    async def send(self, operation: Operation, params: Mapping[str, Any]) -> UpstreamResponse:
-        """Prepare and send one consumed operation; the body is left unread."""
+    def send(self, operation: Operation, params: Mapping[str, Any]) -> Coroutine[Any, Any, UpstreamResponse]:
+        """Prepare and send one consumed operation; the body is left unread.
+
+        Returns the upstream's own coroutine (awaited by the caller): one frame less for every
+        wait on the upstream to resume through.
+        """
         if operation.namespace not in self.upstreams:
             raise RuntimeError("this runtime was built with resolve_environment=False and cannot call upstreams")
         prepared = operation.prepare(params, self.bindings_for(operation.namespace), self.prefixes)
-        return await self.upstreams[operation.namespace].send(operation.key, prepared)
+        return self.upstreams[operation.namespace].send(operation.key, prepared)
 
     async def forward(self, forwarder: Forwarder, method: str, path: str, query: str,
                       headers: list[tuple[str, str]], body: bytes | None) -> UpstreamResponse:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Coroutine, Sequence
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from engine.errors import NaftikoError, RequestError, UpstreamError, UpstreamTimeout
@@ -265,9 +265,9 @@ class Upstream:
         for _ in range(MAX_REDIRECTS + 1):
             home = target.origin == self._base.origin
 
-            async def send() -> Response:
+            def send() -> Coroutine[Any, Any, Response]:  # the request's own coroutine: one frame less per wait
                 signed = self._signed(method, path, headers) if home else headers
-                return await pool.request(method, target.origin, target.host, path or "/", signed, body)
+                return pool.request(method, target.origin, target.host, path or "/", signed, body)
 
             response = await send()
             if response.status == 401 and home and self._digest is not None \

@@ -75,6 +75,7 @@ _ROUTING_HEADERS: Final = frozenset({b"mcp-protocol-version", b"mcp-method", b"m
 
 _JSON_TYPE: Final = (b"content-type", b"application/json")
 _HOST_VERDICTS: Final = 64  # Host values whose check is remembered
+_ANSWERED: Final = object()  # a request already answered (with an error) while it was read
 _SESSION_HEADER: Final = b"mcp-session-id"
 
 
@@ -224,61 +225,69 @@ class McpHttpApp:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await _lifespan(receive, send)
+        # Flat on purpose: every wait for an upstream resumes through each coroutine frame above it.
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            return
+        headers = _Headers(scope["headers"])
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await _send_error(send, refusal[0], INVALID_REQUEST, refusal[1])
+        elif scope["method"] != "POST":
+            await self._not_post(scope["method"], headers, send)
+        else:
+            message = await self._read_message(headers, receive, send)
+            if message is _ANSWERED:
+                return
+            if self._is_modern(headers.version, message):
+                await self._post_modern(headers, message, send)
+            elif headers.version is not None and headers.version not in LEGACY_VERSIONS:
+                await _send_error(
+                    send, 400, INVALID_REQUEST,
+                    f"Bad Request: unsupported MCP-Protocol-Version {headers.version!r}",
+                    {"supported": [*LEGACY_VERSIONS, *MODERN_VERSIONS], "requested": headers.version},
+                )
+            else:
+                await self._post_legacy(headers, message, send)
 
     # ----------------------------------------------------------------- routing
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _refusal(self, scope: Scope, headers: _Headers) -> tuple[int, str] | None:
+        """Why a request is turned away before its method is looked at (wrong path, Host, Origin)."""
         if _route_path(scope) not in self._paths:
-            await _send_error(send, 404, INVALID_REQUEST, "Not Found: the MCP endpoint is /mcp")
-            return
-        headers = _Headers(scope["headers"])
+            return 404, "Not Found: the MCP endpoint is /mcp"
         if not self._host_allowed(headers.host):
-            await _send_error(send, 421, INVALID_REQUEST, "Invalid Host header")
-            return
+            return 421, "Invalid Host header"
         if headers.origin is not None and not self._origin_allowed(headers.origin, headers.host):
-            await _send_error(send, 403, INVALID_REQUEST, "Invalid Origin header")
-            return
-        method = scope["method"]
-        if method == "POST":
-            await self._post(headers, receive, send)
-        elif headers.version in MODERN_VERSIONS:
+            return 403, "Invalid Origin header"
+        return None
+
+    async def _not_post(self, method: str, headers: _Headers, send: Send) -> None:
+        if headers.version in MODERN_VERSIONS:
             await _send_error(send, 405, INVALID_REQUEST, "Method Not Allowed", allow=b"POST")
         elif method == "DELETE":
             await self._delete(headers, send)
         else:
             await _send_error(send, 405, INVALID_REQUEST, "Method Not Allowed", allow=b"POST, DELETE")
 
-    async def _post(self, headers: _Headers, receive: Receive, send: Send) -> None:
+    async def _read_message(self, headers: _Headers, receive: Receive, send: Send) -> Any:
+        """The decoded JSON-RPC message, or `_ANSWERED` once an error has been sent instead."""
         if not _accepts_json(headers.accept):
             await _send_error(send, 406, INVALID_REQUEST, "Not Acceptable: the client must accept application/json")
-            return
+            return _ANSWERED
         try:
             body = await _read_body(receive, self._max_body, headers.content_length)
         except _Disconnected:
-            return
+            return _ANSWERED
         if body is None:
             await _send_error(send, 413, INVALID_REQUEST, "Request body too large")
-            return
+            return _ANSWERED
         try:
-            message = decode_message(body)
+            return decode_message(body)
         except McpError as exc:
             await _send_error(send, 400, exc.code, exc.message)
-            return
-        if self._is_modern(headers.version, message):
-            await self._post_modern(headers, message, send)
-        elif headers.version is not None and headers.version not in LEGACY_VERSIONS:
-            await _send_error(
-                send, 400, INVALID_REQUEST,
-                f"Bad Request: unsupported MCP-Protocol-Version {headers.version!r}",
-                {"supported": [*LEGACY_VERSIONS, *MODERN_VERSIONS], "requested": headers.version},
-            )
-        else:
-            await self._post_legacy(headers, message, send)
+            return _ANSWERED
 
     @staticmethod
     def _is_modern(version: str | None, message: Any) -> bool:
