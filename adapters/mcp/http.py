@@ -24,6 +24,7 @@ import base64
 import binascii
 import logging
 import secrets
+from functools import partial
 from typing import Any, Awaitable, Callable, Final, Iterable, MutableMapping, Sequence
 from urllib.parse import urlsplit
 
@@ -241,7 +242,7 @@ class McpHttpApp:
             if message is _ANSWERED:
                 return
             if self._is_modern(headers.version, message):
-                await self._post_modern(headers, message, send)
+                await _send_reply(send, await self._modern(headers, message), _MODERN_STATUS)
             elif headers.version is not None and headers.version not in LEGACY_VERSIONS:
                 await _send_error(
                     send, 400, INVALID_REQUEST,
@@ -313,14 +314,10 @@ class McpHttpApp:
                 return
             version = known
         reply = await self.protocol.handle(message, modern=False, version=version)
-        if reply is None:
-            await _send_empty(send, 202)
-            return
         extra: list[tuple[bytes, bytes]] = []
-        if is_initialize and "result" in reply:
+        if is_initialize and reply is not None and "result" in reply:
             extra.append((_SESSION_HEADER, self._new_session(reply["result"]["protocolVersion"]).encode()))
-        status = _LEGACY_STATUS.get(reply["error"]["code"], 200) if "error" in reply else 200
-        await _send_json(send, status, encode_message(reply), extra)
+        await _send_reply(send, reply, _LEGACY_STATUS, extra)
 
     def _new_session(self, version: str) -> str:
         while len(self._sessions) >= self._max_sessions:  # forget the oldest session
@@ -339,27 +336,22 @@ class McpHttpApp:
 
     # ----------------------------------------------------------------- modern era
 
-    async def _post_modern(self, headers: _Headers, message: Any, send: Send) -> None:
+    def _modern(self, headers: _Headers, message: Any) -> Awaitable[dict[str, Any] | None]:
+        """The reply to a modern message; a request's is the protocol's own coroutine (a frame less)."""
         if isinstance(message, dict) and "id" not in message:
-            # A notification: nothing to act on in a stateless exchange (cancelling is closing
-            # the response stream), but refuse a version we could not have served either.
-            reply = await self.protocol.handle(message)
-            if reply is None and headers.version not in MODERN_VERSIONS:
-                reply = error_response(
-                    None, UNSUPPORTED_VERSION, f"Unsupported protocol version: {headers.version}",
-                    {"supported": list(MODERN_VERSIONS), "requested": headers.version},
-                )
-        else:
+            return self._modern_notification(headers, message)
+        return self.protocol.handle(message, modern=True, check_headers=partial(self._check_modern_headers, headers))
 
-            def check_headers(body: dict[str, Any], version: Any) -> None:
-                self._check_modern_headers(headers, body, version)
-
-            reply = await self.protocol.handle(message, modern=True, check_headers=check_headers)
-        if reply is None:
-            await _send_empty(send, 202)
-            return
-        status = _MODERN_STATUS.get(reply["error"]["code"], 200) if "error" in reply else 200
-        await _send_json(send, status, encode_message(reply))
+    async def _modern_notification(self, headers: _Headers, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Nothing to act on in a stateless exchange (cancelling is closing the response stream),
+        but a version we could not have served either is refused."""
+        reply = await self.protocol.handle(message)
+        if reply is None and headers.version not in MODERN_VERSIONS:
+            reply = error_response(
+                None, UNSUPPORTED_VERSION, f"Unsupported protocol version: {headers.version}",
+                {"supported": list(MODERN_VERSIONS), "requested": headers.version},
+            )
+        return reply
 
     def _check_modern_headers(self, headers: _Headers, body: dict[str, Any], version: Any) -> None:
         """`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` must match the body."""
@@ -495,6 +487,16 @@ async def _send_json(send: Send, status: int, body: bytes, extra: Iterable[tuple
     headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_reply(send: Send, reply: dict[str, Any] | None, statuses: dict[int, int],
+                      extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """A JSON-RPC reply, its HTTP status read from its error code; none at all is a 202."""
+    if reply is None:
+        await _send_empty(send, 202)
+        return
+    status = statuses.get(reply["error"]["code"], 200) if "error" in reply else 200
+    await _send_json(send, status, encode_message(reply), extra)
 
 
 async def _send_error(
