@@ -14,7 +14,15 @@ from engine.spec import McpExposes, RestExposes, SkillExposes
 
 
 def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
-    """The ASGI app serving the exposes block named `namespace`, behind its authentication."""
+    """The ASGI app serving the exposes block named `namespace`, behind its authentication.
+
+    Its lifespan starts and stops the runtime.
+    """
+    return RuntimeLifespan(exposes_app(runtime, namespace, **options), runtime)
+
+
+def exposes_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
+    """`build_app` without the lifespan, for a server that starts and stops the runtime itself."""
     exposes = runtime.exposes_named(namespace)
     if isinstance(exposes, RestExposes):
         from adapters.rest.app import RestApp
@@ -34,7 +42,7 @@ def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
         from adapters.auth import ServerAuth
 
         app = ServerAuth(app, exposes.authentication, runtime)
-    return RuntimeLifespan(app, runtime)
+    return app
 
 
 def __getattr__(name: str) -> Any:

@@ -151,7 +151,7 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
 
     `allowed_hosts`/`allowed_origins` are the MCP endpoints' DNS-rebinding allow-lists.
     """
-    from adapters import build_app
+    from adapters import exposes_app
 
     ports = dict(ports or {})
     unknown = [ns for ns in ports if ns not in {e.namespace for e in runtime.exposes}]
@@ -165,7 +165,7 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
     sockets: list[socket.socket] = []
     try:
         with gc_paused():
-            apps = [build_app(runtime, exposes.namespace, **_options(exposes, host, allowed_hosts, allowed_origins))
+            apps = [exposes_app(runtime, exposes.namespace, **_options(exposes, host, allowed_hosts, allowed_origins))
                     for exposes in exposes_list]
         for exposes, app in zip(exposes_list, apps):
             bind_host = host or exposes.address or DEFAULT_HOST

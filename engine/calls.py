@@ -8,12 +8,12 @@ a mock from constant outputs. The JSON answer is then mapped by the invocation's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Coroutine
 
 from engine.errors import CapabilityError, Location, NaftikoError, UnknownOperation, UpstreamError
 from engine.formats import FormatError
 from engine.jsoncodec import loads
-from engine.outputs import compile_mock, compile_outputs, is_passthrough
+from engine.outputs import Mapper, compile_mock, compile_outputs, is_passthrough
 from engine.params import Scope, WithRules
 from engine.registry import Operation
 from engine.spec import Invocation
@@ -21,6 +21,7 @@ from engine.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
+    from engine.steps import Steps
 
 NO_JSON: Any = object()
 
@@ -111,32 +112,44 @@ class ExposedCall:
     def _map(self, data: Any, scope: Scope) -> Any:
         return data if self.passthrough or data is None else self.mapper(data, scope)
 
-    async def invoke(self, params: dict[str, Any], *, stream: bool = False, parse: bool = True) -> Outcome:
-        """Run the invocation.
+    def invoke(self, params: dict[str, Any], *, stream: bool = False, parse: bool = True) -> Coroutine[Any, Any, Outcome]:
+        """Run the invocation (await the result).
 
         With `stream`, a raw (non-data) answer is left unread for streaming. Without `parse`, an
-        unmapped JSON answer is returned as its bytes only (`json` stays NO_JSON).
+        unmapped JSON answer is returned as its bytes only (`json` stays NO_JSON). What comes
+        back is the coroutine of the mode that runs, not one wrapping it: a frame less for every
+        wait on the upstream to resume through.
         """
         runtime = self.runtime
         bindings = runtime.bindings_for(self.operation.namespace if self.operation else None)
         call_params = self.rules.apply(params, Scope(bindings, params, runtime.prefixes))
         scope = Scope(bindings, call_params, runtime.prefixes)
         if self.delegate is not None:
-            outcome = await self.delegate.invoke(call_params, stream=stream, parse=parse or not self.passthrough)
-            if self.delegate.passthrough and not self.passthrough and outcome.json is not NO_JSON and outcome.status < 400:
-                outcome.json, outcome.body = self._map(outcome.json, scope), None
-            return outcome
+            return self._delegated(self.delegate, call_params, scope, stream, parse)
         if self.steps is not None:
-            result = await self.steps.run(call_params)
-            if result.mapped is not None:
-                return Outcome(200, json=result.mapped)
-            data = self._map(result.last_json, scope) if result.last_status < 400 else result.last_json
-            return Outcome(result.last_status, json=data) if data is not None else Outcome(result.last_status, body=b"")
+            return self._run_steps(self.steps, call_params, scope)
         if self.mock is not None:
-            data = self.mock(scope)
-            return Outcome(200, json=data) if data is not None else Outcome(204, body=b"")
+            return self._answer_mock(self.mock, scope)
         assert self.operation is not None
-        return await self._call(self.operation, call_params, scope, stream, parse)
+        return self._call(self.operation, call_params, scope, stream, parse)
+
+    async def _delegated(self, delegate: ExposedCall, params: dict[str, Any], scope: Scope, stream: bool,
+                         parse: bool) -> Outcome:
+        outcome = await delegate.invoke(params, stream=stream, parse=parse or not self.passthrough)
+        if delegate.passthrough and not self.passthrough and outcome.json is not NO_JSON and outcome.status < 400:
+            outcome.json, outcome.body = self._map(outcome.json, scope), None
+        return outcome
+
+    async def _run_steps(self, steps: Steps, params: dict[str, Any], scope: Scope) -> Outcome:
+        result = await steps.run(params)
+        if result.mapped is not None:
+            return Outcome(200, json=result.mapped)
+        data = self._map(result.last_json, scope) if result.last_status < 400 else result.last_json
+        return Outcome(result.last_status, json=data) if data is not None else Outcome(result.last_status, body=b"")
+
+    async def _answer_mock(self, mock: Mapper, scope: Scope) -> Outcome:
+        data = mock(scope)
+        return Outcome(200, json=data) if data is not None else Outcome(204, body=b"")
 
     async def _call(self, operation: Operation, params: dict[str, Any], scope: Scope, stream: bool,
                     parse: bool) -> Outcome:
