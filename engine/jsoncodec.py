@@ -1,11 +1,11 @@
 """JSON in and out, exactly as the standard library reads and writes it, but faster.
 
-orjson does the work (a tool call's answer encodes about 10× faster, its request decodes about
-3× faster: bench/README.md). The standard library takes over where orjson would differ:
+orjson does the work (a tool call's answer encodes about 7× faster, its request decodes about
+3× faster: README, design notes). The standard library takes over where orjson would differ:
 encoding what orjson refuses (integers beyond 64 bits, lone surrogates, deep nesting), and
 decoding a text with a run of 19 or more digits, since orjson reads integers beyond 64 bits as
 floats and a caller's number must reach the upstream exactly as it was written. NaN and
-Infinity are not JSON and are refused.
+Infinity are not JSON: reading them is refused (a NaN float written out becomes null).
 
 An upstream's JSON answer that only needs to be checked, not read, becomes `RawJSON`: its bytes
 go into the encoded answer as they came, so a large answer is never parsed into objects and

@@ -115,7 +115,7 @@ def _tool_result(namespace: str, outcome: Outcome) -> ToolResult:
     if structured is None and outcome.content_type == "application/json" and outcome.body and outcome.body.strip():
         try:
             structured = passthrough(outcome.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return ToolResult.text(f"upstream {namespace} answered JSON that is not valid ({exc})", is_error=True)
     return ToolResult(content=[{"type": "text", "text": text}], structured=structured)
 
