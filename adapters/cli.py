@@ -7,11 +7,13 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import sys
 from typing import Any, Sequence
 
 from engine import loader
 from engine.errors import CapabilityError, NaftikoError, RequestError, UnknownOperation
+from engine.limits import Limits
 from engine.runtime import Runtime, base_uri_variable
 from engine.spec import Capability, McpExposes, RestExposes, SkillExposes
 
@@ -23,7 +25,7 @@ def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
     for value in values:
         name, sep, rest = value.partition("=")
         if not sep or not name or not rest:
-            raise SystemExit(f"naftiko: {flag} expects NAMESPACE=VALUE; got '{value}'")
+            raise SystemExit(f"naftiko: {flag} expects NAME=VALUE; got '{value}'")
         pairs[name] = rest
     return pairs
 
@@ -38,7 +40,9 @@ def _ports(values: Sequence[str]) -> dict[str, int]:
 
 
 def _runtime(args: argparse.Namespace) -> Runtime:
-    return Runtime.load(*args.paths, base_uris=_pairs(args.base_uri, "--base-uri"), timeout=args.timeout)
+    limits = Limits.from_env(os.environ, _pairs(args.limit, "--limit"))
+    return Runtime.load(*args.paths, base_uris=_pairs(args.base_uri, "--base-uri"), timeout=args.timeout,
+                        limits=limits)
 
 
 def _run(main: Any) -> None:
@@ -166,6 +170,8 @@ def parser() -> argparse.ArgumentParser:
                        help="base URI of a consumes namespace (or set NAFTIKO_BASE_URI_<NS>)")
         p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                        help="upstream timeout (default 30, or NAFTIKO_UPSTREAM_TIMEOUT)")
+        p.add_argument("--limit", action="append", default=[], metavar="NAME=SIZE",
+                       help="a limit such as upstream-body=64M (or NAFTIKO_MAX_<NAME>); see the README")
 
     serve = commands.add_parser("serve", help="serve every exposes block of the files")
     serve.add_argument("paths", nargs="+", metavar="PATH", help="capability file or folder")

@@ -18,6 +18,7 @@ from engine import bindings as binding_values
 from engine import loader
 from engine.calls import ExposedCall
 from engine.errors import CapabilityError, Location, Problem
+from engine.limits import Limits
 from engine.params import CALLER_PREFIXES, Scope, with_aliases
 from engine.registry import Forwarder, Operation, Registry
 from engine.spec import Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
@@ -40,10 +41,15 @@ class Runtime:
 
     def __init__(self, capabilities: list[Capability], *, base_uris: Mapping[str, str] | None = None,
                  environ: Mapping[str, str] | None = None, timeout: float | None = None,
-                 resolve_environment: bool = True) -> None:
-        """Compile everything; with `resolve_environment=False` only check (no bindings, no upstreams)."""
+                 limits: Limits | None = None, resolve_environment: bool = True) -> None:
+        """Compile everything; with `resolve_environment=False` only check (no bindings, no upstreams).
+
+        `limits` defaults to `Limits.from_env(environ)`; `environ` also gives the proxy variables.
+        """
         env = os.environ if environ is None else environ
+        self.environ = env
         self.capabilities = capabilities
+        self.limits = limits if limits is not None else Limits.from_env(env)
         for capability in capabilities:
             for warning in capability.warnings:
                 log.warning("%s", warning)
@@ -72,8 +78,9 @@ class Runtime:
     def _upstream(self, consumes: Consumes, base_uri: str) -> Upstream:
         """The namespace's client, with digest or OAuth2 credentials rendered from bindings."""
         auth = consumes.authentication
+        options: dict[str, Any] = {"limits": self.limits, "environ": self.environ}
         if auth is None or auth.type not in ("digest", "oauth2"):
-            return Upstream(consumes.namespace, base_uri, self.timeout)
+            return Upstream(consumes.namespace, base_uri, self.timeout, **options)
         scope = Scope(self.bindings_for(consumes.namespace), {}, self.prefixes)
 
         def field(name: str, value: Any) -> str:
@@ -83,14 +90,14 @@ class Runtime:
 
         if auth.type == "digest":
             return Upstream(consumes.namespace, base_uri, self.timeout,
-                            digest=(field("username", auth.username), field("password", auth.password)))
+                            digest=(field("username", auth.username), field("password", auth.password)), **options)
         scopes = auth.extra.get("scopes") or []
         oauth2 = OAuth2ClientCredentials(
             field("tokenEndpoint", auth.extra.get("tokenEndpoint")), field("clientId", auth.extra.get("clientId")),
             field("clientSecret", auth.extra.get("clientSecret")),
             [str(s) for s in (scopes if isinstance(scopes, list) else str(scopes).split())],
             auth.extra.get("audience") or auth.extra.get("resource"), consumes.namespace)
-        return Upstream(consumes.namespace, base_uri, self.timeout, oauth2=oauth2)
+        return Upstream(consumes.namespace, base_uri, self.timeout, oauth2=oauth2, **options)
 
     @classmethod
     def load(cls, *paths: str | Path, **options: Any) -> "Runtime":

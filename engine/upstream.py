@@ -12,12 +12,13 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, AsyncIterator, Coroutine, Sequence
+from typing import Any, AsyncIterator, Coroutine, Mapping, Sequence
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from engine.errors import NaftikoError, RequestError, UpstreamError, UpstreamTimeout
 from engine.http1 import ConnectFailure, HTTPFailure, Origin, Pool, ReadTimeout, Response
 from engine.jsoncodec import loads
+from engine.limits import Limits
 from engine.registry import Prepared
 
 # Headers that describe one hop, or that we rewrite, and so never pass through.
@@ -215,8 +216,11 @@ class Upstream:
     """The pooled client of one consumes namespace."""
 
     def __init__(self, namespace: str, base_uri: str, timeout: float, *,
-                 digest: tuple[str, str] | None = None, oauth2: OAuth2ClientCredentials | None = None) -> None:
+                 digest: tuple[str, str] | None = None, oauth2: OAuth2ClientCredentials | None = None,
+                 limits: Limits | None = None, environ: Mapping[str, str] | None = None) -> None:
         self.namespace = namespace
+        self.limits = limits or Limits()
+        self.environ = os.environ if environ is None else environ
         self.base_uri = base_uri.rstrip("/")
         self.timeout = timeout
         try:

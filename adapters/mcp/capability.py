@@ -265,6 +265,7 @@ def mcp_http_app(runtime: Runtime, exposes: McpExposes, **options: Any) -> Any:
     """The Streamable HTTP ASGI app of one MCP exposes block."""
     from .http import McpHttpApp
 
+    options.setdefault("max_body_bytes", runtime.limits.request_body)
     return McpHttpApp(CapabilityBackend(runtime, exposes), **options)
 
 
