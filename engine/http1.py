@@ -5,6 +5,12 @@ time per request in the benchmark (bench/README.md); this client does only what 
 call needs (httptools parses, bodies stay bytes), and REST throughput roughly doubled with it.
 Connections whose answer is complete go straight back to the pool, so a slow reader of a
 buffered body never holds one; a streamed body is read with flow control (pause/resume).
+
+Every body is bounded (`engine.limits.Limits`): a buffered one by its decoded size, a streamed
+compressed one by what it inflates to and by its ratio. Decompression runs in steps of at most
+`STEP` bytes, so a small bomb chunk can neither allocate much nor hold the event loop, and a
+paused stream keeps its input compressed until the reader wants more. Requests may go through
+an HTTP proxy (`engine.proxy`): absolute-form targets for http, a CONNECT tunnel for https.
 """
 
 from __future__ import annotations
@@ -15,13 +21,25 @@ import socket
 import ssl
 import zlib
 from collections import deque
-from typing import AsyncIterator, Callable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, AsyncIterator, Mapping
 
 import httptools
+
+from engine.errors import NaftikoError
+from engine.limits import Limits, describe
+
+if TYPE_CHECKING:
+    from engine.proxy import Proxies, Proxy
 
 HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
 IDLE_SECONDS = 15.0  # an idle keep-alive connection older than this is not reused
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+STEP = 64 * 1024  # the most one decompression step produces
+RATIO_FLOOR = 1024 * 1024  # the compression ratio is checked once this much has been inflated
+UNBOUNDED = 1 << 62  # a ratio no stream reaches: buffered bodies are bounded by size alone
+TUNNEL_HEAD = 16 * 1024  # the largest answer head a proxy may give to CONNECT
+ROUTES = 1024  # proxy decisions remembered per pool (one per origin)
 Origin = tuple[str, str, int]  # scheme, host, port
 
 
@@ -37,47 +55,92 @@ class ConnectFailure(HTTPFailure):
     """No connection could be opened."""
 
 
+class ProxyFailure(ConnectFailure):
+    """The proxy could not be reached, refused, or is not usable; `reason` is a sentence naming it."""
+
+
 class ReadTimeout(HTTPFailure):
     """The upstream went quiet for longer than the timeout."""
 
 
-class _Decoder:
-    """gzip or deflate (zlib-wrapped or raw) content decoding."""
+class BodyTooLarge(HTTPFailure):
+    """The body passed a limit; `limit` is the `Limits` field that stopped it."""
 
-    def __init__(self, encoding: str) -> None:
+    def __init__(self, reason: str, limit: str) -> None:
+        super().__init__(reason)
+        self.limit = limit
+
+
+class _Decoder:
+    """gzip or deflate (zlib-wrapped or raw) decoding in bounded steps, checked against its limits.
+
+    Input waits in `_input` (zlib's unconsumed tail) until `step` is called, so the reader decides
+    how much is inflated; `produced` and `consumed` count decoded and compressed bytes.
+    """
+
+    __slots__ = ("_gzip", "_inflate", "_started", "_input", "_more", "produced", "consumed", "limit",
+                 "limit_name", "ratio")
+
+    def __init__(self, encoding: str, limits: Limits) -> None:
         self._gzip = encoding in ("gzip", "x-gzip")
         self._inflate = zlib.decompressobj(47 if self._gzip else 15)
         self._started = False
+        self._input = b""
+        self._more = False  # the last step filled its output: zlib may hold more without new input
+        self.produced = 0
+        self.consumed = 0
+        self.limit, self.limit_name = limits.decompressed_stream, "decompressed_stream"
+        self.ratio = limits.compression_ratio
 
-    def feed(self, data: bytes) -> bytes:
+    @property
+    def pending(self) -> bool:
+        return bool(self._input) or self._more
+
+    def push(self, data: bytes) -> None:
+        self._input = self._input + data if self._input else data
+
+    def step(self) -> bytes:
+        """At most STEP decoded bytes of the pending input; BodyTooLarge past a limit."""
+        data = self._input
         try:
-            out = self._inflate.decompress(data)
+            out = self._inflate.decompress(data, STEP)
         except zlib.error:
             if self._gzip or self._started:
                 raise HTTPFailure("the response body is not valid compressed data") from None
-            self._inflate = zlib.decompressobj(-15)  # "deflate" sent without its zlib header
-            return self.feed(data)
+            self._started = True  # one retry as raw deflate ("deflate" sent without its zlib header)
+            self._inflate = zlib.decompressobj(-15)
+            return self.step()
         self._started = True
+        inflate = self._inflate
+        self._input = inflate.unconsumed_tail
+        self._more = len(out) == STEP and not inflate.eof
+        if inflate.eof:
+            self._input = b""  # anything after the end of the stream is not body
+        self.consumed += len(data) - len(self._input)
+        produced = self.produced = self.produced + len(out)
+        if produced > self.limit:
+            raise BodyTooLarge(f"answered more than {describe(self.limit)} once decompressed", self.limit_name)
+        if produced > RATIO_FLOOR and produced > self.ratio * self.consumed:
+            raise BodyTooLarge(f"answered compressed data that inflates more than {self.ratio} times",
+                               "compression_ratio")
         return out
-
-    def flush(self) -> bytes:
-        return self._inflate.flush()
 
 
 class Response:
     """An answer whose headers have arrived; its body arrives through `read` or `chunks`."""
 
     __slots__ = ("status", "headers", "_connection", "_head", "_chunks", "_buffered", "complete", "_error",
-                 "_waiter", "_decoder", "_timeout", "_loop", "_pausable", "until_close")
+                 "_waiter", "_decoder", "_timeout", "_loop", "_pausable", "until_close", "_limits", "_mark",
+                 "_length")
 
-    def __init__(self, connection: "_Connection", head: bool, timeout: float) -> None:
+    def __init__(self, connection: "_Connection", head: bool, timeout: float, limits: Limits) -> None:
         self.status = 0
         self.headers: list[tuple[str, str]] = []  # names in lower case
         self._connection = connection
         self._head = head
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
-        self.complete = False
+        self.complete = False  # the whole answer has arrived (a paused stream may still hold compressed input)
         self._error: HTTPFailure | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._decoder: _Decoder | None = None
@@ -85,6 +148,9 @@ class Response:
         self._loop = connection.loop
         self._pausable = True
         self.until_close = False
+        self._limits = limits
+        self._mark = HIGH_WATER  # past this many buffered bytes: pause (streamed) or fail (read whole)
+        self._length: str | None = None
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -97,32 +163,60 @@ class Response:
 
     def _headers_done(self, status: int) -> None:
         self.status = status
-        self.until_close = self.header("content-length") is None and self.header("transfer-encoding") is None
+        length = self.header("content-length")
+        self.until_close = length is None and self.header("transfer-encoding") is None
+        self._length = None if self._head or status == 304 else length  # no body follows those
         encoding = (self.header("content-encoding") or "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
-            self._decoder = _Decoder(encoding)
+            self._decoder = _Decoder(encoding, self._limits)
             self.headers = [(k, v) for k, v in self.headers if k not in ("content-encoding", "content-length")]
         self._wake()
 
     def _feed(self, data: bytes) -> None:
         if self._decoder is not None:
-            try:
-                data = self._decoder.feed(data)
-            except HTTPFailure as exc:
-                self._connection.abort(exc)
-                return
+            self._decoder.push(data)
+            self._inflate()
+            return
         if data:
             self._chunks.append(data)
             self._buffered += len(data)
-            if self._buffered > HIGH_WATER and self._pausable:
-                self._connection.pause()
+            if self._buffered > self._mark:
+                self._over()
         self._wake()
 
+    def _over(self) -> None:
+        """More is buffered than the mark: a stream pauses its socket, a whole read fails."""
+        if self._pausable:
+            self._connection.pause()
+        else:
+            limit = self._limits.upstream_body
+            self._abort(BodyTooLarge(f"answered more than {describe(limit)}", "upstream_body"))
+
+    def _inflate(self) -> None:
+        """Decode pending input in bounded steps while the buffer has room; the rest waits, compressed."""
+        decoder = self._decoder
+        assert decoder is not None
+        try:
+            while decoder.pending and (self._buffered <= HIGH_WATER or not self._pausable):
+                out = decoder.step()
+                if out:
+                    self._chunks.append(out)
+                    self._buffered += len(out)
+        except HTTPFailure as exc:
+            self._abort(exc)
+            return
+        if (decoder.pending or self._buffered > HIGH_WATER) and self._pausable \
+                and self._connection.response is self:
+            self._connection.pause()
+        self._wake()
+
+    def _refill(self) -> None:
+        """The reader wants more of a compressed stream: inflate what waits (a paused socket is still busy)."""
+        self._inflate()
+        if self._connection.response is self:
+            self._connection.touch()
+
     def _finish(self) -> None:
-        if self._decoder is not None:
-            tail = self._decoder.flush()
-            if tail:
-                self._chunks.append(tail)
         self.complete = True
         self._wake()
 
@@ -130,6 +224,15 @@ class Response:
         if not self.complete:
             self._error = error
             self._wake()
+
+    def _abort(self, error: HTTPFailure) -> None:
+        """Fail this answer and free what it holds; an unfinished one costs its connection."""
+        self._chunks.clear()
+        self._buffered = 0
+        if self._connection.response is self:
+            self._connection.abort(error)
+        self._error = error
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -160,30 +263,49 @@ class Response:
             raise self._error
 
     async def read(self) -> bytes:
+        """The whole body, at most `upstream_body` bytes once decoded; BodyTooLarge as soon as it is past."""
         self._pausable = False
+        limit = self._mark = self._limits.upstream_body
+        decoder = self._decoder
+        if decoder is not None:
+            decoder.limit, decoder.limit_name, decoder.ratio = limit, "upstream_body", UNBOUNDED
+            if decoder.produced > limit:
+                self._abort(BodyTooLarge(f"answered more than {describe(limit)} once decompressed", "upstream_body"))
+            elif decoder.pending:
+                self._inflate()
+        elif self._buffered > limit or (self._length is not None and _declared(self._length) > limit):
+            self._abort(BodyTooLarge(f"answered more than {describe(limit)}", "upstream_body"))
         if self._connection.response is self:
             self._connection.resume(0)
         while not self.complete:
             if self._error is not None:
                 raise self._error
             await self._wait()
+        if self._error is not None:
+            raise self._error
         data = b"".join(self._chunks)
         self._chunks.clear()
         return data
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; a compressed one is inflated as it is read, within its limits."""
         try:
             while True:
                 while self._chunks:
                     data = self._chunks.popleft()
                     self._buffered -= len(data)
+                    if self._decoder is not None and self._buffered < HIGH_WATER // 4 and self._decoder.pending:
+                        self._refill()
                     if self._connection.response is self:
                         self._connection.resume(self._buffered)
                     yield data
-                if self.complete:
-                    return
                 if self._error is not None:
                     raise self._error
+                if self._decoder is not None and self._decoder.pending:
+                    self._refill()
+                    continue
+                if self.complete:
+                    return
                 await self._wait()
         finally:
             self.close()
@@ -193,6 +315,13 @@ class Response:
         self._chunks.clear()
         if not self.complete:
             self._connection.abort(HTTPFailure("the response was abandoned"))
+
+
+def _declared(length: str) -> int:
+    try:
+        return int(length)
+    except ValueError:
+        return 0  # httptools refuses a malformed Content-Length before we see it
 
 
 class _Connection(asyncio.Protocol):
@@ -281,6 +410,13 @@ class _Connection(asyncio.Protocol):
             self.stalled = self.loop.call_later(self.pool.read_timeout, self.abort,
                                                 ReadTimeout("the body was not read within the timeout"))
 
+    def touch(self) -> None:
+        """The reader made progress on what was buffered while paused: the stall timer starts again."""
+        if self.stalled is not None:
+            self.stalled.cancel()
+            self.stalled = self.loop.call_later(self.pool.read_timeout, self.abort,
+                                                ReadTimeout("the body was not read within the timeout"))
+
     def resume(self, buffered: int) -> None:
         if buffered < HIGH_WATER // 4:
             self._unpause()
@@ -307,32 +443,51 @@ class _Connection(asyncio.Protocol):
 
 
 class Pool:
-    """Keep-alive connections to any number of origins, at most `limit` exchanges at once."""
+    """Keep-alive connections to any number of origins, at most `limit` exchanges at once.
 
-    def __init__(self, *, connect_timeout: float, read_timeout: float, limit: int = 256) -> None:
+    `proxies` (from `engine.proxy`) sends requests through a proxy; connections stay keyed by the
+    upstream origin, which fixes the proxy too. `environ` may name extra CA certificates
+    (`SSL_CERT_FILE`, `SSL_CERT_DIR`) beyond what OpenSSL reads from the process environment.
+    """
+
+    def __init__(self, *, connect_timeout: float, read_timeout: float, limit: int = 256,
+                 limits: Limits | None = None, proxies: "Proxies | None" = None,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.limits = limits or Limits()
         self._idle: dict[Origin, list[_Connection]] = {}
         self._slots = asyncio.Semaphore(limit)
         self._busy: set[_Connection] = set()
         self._ssl: ssl.SSLContext | None = None
+        self._proxies = proxies
+        self._routes: dict[Origin, "Proxy | None"] = {}
+        self._environ = environ
 
     async def request(self, method: str, origin: Origin, host_header: str, target: str,
                       headers: tuple[tuple[str, str], ...] | list[tuple[str, str]], body: bytes | None) -> Response:
         """Send one request; the answer's headers are in, its body is still to read."""
+        proxy = None if self._proxies is None else self._route(origin)
+        if proxy is not None and origin[0] == "http":  # forwarded by the proxy: absolute-form target
+            target = f"http://{host_header}{target}"
+            if proxy.authorization:
+                headers = (*headers, ("Proxy-Authorization", proxy.authorization))
         data = _encode(method, host_header, target, headers, body)
-        connection, reused = await self._connection(origin)
+        connection, reused = await self._connection(origin, proxy)
         try:
             try:
                 response = self._send(connection, method, data)
                 await response._until_headers()
             except HTTPFailure as failure:
-                if isinstance(failure, ReadTimeout) or not (reused and not connection.received and method in IDEMPOTENT):
+                retry = reused and not connection.received and method in IDEMPOTENT
+                if isinstance(failure, ReadTimeout) or not retry:
                     raise
                 # The server closed an idle connection just as it was reused: one fresh attempt.
-                connection, _ = await self._connection(origin, fresh=True)
+                connection, _ = await self._connection(origin, proxy, fresh=True)
                 response = self._send(connection, method, data)
                 await response._until_headers()
+            if proxy is not None and response.status == 407 and origin[0] == "http":
+                raise ProxyFailure(f"the proxy {proxy} (from {proxy.source}) refused the request: {_status(407)}")
             return response
         except BaseException as exc:
             connection.abort(exc if isinstance(exc, HTTPFailure) else HTTPFailure("the request was cancelled"))
@@ -340,11 +495,28 @@ class Pool:
 
     def _send(self, connection: _Connection, method: str, data: bytes) -> Response:
         """Write the request; its answer arrives into the Response returned."""
-        response = Response(connection, method == "HEAD", self.read_timeout)
+        response = Response(connection, method == "HEAD", self.read_timeout, self.limits)
         connection.send(data, response)
         return response
 
-    async def _connection(self, origin: Origin, fresh: bool = False) -> tuple[_Connection, bool]:
+    def _route(self, origin: Origin) -> "Proxy | None":
+        """The proxy of an origin, decided once per origin."""
+        try:
+            return self._routes[origin]
+        except KeyError:
+            pass
+        assert self._proxies is not None
+        try:
+            proxy = self._proxies.select(origin)
+        except NaftikoError as exc:
+            raise ProxyFailure(str(exc)) from None
+        if len(self._routes) >= ROUTES:
+            self._routes.clear()
+        self._routes[origin] = proxy
+        return proxy
+
+    async def _connection(self, origin: Origin, proxy: "Proxy | None",
+                          fresh: bool = False) -> tuple[_Connection, bool]:
         """An idle connection to the origin, or a new one; it holds one of the pool's slots."""
         await self._slots.acquire()
         try:
@@ -355,35 +527,79 @@ class Pool:
                     self._busy.add(connection)
                     return connection, True
                 connection.abort(None)
-            connection = await self._open(origin)
+            connection = await self._open(origin, proxy)
         except BaseException:
             self._slots.release()
             raise
         self._busy.add(connection)
         return connection, False
 
-    async def _open(self, origin: Origin) -> _Connection:
-        scheme, host, port = origin
-        loop = asyncio.get_running_loop()
-        context = self._context() if scheme == "https" else None
+    async def _open(self, origin: Origin, proxy: "Proxy | None") -> _Connection:
         try:
-            _, connection = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(self, origin), host, port, ssl=context,
-                                       server_hostname=host if context else None),
-                self.connect_timeout)
+            opening = self._direct(origin) if proxy is None else self._through(proxy, origin)
+            return await asyncio.wait_for(opening, self.connect_timeout)
         except asyncio.TimeoutError:
             raise ReadTimeout("no connection within the timeout") from None
         except ssl.SSLError as exc:
             raise ConnectFailure(f"TLS failed ({exc.reason or exc})") from None
-        except socket.gaierror as exc:
-            raise ConnectFailure(exc.strerror or str(exc)) from None
         except OSError as exc:
-            raise ConnectFailure(os.strerror(exc.errno) if exc.errno else str(exc)) from None
+            raise ConnectFailure(_why(exc)) from None
+
+    async def _direct(self, origin: Origin) -> _Connection:
+        scheme, host, port = origin
+        context = self._context() if scheme == "https" else None
+        _, connection = await asyncio.get_running_loop().create_connection(
+            lambda: _Connection(self, origin), host, port, ssl=context, server_hostname=host if context else None)
+        return connection
+
+    async def _through(self, proxy: "Proxy", origin: Origin) -> _Connection:
+        """A connection to the origin through the proxy: the proxy's own for http, a CONNECT tunnel for https."""
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        context = self._context() if proxy.scheme == "https" else None
+        label = f"the proxy {proxy} (from {proxy.source})"
+        try:
+            if scheme == "http":
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self, origin), proxy.host, proxy.port, ssl=context,
+                    server_hostname=proxy.host if context else None)
+                return connection
+            transport, tunnel = await loop.create_connection(
+                lambda: _Tunnel(label), proxy.host, proxy.port, ssl=context,
+                server_hostname=proxy.host if context else None)
+        except ssl.SSLError as exc:
+            raise ProxyFailure(f"TLS with {label} failed ({exc.reason or exc})") from None
+        except OSError as exc:
+            raise ProxyFailure(f"cannot connect to {label}: {_why(exc)}") from None
+        try:
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            status = await tunnel.open(authority, proxy.authorization)
+            if not 200 <= status < 300:
+                raise ProxyFailure(f"{label} refused the tunnel to {authority}: {_status(status)}")
+            connection = _Connection(self, origin)
+            secure = await loop.start_tls(transport, connection, self._context(), server_hostname=host)
+        except BaseException:
+            transport.close()
+            raise
+        if secure is None:
+            raise ConnectFailure("the tunnel closed during the TLS handshake")
+        connection.connection_made(secure)
         return connection
 
     def _context(self) -> ssl.SSLContext:
+        """One TLS context per pool: OpenSSL's defaults (which read SSL_CERT_FILE and SSL_CERT_DIR from the
+        process environment) plus the CA files the runtime's own environment names, if it differs."""
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()
+            context = ssl.create_default_context()
+            extra = {name: value for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+                     if (value := (self._environ or {}).get(name)) and value != os.environ.get(name)}
+            if extra:
+                try:
+                    context.load_verify_locations(cafile=extra.get("SSL_CERT_FILE"), capath=extra.get("SSL_CERT_DIR"))
+                except (OSError, ssl.SSLError) as exc:
+                    where = " and ".join(f"{k}={v}" for k, v in extra.items())
+                    raise ConnectFailure(f"cannot load the CA certificates of {where} ({exc})") from None
+            self._ssl = context
         return self._ssl
 
     def _release(self, connection: _Connection) -> None:
@@ -405,6 +621,66 @@ class Pool:
         self._idle.clear()
         for connection in list(self._busy):
             connection.abort(HTTPFailure("the client was closed"))
+
+
+class _Tunnel(asyncio.Protocol):
+    """The CONNECT exchange with a proxy, before the connection carries TLS to the origin."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.transport: asyncio.Transport | None = None
+        self.head = bytearray()
+        self.answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def open(self, authority: str, authorization: str | None) -> int:
+        """Ask for the tunnel; the proxy's status."""
+        assert self.transport is not None
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", "User-Agent: naftiko"]
+        if authorization:
+            lines.append(f"Proxy-Authorization: {authorization}")
+        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        return await self.answer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.answer.done():
+            return
+        self.head += data
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.head) > TUNNEL_HEAD:
+                self._fail("answered CONNECT with an oversized head")
+            return
+        status_line = bytes(self.head[:self.head.find(b"\r\n")])
+        parts = status_line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            return self._fail("answered CONNECT with something that is not HTTP")
+        status = int(parts[1])
+        if 200 <= status < 300 and end + 4 != len(self.head):
+            return self._fail("sent data before the tunnel was open")
+        self.answer.set_result(status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail("closed the connection during CONNECT")
+
+    def _fail(self, what: str) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(ProxyFailure(f"{self.label} {what}"))
+
+
+def _status(status: int) -> str:
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _encode(method: str, host_header: str, target: str, headers: tuple[tuple[str, str], ...] | list[tuple[str, str]],

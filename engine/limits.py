@@ -68,3 +68,10 @@ def describe(size: int) -> str:
         if size >= unit and size % unit == 0:
             return f"{size // unit} {name}"
     return f"{size} bytes"
+
+
+def advice(name: str) -> str:
+    """How to raise the limit `name` (a `Limits` field), for the error that says it was reached."""
+    option = name.replace("_", "-")
+    value = "N" if name == "compression_ratio" or name == "decoded_items" else "SIZE"
+    return f"limit {option}; raise it with --limit {option}={value} or {ENV_PREFIX}{name.upper()}"

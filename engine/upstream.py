@@ -16,9 +16,10 @@ from typing import Any, AsyncIterator, Coroutine, Mapping, Sequence
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from engine.errors import NaftikoError, RequestError, UpstreamError, UpstreamTimeout
-from engine.http1 import ConnectFailure, HTTPFailure, Origin, Pool, ReadTimeout, Response
+from engine.http1 import BodyTooLarge, ConnectFailure, HTTPFailure, Origin, Pool, ProxyFailure, ReadTimeout, Response
 from engine.jsoncodec import loads
-from engine.limits import Limits
+from engine.limits import Limits, advice
+from engine.proxy import Proxies, ProxyConfigError
 from engine.registry import Prepared
 
 # Headers that describe one hop, or that we rewrite, and so never pass through.
@@ -85,6 +86,8 @@ class UpstreamResponse:
     def _error(self, failure: HTTPFailure) -> UpstreamError:
         if isinstance(failure, ReadTimeout):
             return self._upstream.timeout_error(self._operation)
+        if isinstance(failure, BodyTooLarge):
+            return self._upstream.too_large(self._operation, failure)
         return UpstreamError(self._upstream.namespace, self._operation, f"broken response: {failure.reason}")
 
     async def read(self) -> bytes:
@@ -230,10 +233,17 @@ class Upstream:
         self._digest = DigestAuth(*digest) if digest else None
         self._oauth2 = oauth2
         self._pool: Pool | None = None
+        self._proxies = Proxies.from_environ(self.environ)
+        if self._proxies is not None:
+            try:
+                self._proxies.select(self._base.origin)  # an unusable proxy for the base URI stops start-up
+            except ProxyConfigError as exc:
+                raise NaftikoError(f"proxy of '{namespace}': {exc}") from None
 
     async def start(self) -> None:
         if self._pool is None:
-            self._pool = Pool(connect_timeout=self.timeout, read_timeout=self.timeout)
+            self._pool = Pool(connect_timeout=self.timeout, read_timeout=self.timeout, limits=self.limits,
+                              proxies=self._proxies, environ=self.environ)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -242,6 +252,10 @@ class Upstream:
 
     def timeout_error(self, operation: str) -> UpstreamTimeout:
         return UpstreamTimeout(self.namespace, operation, f"no answer from {self.base_uri} within {self.timeout:g}s")
+
+    def too_large(self, operation: str, failure: BodyTooLarge) -> UpstreamError:
+        """A body past a limit, with the limit named and how to raise it."""
+        return UpstreamError(self.namespace, operation, f"{failure.reason} ({advice(failure.limit)})")
 
     async def send(self, operation: str, request: Prepared) -> UpstreamResponse:
         if self._pool is None:
@@ -255,6 +269,10 @@ class Upstream:
                                             headers, request.body)
         except ReadTimeout:
             raise self.timeout_error(operation) from None
+        except BodyTooLarge as exc:  # an answer read on the way (a redirect, a digest challenge)
+            raise self.too_large(operation, exc) from None
+        except ProxyFailure as exc:
+            raise UpstreamError(self.namespace, operation, exc.reason) from None
         except ConnectFailure as exc:
             raise UpstreamError(self.namespace, operation, f"cannot connect to {self.base_uri}: {exc.reason}") from None
         except HTTPFailure as exc:
