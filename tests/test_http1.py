@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import ssl
 from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -25,16 +26,19 @@ Handler = Callable[[str, bytes, asyncio.StreamWriter, int], Awaitable[bool]]
 class ScriptedServer:
     """Reads requests off raw sockets and lets a test answer byte by byte."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.tls = tls
         self.connections = 0
         self.requests: list[str] = []
         self.url = ""
+        self.port = 0
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> "ScriptedServer":
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
