@@ -36,6 +36,7 @@ HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
 IDLE_SECONDS = 15.0  # an idle keep-alive connection older than this is not reused
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 STEP = 64 * 1024  # the most one decompression step produces
+BUDGET = 1024 * 1024  # the most a whole read inflates before it lets the event loop run others
 RATIO_FLOOR = 1024 * 1024  # the compression ratio is checked once this much has been inflated
 UNBOUNDED = 1 << 62  # a ratio no stream reaches: buffered bodies are bounded by size alone
 TUNNEL_HEAD = 16 * 1024  # the largest answer head a proxy may give to CONNECT
@@ -193,11 +194,14 @@ class Response:
             self._abort(BodyTooLarge(f"answered more than {describe(limit)}", "upstream_body"))
 
     def _inflate(self) -> None:
-        """Decode pending input in bounded steps while the buffer has room; the rest waits, compressed."""
+        """Decode pending input in bounded steps: a stream up to the high-water mark, a whole read one
+        budget at a time (`read` yields to the loop between budgets); the rest waits compressed, with
+        the socket paused."""
         decoder = self._decoder
         assert decoder is not None
+        ceiling = HIGH_WATER if self._pausable else self._buffered + BUDGET
         try:
-            while decoder.pending and (self._buffered <= HIGH_WATER or not self._pausable):
+            while decoder.pending and self._buffered <= ceiling:
                 out = decoder.step()
                 if out:
                     self._chunks.append(out)
@@ -205,7 +209,7 @@ class Response:
         except HTTPFailure as exc:
             self._abort(exc)
             return
-        if (decoder.pending or self._buffered > HIGH_WATER) and self._pausable \
+        if (decoder.pending or (self._pausable and self._buffered > HIGH_WATER)) \
                 and self._connection.response is self:
             self._connection.pause()
         self._wake()
@@ -271,18 +275,22 @@ class Response:
             decoder.limit, decoder.limit_name, decoder.ratio = limit, "upstream_body", UNBOUNDED
             if decoder.produced > limit:
                 self._abort(BodyTooLarge(f"answered more than {describe(limit)} once decompressed", "upstream_body"))
-            elif decoder.pending:
-                self._inflate()
         elif self._buffered > limit or (self._length is not None and _declared(self._length) > limit):
             self._abort(BodyTooLarge(f"answered more than {describe(limit)}", "upstream_body"))
         if self._connection.response is self:
             self._connection.resume(0)
-        while not self.complete:
+        while True:
             if self._error is not None:
                 raise self._error
-            await self._wait()
-        if self._error is not None:
-            raise self._error
+            if decoder is not None and decoder.pending:
+                self._refill()  # one budget, then the loop runs others: inflating 32 MiB takes a while
+                if not decoder.pending and self._connection.response is self:
+                    self._connection.resume(0)
+                await asyncio.sleep(0)
+            elif self.complete:
+                break
+            else:
+                await self._wait()
         data = b"".join(self._chunks)
         self._chunks.clear()
         return data

@@ -282,6 +282,28 @@ async def test_a_slow_reader_of_a_compressed_stream_keeps_its_connection_while_i
             assert received == total
 
 
+async def test_a_big_buffered_inflate_lets_the_event_loop_run_between_budgets() -> None:
+    total = 16 * MiB
+    payload = gzip.compress(bytes(total))  # 16 KB: one socket read, sixteen 1 MiB budgets to inflate
+
+    async with ScriptedServer(sends(payload, "gzip")) as server, client(server.url, Limits()) as upstream:
+        response = await send(upstream)
+        ticks, done = 0, False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        body = await response.read()
+        done = True
+        await task
+    assert body == bytes(total)
+    assert ticks >= 8  # others ran between the budgets, not once after 16 MiB of inflating
+
+
 async def test_invalid_deflate_data_is_a_broken_response() -> None:
     async with ScriptedServer(sends(b"\xff" * 100, "deflate")) as server:
         async with client(server.url, Limits()) as upstream:
