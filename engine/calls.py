@@ -7,11 +7,12 @@ a mock from constant outputs. The JSON answer is then mapped by the invocation's
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Coroutine
 
 from engine.errors import CapabilityError, Location, NaftikoError, UnknownOperation, UpstreamError
-from engine.formats import FormatError
+from engine.formats import OFF_LOOP_BYTES, FormatError
 from engine.jsoncodec import loads
 from engine.outputs import Mapper, compile_mock, compile_outputs, is_passthrough
 from engine.params import Scope, WithRules
@@ -48,7 +49,11 @@ def decodes(operation: Operation, response: UpstreamResponse) -> bool:
 
 
 async def read_json(operation: Operation, response: UpstreamResponse) -> Any:
-    """The answer as JSON-like data (None when empty or not data), converting declared formats."""
+    """The answer as JSON-like data (None when empty or not data), converting declared formats.
+
+    A body over `OFF_LOOP_BYTES` is decoded in a worker thread: the decoders are linear and
+    bounded, but a large body still takes them a while, and the event loop keeps serving others.
+    """
     if operation.decoder is None:
         if response.is_json:
             return await response.json()
@@ -58,9 +63,12 @@ async def read_json(operation: Operation, response: UpstreamResponse) -> Any:
     if not raw.strip():
         return None
     try:
+        if len(raw) > OFF_LOOP_BYTES:
+            return await asyncio.to_thread(operation.decoder, raw, response.charset)
         return operation.decoder(raw, response.charset)
     except FormatError as exc:
-        raise UpstreamError(operation.namespace, operation.name, f"answered a body that is not valid {exc}") from None
+        reason = f"answered a body past a limit: {exc}" if exc.limit else f"answered a body that is not valid {exc}"
+        raise UpstreamError(operation.namespace, operation.name, reason) from None
 
 
 def _parse(raw: bytes, operation: Operation) -> Any:

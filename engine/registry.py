@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from engine import formats
 from engine.errors import CapabilityError, Problem, RequestError, UnknownOperation
+from engine.limits import Limits
 from engine.params import Scope, lookup
 from engine.spec import Authentication, ConsumedOperation, ConsumedResource, Consumes, InputParameter
 from engine.templates import MISSING, MissingValue, Template, to_text
@@ -64,7 +65,8 @@ class Operation:
     __slots__ = ("key", "namespace", "name", "method", "spec", "resource", "params", "path",
                  "path_names", "body_plan", "auth", "output_format", "decoder")
 
-    def __init__(self, consumes: Consumes, resource: ConsumedResource, op: ConsumedOperation) -> None:
+    def __init__(self, consumes: Consumes, resource: ConsumedResource, op: ConsumedOperation,
+                 limits: Limits | None = None) -> None:
         self.key = f"{consumes.namespace}.{op.name}"
         self.namespace = consumes.namespace
         self.name = op.name
@@ -79,7 +81,7 @@ class Operation:
         self.body_plan = _compile_body(op.body)
         self.auth = _compile_auth(consumes.authentication)
         self.output_format = (op.output_raw_format or "json").lower()
-        self.decoder = None if self.output_format == "json" else _decoder(op)
+        self.decoder = None if self.output_format == "json" else _decoder(op, limits or Limits())
 
     @property
     def description(self) -> str | None:
@@ -189,9 +191,10 @@ class Forwarder:
         return Prepared(method, target + ("?" + joined if joined else ""), tuple(plan.headers), body)
 
 
-def _decoder(op: ConsumedOperation) -> formats.Decoder:
+def _decoder(op: ConsumedOperation, limits: Limits) -> formats.Decoder:
+    """The operation's format decoder, built now with the expansion limit it enforces per body."""
     try:
-        return formats.decoder_for(op.output_raw_format, schema=op.output_schema)
+        return formats.decoder_for(op.output_raw_format, schema=op.output_schema, max_items=limits.decoded_items)
     except formats.FormatError as exc:
         raise CapabilityError.at(op.where, str(exc)) from None
 
@@ -382,7 +385,7 @@ def _compile_auth(auth: Authentication | None) -> _Auth | None:
 class Registry:
     """All consumed operations of all loaded capabilities, by `namespace.operation`."""
 
-    def __init__(self, consumes: list[Consumes]) -> None:
+    def __init__(self, consumes: list[Consumes], limits: Limits | None = None) -> None:
         self.operations: dict[str, Operation] = {}
         self.namespaces: dict[str, Consumes] = {}
         problems: list[Problem] = []
@@ -391,7 +394,7 @@ class Registry:
             for resource in entry.resources:
                 for op in resource.operations:
                     try:
-                        operation = Operation(entry, resource, op)
+                        operation = Operation(entry, resource, op, limits)
                     except CapabilityError as exc:
                         problems.extend(exc.problems)
                         continue

@@ -55,7 +55,7 @@ class Runtime:
                 log.warning("%s", warning)
         self.timeout = timeout if timeout is not None else float(env.get("NAFTIKO_UPSTREAM_TIMEOUT", DEFAULT_TIMEOUT))
         consumes = [c for cap in capabilities for c in cap.consumes]
-        self.registry = Registry(consumes)
+        self.registry = Registry(consumes, self.limits)
         self.exposes: list[Exposes] = [e for cap in capabilities for e in cap.exposes]
         aggregates = [a for cap in capabilities for a in cap.aggregates]
         self.functions = {f"{a.namespace}.{f.name}": f for a in aggregates for f in a.functions}
