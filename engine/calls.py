@@ -92,7 +92,7 @@ class ExposedCall:
 
         self.runtime = runtime
         self.where = where
-        self.rules = WithRules(invocation.with_, runtime.prefixes)
+        self.rules = WithRules(invocation.with_, runtime.prefixes, _at(where, "with"))
         self.mapper = compile_outputs(invocation.output_parameters)
         self.passthrough = self.mapper is None or is_passthrough(invocation.output_parameters)
         self.operation: Operation | None = None

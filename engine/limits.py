@@ -30,8 +30,9 @@ class Limits:
     decompressed_stream: int = 1 * GiB
     """The most a compressed answer that streams through may inflate to."""
     compression_ratio: int = 200
-    """The most a compressed answer may inflate per compressed byte, checked once it has produced
-    1 MiB: a bomb inflates about 1000:1, real JSON and text rarely past 20:1."""
+    """The most a compressed answer that streams through may inflate per compressed byte, checked once
+    it has produced 1 MiB: a bomb inflates about 1000:1, real JSON and text rarely past 20:1. An answer
+    read whole is bounded by `upstream_body` alone (its memory is bounded anyway)."""
     request_body: int = 8 * MiB
     """The largest inbound request body, for REST routes and MCP messages."""
     decoded_items: int = 1_000_000

@@ -7,6 +7,7 @@ files written for newer spec versions still load.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote
@@ -18,6 +19,8 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from engine import blockyaml, spec
 from engine.errors import CapabilityError, Location, Problem
+from engine.jsonpath import JsonPathError, compile_path
+from engine.templates import Template, TemplateError
 
 T = TypeVar("T")
 
@@ -186,6 +189,94 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# --- checks of values the runtime compiles later, so it never meets a broken one -----------------
+
+_SECTION_TAG = re.compile(r"\{\{\s*[#^/]")
+
+
+def _at(where: Location, key: str) -> Location:
+    return Location(where.file, where.line, where.column, f"{where.path}.{key}" if where.path else key)
+
+
+def _template_problem(text: str, *, path: bool = False) -> str | None:
+    """What is wrong with `text` as a template, if anything (only sections can be wrong)."""
+    if "{{" not in text or not _SECTION_TAG.search(text):
+        return None
+    try:
+        Template.compile(text, single_braces=path)
+    except TemplateError as exc:
+        return f"invalid template: {exc}"
+    return None
+
+
+def _check_template(m: _Map, key: str, *, path: bool = False) -> None:
+    value = m.data.get(key)
+    if isinstance(value, str) and (problem := _template_problem(value, path=path)) is not None:
+        m.bad(key, problem)
+
+
+def _check_templates_in(ctx: _Context, value: Any, where: Location) -> None:
+    """Every string inside `value` (a body, nested data) must be a valid template."""
+    if isinstance(value, str):
+        if (problem := _template_problem(value)) is not None:
+            ctx.problem(where, problem)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_templates_in(ctx, item, _value_loc(ctx.file, value, key, where))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_templates_in(ctx, item, _item_loc(ctx.file, value, index, f"{where.path}[{index}]", where))
+
+
+def _check_with(m: _Map, key: str = "with") -> None:
+    """`with` values that are strings are templates (or caller references, which never fail)."""
+    with_ = m.data.get(key)
+    if isinstance(with_, dict):
+        for name, value in with_.items():
+            if isinstance(value, str) and (problem := _template_problem(value)) is not None:
+                m.ctx.problem(_value_loc(m.ctx.file, with_, name, m.loc(key)), problem)
+
+
+def _value_loc(file: str, mapping: Any, key: Any, parent: Location) -> Location:
+    path = f"{parent.path}.{key}" if parent.path else str(key)
+    try:
+        line, col = mapping.lc.value(key)
+        return Location(file, line + 1, col + 1, path)
+    except (KeyError, AttributeError, TypeError):
+        return Location(file, parent.line, parent.column, path)
+
+
+_JS_ONLY_ESCAPE = re.compile(r"bad escape \\[pPk]|unknown extension \?<[^=!]")
+
+
+def _check_pattern(m: _Map) -> None:
+    """A `pattern` must be a regular expression (ECMAScript's `(?<name>…)`, `\\p{…}` accepted)."""
+    pattern = m.data.get("pattern")
+    if not isinstance(pattern, str):
+        return
+    try:
+        re.compile(pattern.replace("(?<", "(?P<").replace("(?P<=", "(?<=").replace("(?P<!", "(?<!"))
+    except re.error as exc:
+        if not _JS_ONLY_ESCAPE.search(str(exc)):
+            m.bad("pattern", f"'pattern' is not a valid regular expression: {exc}")
+    except (RecursionError, OverflowError, MemoryError):
+        m.bad("pattern", "'pattern' is too complex to compile")
+
+
+def _strings(m: _Map, key: str) -> tuple[str, ...]:
+    """A list of strings (a lone string counts as one); anything else is a problem."""
+    value = m.data.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(item, (str, int, float)) and not isinstance(item, bool)
+                                       for item in value):
+        return tuple(str(item) for item in value)
+    m.bad(key, f"'{key}' must be a list of strings; got {_kind(value)}")
+    return ()
+
+
 # --- building the model ------------------------------------------------------------------
 
 
@@ -193,13 +284,36 @@ def _input_parameter(m: _Map) -> spec.InputParameter | None:
     m.known("name", "in", "value", "type", "description", "required", "pattern")
     name = m.str("name", required=True)
     in_ = m.str("in", choices=PARAM_LOCATIONS, default="body")
+    if m.has("value"):
+        _check_templates_in(m.ctx, m.data["value"], m.loc("value", value=True))
+    _check_pattern(m)
     if name is None or in_ is None:
         return None
     return spec.InputParameter(
         name=name, in_=in_, where=m.where, value=m.plain("value"), type=m.str("type"),
-        description=m.str("description"), required=bool(m.bool("required", False)),
+        description=m.str("description"), required=_required(m, False),
         pattern=m.str("pattern"),
     )
+
+
+def _required(m: _Map, default: bool) -> bool:
+    """`required: true|false`; the reference serializer also writes JSON Schema's list of required
+    child properties here, which says nothing about the parameter itself."""
+    if isinstance(m.data.get("required"), list):
+        return default
+    return bool(m.bool("required", default))
+
+
+def _exposed_input_parameter(m: _Map) -> spec.InputParameter | None:
+    """An exposed input: a `body` input whose `value` starts with `$` reads the body by JSONPath."""
+    param = _input_parameter(m)
+    if param is not None and param.in_ == "body" and isinstance(param.value, str) and param.value.startswith("$"):
+        try:
+            compile_path(param.value)
+        except JsonPathError as exc:
+            m.bad("value", str(exc))
+            return None
+    return param
 
 
 def _output_parameter(m: _Map) -> spec.OutputParameter | None:
@@ -214,30 +328,74 @@ def _output_parameter(m: _Map) -> spec.OutputParameter | None:
             sub = props.map(str(key))
             if sub is not None and (built := _output_parameter(sub)) is not None:
                 properties[str(key)] = built
-    items_map = m.map("items")
-    items = _output_parameter(items_map) if items_map is not None else None
+    items = _output_items(m) if m.has("items") else None
     if type_ is None:
         return None
     mapping = m.str("mapping")
     value = m.plain("value")
     if isinstance(value, str) and value.startswith("$") and mapping is None and m.has("name"):
         mapping, value = value, None  # consumed outputs write their JSONPath as `value`
+    elif m.has("value"):
+        _check_templates_in(m.ctx, m.data["value"], m.loc("value", value=True))
     return spec.OutputParameter(
         type=type_, where=m.where, name=m.str("name"), mapping=mapping, value=value,
         const=m.plain("const"), properties=properties, items=items,
     )
 
 
+def _output_items(m: _Map) -> spec.OutputParameter | None:
+    """`items` of an array: a mapping, or a list as the reference engine's own files write it.
+
+    The reference serializer writes the item as a one-entry list (`items: [{type: object, ...}]`),
+    and orchestrated outputs list the fields of an object item (`items: [{name: fullName, type:
+    string}, {name: role, type: string}]`); the reference keeps only the first entry of either,
+    which loses fields. Here a lone unnamed entry is the item, and named entries are the
+    properties of an object item, each reading the element's field of its name by default.
+    """
+    if not isinstance(m.data.get("items"), list):
+        items_map = m.map("items")
+        return _output_parameter(items_map) if items_map is not None else None
+    where = m.loc("items")
+    entries = m.data["items"]
+    if not entries:
+        m.bad("items", "'items' must not be an empty list: give the item, or the fields of an object item")
+        return None
+    built = m.items("items", _output_parameter)
+    if len(built) != len(entries):
+        return None  # the entries' own problems are recorded
+    named = [entry.name is not None for entry in built]
+    if len(built) == 1 and not named[0]:
+        return built[0]
+    if not all(named):
+        m.bad("items", "a list of 'items' gives the fields of an object item, so each entry needs a 'name'")
+        return None
+    properties: dict[str, spec.OutputParameter] = {}
+    for index, entry in enumerate(built):
+        assert entry.name is not None
+        if entry.name in properties:
+            m.ctx.problem(entry.where, f"'items' lists the field '{entry.name}' twice")
+            continue
+        if entry.mapping is None and entry.value is None and entry.const is None and not entry.properties:
+            entry = replace(entry, mapping=f"$.{entry.name}" if _PLAIN_NAME.match(entry.name) else f"$['{entry.name}']")
+        properties[entry.name] = entry
+    return spec.OutputParameter(type="object", where=where, properties=properties)
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
+
+
 def _authentication(m: _Map) -> spec.Authentication | None:
     type_ = m.str("type", required=True, choices=AUTH_TYPES)
     fields = ("type", "token", "username", "password", "key", "value", "placement")
     extra = {str(k): _plain(v) for k, v in m.data.items() if k not in fields}
+    for key in m.data:
+        _check_template(m, key)
     if type_ is None:
         return None
     auth = spec.Authentication(
         type=type_, where=m.where, token=m.str("token"), username=m.str("username"),
         password=m.str("password"), key=m.str("key"), value=m.str("value"),
-        placement=m.str("placement", choices=("header", "query")), extra=extra,
+        placement=m.str("placement", choices=("header", "query", "cookie")), extra=extra,
     )
     needed = {"bearer": ("token",), "basic": ("username", "password"),
               "digest": ("username", "password"), "apikey": ("key", "value")}.get(type_, ())
@@ -255,6 +413,8 @@ def _consumed_operation(m: _Map) -> spec.ConsumedOperation | None:
     if method is not None and method.upper() not in HTTP_METHODS:
         m.bad("method", f"'method' must be one of {', '.join(HTTP_METHODS)}; got '{method}'")
         return None
+    if m.has("body"):
+        _check_body(m)
     if name is None or method is None:
         return None
     return spec.ConsumedOperation(
@@ -266,10 +426,34 @@ def _consumed_operation(m: _Map) -> spec.ConsumedOperation | None:
     )
 
 
+BODY_TYPES = ("json", "text", "xml", "sparql", "formUrlEncoded", "multipartForm")
+
+
+def _check_body(m: _Map) -> None:
+    """A `body` is a raw template, JSON data, or `{type, data}`; every string in it is a template."""
+    body = m.data["body"]
+    where = m.loc("body", value=True)
+    _check_templates_in(m.ctx, body, where)
+    if not isinstance(body, dict) or "type" not in body:
+        return
+    typed = _Map(m.ctx, body, where.path, where)
+    kind = typed.str("type", choices=BODY_TYPES)
+    data = body.get("data")
+    if kind == "multipartForm":
+        if not isinstance(data, list):
+            typed.bad("data", f"a multipartForm body's 'data' must be a list of parts; got {_kind(data)}")
+            return
+        for part in typed.items("data", lambda p: p.str("name", required=True)):
+            pass
+    elif kind in ("text", "xml", "sparql") and isinstance(data, (dict, list)):
+        typed.bad("data", f"a {kind} body's 'data' must be a string; got {_kind(data)}")
+
+
 def _consumed_resource(m: _Map) -> spec.ConsumedResource | None:
     m.known("name", "path", "label", "description", "inputParameters", "operations")
     name, path = m.str("name", required=True), m.str("path", required=True)
     operations = m.items("operations", _consumed_operation, required=True)
+    _check_template(m, "path", path=True)
     if name is None or path is None:
         return None
     return spec.ConsumedResource(
@@ -315,13 +499,16 @@ def _step(m: _Map) -> spec.Step | None:
         for key in ("index", "match", "lookupValue"):
             m.str(key, required=True)
     with_ = m.map("with")
-    outputs = m.plain("outputParameters") if type_ == "lookup" else None
+    _check_with(m)
+    outputs = _strings(m, "outputParameters") if type_ == "lookup" else ()
+    lookup_value = m.str("lookupValue")
+    if lookup_value is not None and not lookup_value.startswith("$."):
+        _check_template(m, "lookupValue")
     if type_ is None or name is None:
         return None
     return spec.Step(
         type=type_, name=name, where=m.where, call=m.str("call"), with_=_plain(with_.data) if with_ else {},
-        index=m.str("index"), match=m.str("match"), lookup_value=m.str("lookupValue"),
-        output_parameters=tuple(str(o) for o in outputs or ()),
+        index=m.str("index"), match=m.str("match"), lookup_value=lookup_value, output_parameters=outputs,
     )
 
 
@@ -338,16 +525,38 @@ def _mapping(m: _Map) -> spec.StepMapping | None:
 
 def _invocation(m: _Map) -> spec.Invocation:
     with_ = m.map("with")
+    _check_with(m)
+    mappings = m.items("mappings", _mapping)
+    _check_mapping_targets(m, mappings)
     return spec.Invocation(
         call=m.str("call"), with_=_plain(with_.data) if with_ else {},
-        steps=m.items("steps", _step), mappings=m.items("mappings", _mapping),
+        steps=m.items("steps", _step), mappings=mappings,
         ref=m.str("ref"), output_parameters=m.items("outputParameters", _output_parameter),
+        ref_where=m.loc("ref", value=True) if m.has("ref") else None,
     )
+
+
+def _check_mapping_targets(m: _Map, mappings: tuple[spec.StepMapping, ...]) -> None:
+    """A dotted `targetName` builds objects, so no target may also be a plain value on its path."""
+    targets = {mapping.target_name: mapping for mapping in mappings}
+    for mapping in mappings:
+        parts = mapping.target_name.split(".")
+        if "" in parts:
+            m.ctx.problem(_at(mapping.where, "targetName"), f"'targetName' '{mapping.target_name}' has an empty"
+                                                            " segment; write names joined by single dots")
+            continue
+        for end in range(1, len(parts)):
+            prefix = ".".join(parts[:end])
+            if prefix in targets:
+                m.ctx.problem(_at(mapping.where, "targetName"),
+                              f"'targetName' '{mapping.target_name}' puts a field inside '{prefix}', which another"
+                              f" mapping sets as a whole value at {targets[prefix].where}")
+                break
 
 
 def _aggregate_function(m: _Map) -> spec.AggregateFunction | None:
     m.known("name", "description", "semantics", "inputParameters", "call", "with", "steps", "mappings",
-            "outputParameters")
+            "outputParameters", "ref")
     name, description = m.str("name", required=True), m.str("description", required=True)
     semantics = m.map("semantics")
     invocation = _invocation(m)
@@ -392,17 +601,17 @@ def _exposed_operation(m: _Map) -> spec.ExposedOperation | None:
     return spec.ExposedOperation(
         method=method.upper(), where=m.where, invocation=invocation, name=m.str("name"),
         label=m.str("label"), description=m.str("description"),
-        input_parameters=m.items("inputParameters", _input_parameter),
+        input_parameters=m.items("inputParameters", _exposed_input_parameter),
     )
 
 
 def _forward(m: _Map) -> spec.Forward | None:
     m.known("targetNamespace", "trustedHeaders")
     target = m.str("targetNamespace", required=True)
-    headers = m.plain("trustedHeaders", []) or []
+    headers = _strings(m, "trustedHeaders")
     if target is None:
         return None
-    return spec.Forward(target_namespace=target, trusted_headers=tuple(str(h) for h in headers), where=m.where)
+    return spec.Forward(target_namespace=target, trusted_headers=headers, where=m.where)
 
 
 def _exposed_resource(m: _Map) -> spec.ExposedResource | None:
@@ -415,9 +624,15 @@ def _exposed_resource(m: _Map) -> spec.ExposedResource | None:
     if not path.startswith("/"):
         m.bad("path", f"'path' must start with '/'; got '{path}'")
         return None
+    for segment in spec.path_segments(path):
+        if ("{" in segment or "}" in segment) and not spec.PATH_VARIABLE.match(segment):
+            m.bad("path", f"path segment '{segment}' mixes text and braces; routes match whole segments, so a"
+                          " variable is a segment of its own ('{name}' or '{{name}}', names of letters, digits,"
+                          " '_', '-', '.')")
+            return None
     return spec.ExposedResource(
         path=path, where=m.where, operations=operations, name=m.str("name"), label=m.str("label"),
-        description=m.str("description"), input_parameters=m.items("inputParameters", _input_parameter),
+        description=m.str("description"), input_parameters=m.items("inputParameters", _exposed_input_parameter),
         forward=_forward(forward) if forward else None,
     )
 
@@ -429,7 +644,7 @@ def _tool_parameter(m: _Map) -> spec.ToolParameter | None:
         return None
     return spec.ToolParameter(
         name=name, type=m.str("type", default="string") or "string", description=m.str("description"),
-        required=bool(m.bool("required", True)), where=m.where,
+        required=_required(m, True), where=m.where,
     )
 
 
@@ -461,12 +676,20 @@ def _mcp_resource(m: _Map) -> spec.Resource | None:
     name, uri = m.str("name", required=True), m.str("uri", required=True)
     dynamic = m.has("call") or m.has("steps")
     invocation = _invocation(m) if dynamic else None
+    if uri is not None:
+        variables = [v.replace("-", "_") for v in _URI_VARIABLE.findall(uri)]
+        if len(set(variables)) != len(variables):
+            m.bad("uri", f"'uri' names a variable twice ({', '.join(sorted({v for v in variables if variables.count(v) > 1}))};"
+                         " '-' and '_' count as the same): each needs its own name")
     if name is None or uri is None:
         return None
     return spec.Resource(
         name=name, uri=uri, where=m.where, label=m.str("label"), description=m.str("description"),
         mime_type=m.str("mimeType"), invocation=invocation, location=file_location(m.str("location"), m.ctx.file),
     )
+
+
+_URI_VARIABLE = re.compile(r"\{([A-Za-z_][\w-]*)\}")
 
 
 def _prompt_argument(m: _Map) -> spec.PromptArgument | None:
@@ -500,11 +723,14 @@ def _exposes(m: _Map) -> spec.Exposes | None:
     namespace = m.str("namespace", required=type_ in ("rest", "mcp", "skill"))
     auth_map = m.map("authentication")
     auth = _authentication(auth_map) if auth_map else None
+    if auth_map is not None and auth is not None and type_ in ("rest", "mcp", "skill"):
+        _check_server_auth(auth_map, auth)
     if type_ == "rest":
         m.known("type", "address", "port", "namespace", "description", "authentication", "resources",
                 "inputParameters")
         port = m.int("port", required=True)
         resources = m.items("resources", _exposed_resource)
+        _duplicate_routes(m.ctx, resources)
         if namespace is None or port is None:
             return None
         return spec.RestExposes(namespace=namespace, port=port, where=m.where, resources=resources,
@@ -515,12 +741,17 @@ def _exposes(m: _Map) -> spec.Exposes | None:
         transport = m.str("transport", choices=("http", "stdio"), default="http") or "http"
         port = m.int("port", required=transport == "http")
         tools = m.items("tools", _tool, required=True)
+        resources = m.items("resources", _mcp_resource)
+        prompts = m.items("prompts", _prompt)
+        _duplicates(m.ctx, "tool", [(tool.name, _at(tool.where, "name")) for tool in tools if tool.name])
+        _duplicates(m.ctx, "resource URI", [(r.uri, _at(r.where, "uri")) for r in resources])
+        _duplicates(m.ctx, "prompt", [(p.name, _at(p.where, "name")) for p in prompts])
         if namespace is None:
             return None
         return spec.McpExposes(
             namespace=namespace, where=m.where, tools=tools, port=port, address=m.str("address"),
             transport=transport, description=m.str("description"), authentication=auth,
-            resources=m.items("resources", _mcp_resource), prompts=m.items("prompts", _prompt),
+            resources=resources, prompts=prompts,
         )
     if type_ == "skill":
         m.known("type", "address", "port", "namespace", "description", "authentication", "skills")
@@ -534,6 +765,43 @@ def _exposes(m: _Map) -> spec.Exposes | None:
         return None
     fields = {str(k): _plain(v) for k, v in m.data.items() if k not in ("type", "namespace", "port")}
     return spec.OtherExposes(type=type_, where=m.where, namespace=namespace, port=m.int("port"), fields=fields)
+
+
+SERVER_AUTH_TYPES = ("bearer", "apikey", "basic")
+
+
+def _check_server_auth(m: _Map, auth: spec.Authentication) -> None:
+    """What an exposed server can check; consumed APIs take more (digest, OAuth2, cookies)."""
+    if auth.type not in SERVER_AUTH_TYPES:
+        m.bad("type", f"{auth.type} authentication of exposed servers is not supported yet; use"
+                      f" {', '.join(SERVER_AUTH_TYPES)}")
+    elif auth.placement == "cookie":
+        m.bad("placement", "an exposed server reads an API key from a header or the query, not a cookie")
+
+
+def _duplicates(ctx: _Context, what: str, named: list[tuple[str, Location]]) -> None:
+    seen: dict[str, Location] = {}
+    for name, where in named:
+        first = seen.setdefault(name, where)
+        if first is not where:
+            ctx.problem(where, f"{what} '{name}' is already declared at {first} ({first.path}); {what}s of one"
+                               " block must be unique")
+
+
+def _duplicate_routes(ctx: _Context, resources: tuple[spec.ExposedResource, ...]) -> None:
+    """One route per shape and method: `/a/{id}` and `/a/{key}` are the same path to the router."""
+    seen: dict[tuple[tuple[str, ...], str], tuple[str, Location]] = {}
+    for resource in resources:
+        shape = spec.route_shape(resource.path)
+        entries = [(op.method, op.where) for op in resource.operations]
+        if resource.forward is not None:
+            entries.append(("forward", _at(resource.where, "forward")))
+        for method, where in entries:
+            first = seen.setdefault((shape, method), (resource.path, where))
+            if first[1] is not where:
+                what = "a forward" if method == "forward" else f"{method} {resource.path}"
+                ctx.problem(where, f"{what} is already declared at {first[1]} ({first[0]}, {first[1].path}); the"
+                                   " router cannot tell them apart (variable names do not count)")
 
 
 def _skill_tool(m: _Map) -> spec.SkillTool | None:
@@ -588,7 +856,8 @@ def _binding(m: _Map) -> spec.Binding | None:
         m.bad("location", f"'location' must be a URI such as file:///path/secrets.yaml; got '{location}'")
     if namespace is None or keys is None:
         return None
-    return spec.Binding(namespace=namespace, keys={str(k): str(v) for k, v in keys.data.items()},
+    values = {str(k): keys.str(k, required=True) for k in keys.data}
+    return spec.Binding(namespace=namespace, keys={k: v for k, v in values.items() if v is not None},
                         location=location, description=m.str("description"), where=m.where)
 
 
@@ -597,8 +866,7 @@ def _info(m: _Map) -> spec.Info | None:
     label = m.str("label", required=True)
     if label is None:
         return None
-    return spec.Info(label=label, description=m.str("description"),
-                     tags=tuple(str(t) for t in (m.plain("tags") or ())))
+    return spec.Info(label=label, description=m.str("description"), tags=_strings(m, "tags"))
 
 
 def _capability(root: _Map, path: str) -> spec.Capability:

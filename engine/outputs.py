@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from engine.errors import CapabilityError
+from engine.errors import CapabilityError, Location
 from engine.jsonpath import JsonPathError, compile_path
 from engine.spec import OutputParameter
-from engine.templates import MISSING, Scope, Template
+from engine.templates import MISSING, Scope, Template, TemplateError
 
 Mapper = Callable[[Any, Scope], Any]
 
@@ -42,16 +42,20 @@ def is_passthrough(outputs: Sequence[OutputParameter]) -> bool:
             and outputs[0].items is None and (outputs[0].mapping or "").strip() in ("$", "$."))
 
 
+def _key(where: Location, key: str) -> Location:
+    return Location(where.file, where.line, where.column, f"{where.path}.{key}" if where.path else key)
+
+
 def _path(output: OutputParameter) -> Callable[[Any], Any]:
     try:
         return compile_path(output.mapping or "$")
     except JsonPathError as exc:
-        raise CapabilityError.at(output.where, str(exc)) from None
+        raise CapabilityError.at(_key(output.where, "mapping"), str(exc)) from None
 
 
 def _compile(output: OutputParameter) -> Mapper:
     if output.value is not None:
-        return _constant(output.value)
+        return _constant(output)
     if output.const is not None:
         const = output.const
         return lambda body, scope: const
@@ -63,9 +67,13 @@ def _compile(output: OutputParameter) -> Mapper:
     return lambda body, scope: extract(body)
 
 
-def _constant(value: Any) -> Mapper:
+def _constant(output: OutputParameter) -> Mapper:
+    value = output.value
     if isinstance(value, str) and ("{{" in value or "<<" in value):
-        template = Template.compile(value)
+        try:
+            template = Template.compile(value)
+        except TemplateError as exc:  # the loader finds these first, with the value's own position
+            raise CapabilityError.at(_key(output.where, "value"), f"invalid template: {exc}") from None
         return lambda body, scope: template.render(scope)
     return lambda body, scope: value
 
@@ -132,7 +140,7 @@ def compile_mock(outputs: Sequence[OutputParameter]) -> Callable[[Scope], Any]:
 
 def _mock(output: OutputParameter) -> Callable[[Scope], Any]:
     if output.value is not None:
-        constant = _constant(output.value)
+        constant = _constant(output)
         return lambda scope: constant(None, scope)
     if output.properties:
         fields = [(name, _mock(prop)) for name, prop in output.properties.items()]

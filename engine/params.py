@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
-from engine.templates import MISSING, Template
+from engine.errors import CapabilityError, Location
+from engine.templates import MISSING, Template, TemplateError
 
 CALLER_PREFIXES = frozenset({"rest", "tools", "mcp"})
 
@@ -78,7 +79,8 @@ class WithRules:
 
     __slots__ = ("refs", "templates", "literals")
 
-    def __init__(self, with_: Mapping[str, Any], prefixes: Iterable[str]) -> None:
+    def __init__(self, with_: Mapping[str, Any], prefixes: Iterable[str], where: Location | None = None) -> None:
+        """`where` is the `with` block's position, for the (rare) template the loader did not check."""
         known = CALLER_PREFIXES | frozenset(prefixes)
         self.refs: list[tuple[str, str]] = []
         self.templates: list[tuple[str, Template]] = []
@@ -90,7 +92,12 @@ class WithRules:
                     self.refs.append((key, rest))
                     continue
                 if "{{" in value or "<<" in value:
-                    self.templates.append((key, Template.compile(value)))
+                    try:
+                        self.templates.append((key, Template.compile(value)))
+                    except TemplateError as exc:
+                        at = where or Location("with")
+                        raise CapabilityError.at(Location(at.file, at.line, at.column, f"{at.path}.{key}"),
+                                                 f"invalid template: {exc}") from None
                     continue
             self.literals.append((key, value))
 

@@ -19,7 +19,7 @@ from engine.errors import CapabilityError, Problem, RequestError, UnknownOperati
 from engine.limits import Limits
 from engine.params import Scope, lookup
 from engine.spec import Authentication, ConsumedOperation, ConsumedResource, Consumes, InputParameter
-from engine.templates import MISSING, MissingValue, Template, to_text
+from engine.templates import MISSING, MissingValue, Template, TemplateError, to_text
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
 
@@ -334,7 +334,7 @@ def _compile_body(body: Any) -> _BodyPlan | None:
         return _BodyPlan("raw", "application/x-www-form-urlencoded", template=Template.compile(str(data or "")))
     if kind == "multipartForm":
         parts = [(str(p.get("name")), Template.compile(str(p.get("value", ""))), p.get("filename"), p.get("contentType"))
-                 for p in data or () if isinstance(p, dict)]
+                 for p in (data if isinstance(data, list) else ()) if isinstance(p, dict)]
         return _BodyPlan("multipart", "multipart/form-data", parts=parts)
     if kind in _TEXT_TYPES:
         return _BodyPlan("raw", _TEXT_TYPES[kind], template=Template.compile(str(data or "")))
@@ -369,7 +369,19 @@ class _Auth:
             pair = f"{text['username']}:{text['password']}".encode()
             headers.append(("Authorization", "Basic " + base64.b64encode(pair).decode()))
         elif self.kind == "apikey" and self.key:
-            (query if self.placement == "query" else headers).append((self.key, text["value"]))
+            if self.placement == "cookie":
+                _add_cookie(headers, f"{self.key}={quote(text['value'], safe='')}")
+            else:
+                (query if self.placement == "query" else headers).append((self.key, text["value"]))
+
+
+def _add_cookie(headers: list[tuple[str, str]], pair: str) -> None:
+    """One Cookie header per request (RFC 6265), so a cookie key joins the parameters' cookies."""
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == "cookie":
+            headers[index] = (name, f"{value}; {pair}")
+            return
+    headers.append(("Cookie", pair))
 
 
 def _compile_auth(auth: Authentication | None) -> _Auth | None:
@@ -397,6 +409,9 @@ class Registry:
                         operation = Operation(entry, resource, op, limits)
                     except CapabilityError as exc:
                         problems.extend(exc.problems)
+                        continue
+                    except TemplateError as exc:  # the loader finds these first, with the value's position
+                        problems.append(Problem(op.where, f"invalid template: {exc}"))
                         continue
                     if operation.key in self.operations:
                         first = self.operations[operation.key].spec.where

@@ -21,7 +21,7 @@ from engine.errors import CapabilityError, Location, Problem
 from engine.limits import Limits
 from engine.params import CALLER_PREFIXES, Scope, with_aliases
 from engine.registry import Forwarder, Operation, Registry
-from engine.spec import Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
+from engine.spec import AggregateFunction, Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
 from engine.templates import Template
 from engine.upstream import OAuth2ClientCredentials, Upstream, UpstreamResponse
 
@@ -133,14 +133,30 @@ class Runtime:
         return self._bindings.get(namespace, self._bindings[None])
 
     def _compile_invocations(self) -> None:
-        """Compile every exposed invocation now, so a bad `call` or `ref` fails at load."""
-        problems: list[Problem] = []
+        """Compile every exposed invocation now, so a bad `call`, `ref` or forward fails at load.
+
+        `ref` chains are checked first (cycles, length), so compiling them cannot recurse without end.
+        """
+        problems = _ref_problems(self.functions)
+        if problems:
+            raise CapabilityError(problems)
         for exposes in self.exposes:
             for invocation, where in _invocations(exposes):
                 try:
                     self.exposed_call(invocation, where)
                 except CapabilityError as exc:
                     problems.extend(exc.problems)
+            if isinstance(exposes, McpExposes):
+                problems.extend(_duplicate_tools(exposes, self.functions))
+            elif isinstance(exposes, RestExposes):
+                for resource in exposes.resources:
+                    if resource.forward is not None and resource.forward.target_namespace not in self.registry.namespaces:
+                        known = ", ".join(sorted(self.registry.namespaces)) or "none"
+                        where = resource.forward.where
+                        problems.append(Problem(Location(where.file, where.line, where.column,
+                                                         f"{where.path}.targetNamespace"),
+                                                f"forward target '{resource.forward.target_namespace}' is not a"
+                                                f" consumes namespace (known: {known})"))
         if problems:
             raise CapabilityError(problems)
 
@@ -205,6 +221,67 @@ def _invocations(exposes: Exposes) -> Iterator[tuple[Invocation, Location]]:
         for resource in exposes.resources:
             if resource.invocation is not None:
                 yield resource.invocation, resource.where
+
+
+MAX_REF_DEPTH = 16
+"""The longest chain of aggregate functions reached through `ref` from one another."""
+
+
+def _ref_problems(functions: Mapping[str, AggregateFunction]) -> list[Problem]:
+    """`ref` cycles (named, at the ref that closes them) and chains longer than MAX_REF_DEPTH.
+
+    Each function refs at most one other, so one walk per function, memoised, is linear.
+    """
+    problems: list[Problem] = []
+    depth: dict[str, int] = {}  # functions reached through ref from here, itself included; -1: leads into a cycle
+    for start in functions:
+        path: list[str] = []
+        key: str | None = start
+        while key is not None and key in functions and key not in depth and key not in path:
+            path.append(key)
+            key = functions[key].invocation.ref
+        if key is not None and key in path:
+            cycle = path[path.index(key):]
+            problems.append(Problem(_ref_location(functions[cycle[-1]]), "ref cycle: " + " → ".join(cycle + [key])
+                                    + "; a function cannot reach itself through ref"))
+            below = -1
+        else:
+            below = depth.get(key, 0) if key is not None else 0
+        for name in reversed(path):
+            below = -1 if below < 0 else below + 1
+            depth[name] = below
+    referenced = {f.invocation.ref for f in functions.values() if f.invocation.ref}
+    for key, function in functions.items():
+        if depth[key] > MAX_REF_DEPTH and key not in referenced:
+            chain, ref = [key], function.invocation.ref
+            while ref is not None and len(chain) < 3:
+                chain.append(ref)
+                ref = functions[ref].invocation.ref
+            problems.append(Problem(_ref_location(function), f"ref chain {' → '.join(chain)} → … reaches"
+                                                             f" {depth[key]} functions; at most {MAX_REF_DEPTH}"))
+    return problems
+
+
+def _ref_location(function: AggregateFunction) -> Location:
+    where = function.invocation.ref_where
+    if where is not None:
+        return where
+    return Location(function.where.file, function.where.line, function.where.column, f"{function.where.path}.ref")
+
+
+def _duplicate_tools(exposes: McpExposes, functions: Mapping[str, AggregateFunction]) -> list[Problem]:
+    """Tool names as served: a `ref` tool with no name of its own takes its function's."""
+    seen: dict[str, Location] = {}
+    problems: list[Problem] = []
+    for tool in exposes.tools:
+        function = functions.get(tool.invocation.ref or "")
+        name = tool.name or (function.name if function else "")
+        first = seen.setdefault(name, tool.where)
+        if first is not tool.where:
+            how = "" if tool.name else f" (its name comes from ref '{tool.invocation.ref}')"
+            problems.append(Problem(tool.where, f"tool '{name}'{how} is already declared at {first} ({first.path});"
+                                                " tool names of one MCP block must be unique"))
+    return problems
 
 
 def _base_uri(consumes: Consumes, overrides: Mapping[str, str], env: Mapping[str, str]) -> str:

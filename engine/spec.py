@@ -7,12 +7,38 @@ remembers the file position so later stages can still point at the source.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Location
 
 JSON = Any
+
+PATH_VARIABLE = re.compile(r"^\{\{?\s*([A-Za-z_][\w.-]*)\s*\}?\}$")
+"""One whole segment of an exposed REST path that is a variable: `{name}` or `{{name}}`."""
+GREEDY_VARIABLE = "path"
+"""A final `{path}` takes the rest of the path (forward resources)."""
+
+
+def path_segments(path: str) -> list[str]:
+    """The segments of a path as the router sees them: empty ones (trailing or doubled `/`) dropped."""
+    return [segment for segment in path.strip("/").split("/") if segment]
+
+
+def route_shape(path: str) -> tuple[str, ...]:
+    """What the router tells apart: literal segments, variables (whatever their names), a final `{path}`."""
+    segments = path_segments(path)
+    shape: list[str] = []
+    for index, segment in enumerate(segments):
+        match = PATH_VARIABLE.match(segment)
+        if match is None:
+            shape.append(segment)
+        elif match.group(1) == GREEDY_VARIABLE and index == len(segments) - 1:
+            shape.append("{path...}")
+        else:
+            shape.append("{}")
+    return tuple(shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +175,7 @@ class Invocation:
     mappings: tuple[StepMapping, ...] = ()
     ref: str | None = None
     output_parameters: tuple[OutputParameter, ...] = ()
+    ref_where: Location | None = None  # where the `ref` value was written, for cycle errors
 
 
 @dataclass(frozen=True, slots=True)

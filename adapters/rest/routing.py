@@ -4,31 +4,58 @@ Routes are stored in a tree of path segments; matching walks one node per segmen
 preferring a literal segment over a variable one. `{name}` and `{{name}}` are variables
 (names may hold `-`, `.`, `_`); a final `{path}` takes the rest of the path, as forward
 resources need. Trailing slashes are ignored.
+
+A variable node is shared by every route that has a variable at that place, whatever its
+name (`/a/{id}` and `/a/{key}/b`): values are collected by position while walking, and the
+route that matched names them, so each route sees its own variable names. Routes of the same
+shape (`/a/{id}` and `/a/{key}`) end at one target, which then sees the value under each name.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from engine.spec import GREEDY_VARIABLE, PATH_VARIABLE, path_segments
+
 T = TypeVar("T")
 
-_VARIABLE = re.compile(r"^\{\{?\s*([A-Za-z_][\w.-]*)\s*\}?\}$")
-GREEDY = "path"
+GREEDY = GREEDY_VARIABLE
+split = path_segments
 
 
-@dataclass
+@dataclass(slots=True)
+class _End(Generic[T]):
+    """Where routes end: the target, the names the walk binds (those of the first route through
+    each variable node), and the names of every route ending here when they differ."""
+
+    target: T
+    walked: tuple[str, ...]
+    names: tuple[tuple[str, ...], ...] = ()  # route names that differ from `walked`
+    binds_walked: bool = False  # whether a route ending here has exactly the walked names
+
+    def add_names(self, names: tuple[str, ...]) -> None:
+        if names == self.walked:
+            self.binds_walked = True
+        elif names not in self.names:
+            self.names += (names,)
+
+    def rename(self, params: dict[str, str]) -> dict[str, str]:
+        """The walk's values under each route's own names (only needed when they differ)."""
+        values = [params[name] for name in self.walked]
+        renamed = dict(params) if self.binds_walked else {}
+        for names in self.names:
+            renamed.update(zip(names, values))
+        return renamed
+
+
+@dataclass(slots=True)
 class _Node(Generic[T]):
     literals: dict[str, "_Node[T]"] = field(default_factory=dict)
     variable: "_Node[T] | None" = None
     variable_name: str = ""
-    greedy: "tuple[str, T] | None" = None
-    target: T | None = None
-
-
-def split(path: str) -> list[str]:
-    return [segment for segment in path.strip("/").split("/") if segment]
+    greedy: "_End[T] | None" = None
+    end: "_End[T] | None" = None
 
 
 class Router(Generic[T]):
@@ -36,38 +63,38 @@ class Router(Generic[T]):
         self._root: _Node[T] = _Node()
 
     def add(self, template: str, target: T) -> T:
-        """Add a route; adding the same template again returns the target already there."""
+        """Add a route; a route of a shape already there returns the target already there."""
         node = self._root
         segments = split(template)
+        names: list[str] = []
+        walked: list[str] = []
         for index, segment in enumerate(segments):
-            match = _VARIABLE.match(segment)
+            match = PATH_VARIABLE.match(segment)
             if match is None:
                 node = node.literals.setdefault(segment, _Node())
                 continue
-            name = match.group(1)
-            if name == GREEDY and index == len(segments) - 1:
-                if node.greedy is None:
-                    node.greedy = (name, target)
-                return node.greedy[1]
+            names.append(match.group(1))
+            if names[-1] == GREEDY and index == len(segments) - 1:
+                node.greedy = _end(node.greedy, target, tuple(walked + [GREEDY]), tuple(names))
+                return node.greedy.target
             if node.variable is None:
-                node.variable, node.variable_name = _Node(), name
-            elif node.variable_name != name:
-                raise ValueError(f"'{template}' names a path variable '{name}' where another route uses"
-                                 f" '{node.variable_name}'")
+                node.variable, node.variable_name = _Node(), names[-1]
+            walked.append(node.variable_name)
             node = node.variable
-        if node.target is None:
-            node.target = target
-        return node.target
+        node.end = _end(node.end, target, tuple(walked), tuple(names))
+        return node.end.target
 
     def match(self, segments: list[str]) -> tuple[T, dict[str, str]] | None:
         """Match already split (and percent-decoded) path segments."""
         params: dict[str, str] = {}
-        target = self._walk(self._root, segments, 0, params)
-        return (target, params) if target is not None else None
+        end = self._walk(self._root, segments, 0, params)
+        if end is None:
+            return None
+        return end.target, (end.rename(params) if end.names else params)
 
-    def _walk(self, node: _Node[T], segments: list[str], index: int, params: dict[str, str]) -> T | None:
+    def _walk(self, node: _Node[T], segments: list[str], index: int, params: dict[str, str]) -> _End[T] | None:
         if index == len(segments):
-            return node.target
+            return node.end
         segment = segments[index]
         child = node.literals.get(segment)
         if child is not None:
@@ -81,7 +108,13 @@ class Router(Generic[T]):
                 return found
             del params[node.variable_name]
         if node.greedy is not None:
-            name, target = node.greedy
-            params[name] = "/".join(segments[index:])
-            return target
+            params[GREEDY] = "/".join(segments[index:])
+            return node.greedy
         return None
+
+
+def _end(end: _End[T] | None, target: T, walked: tuple[str, ...], names: tuple[str, ...]) -> _End[T]:
+    if end is None:
+        end = _End(target, walked)
+    end.add_names(names)
+    return end
