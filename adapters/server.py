@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Mapping
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from adapters.edges import ABORT_EXTENSION
 from engine.errors import CapabilityError, Location, NaftikoError
 from engine.runtime import Runtime, gc_paused
 from engine.spec import Exposes, McpExposes, RestExposes, SkillExposes
@@ -79,10 +80,20 @@ class _OneSendTransport:
 
 
 class _Protocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing each answer with one system call."""
+    """uvicorn's httptools protocol, writing each answer with one system call.
+
+    Each request's scope carries the `naftiko.abort` extension: a streamed answer whose upstream
+    broke mid-body closes the connection through it, so uvicorn sees a disconnect rather than an
+    unfinished response (which it would log as an error of its own).
+    """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_OneSendTransport(transport))  # type: ignore[arg-type]
+        self._extensions = {ABORT_EXTENSION: {"close": self.transport.close}}
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = self._extensions  # type: ignore[typeddict-unknown-key]
 
     def on_response_complete(self) -> None:
         self.transport.flush()  # type: ignore[attr-defined]  # the whole answer is written: send it now

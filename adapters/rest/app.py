@@ -7,13 +7,14 @@ unbuffered with its headers. Engine errors become JSON error bodies here, at the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from engine.calls import NO_JSON, ExposedCall, NotSupported
@@ -24,6 +25,8 @@ from engine.params import with_aliases
 from engine.runtime import Runtime
 from engine.registry import Forwarder
 from engine.spec import Forward, InputParameter, RestExposes
+from engine.upstream import UpstreamResponse
+from adapters.edges import BodyTooLarge, Disconnected, DisconnectWatch, abort, lone_surrogate, read_body
 from adapters.rest.routing import Router
 
 log = logging.getLogger("naftiko.rest")
@@ -69,19 +72,22 @@ class RestApp:
                 route.forward = _forwarder(runtime, resource.forward)
                 route.trusted = frozenset(h.lower() for h in resource.forward.trusted_headers)
         self.routes = list(routes.values())
+        self.body_limit = runtime.limits.request_body
+        self.watch = DisconnectWatch()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         response = await self._handle(Request(scope, receive))
-        await response(scope, receive, send)
+        if response is not None:  # None: the caller went away, nobody to answer
+            await response(scope, receive, send)
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request) -> Any:
         segments = _segments(request.scope)
         matched = self.router.match(segments)
         method = request.method
         if matched is None:
-            return error_response(404, "not_found", f"no route for {method} {request.url.path}")
+            return error_response(404, "not_found", f"no route for {method} {request.scope['path']}")
         route, path_params = matched
         endpoint = route.methods.get(method)
         if endpoint is None and route.forward is not None:
@@ -94,30 +100,61 @@ class RestApp:
             return response
         try:
             params = await self._params(request, path_params, endpoint.inputs)
-            outcome = await endpoint.call.invoke(params, stream=True, parse=False)
+        except Disconnected:
+            return None
         except Exception as exc:
             return _failure(exc, f"{method} {route.path}")
+        watch = self.watch
+        task = watch.enter(request.receive)
+        try:
+            outcome = await endpoint.call.invoke(params, stream=True, parse=False)
+        except asyncio.CancelledError:
+            if watch.gone(task):
+                return None
+            raise
+        except Exception as exc:
+            return _failure(exc, f"{method} {route.path}")
+        finally:
+            watch.leave(task)
         if outcome.stream is not None:
-            return StreamingResponse(outcome.stream.chunks(), status_code=outcome.status,
-                                     headers=dict(outcome.headers), media_type=outcome.content_type)
+            return _Stream(outcome.stream, outcome.status, outcome.headers, outcome.content_type,
+                           f"{method} {route.path}", watch)
         if outcome.json is not NO_JSON and outcome.body is None:
             body = dumps(outcome.json)
             return _Answer(outcome.status, body, "application/json", outcome.headers)
         return _Answer(outcome.status, outcome.body or b"", outcome.content_type, outcome.headers)
 
-    async def _forward(self, request: Request, route: _Route, path_params: dict[str, str]) -> Response:
+    async def _forward(self, request: Request, route: _Route, path_params: dict[str, str]) -> Any:
         """Pass the request on to the forward target: rest of the path, method, query, body."""
         assert route.forward is not None
+        what = f"forward {request.method} {route.path}"
         headers = [(k, v) for k, v in request.headers.items() if k in route.trusted or k == "content-type"]
-        body = await request.body()
+        try:
+            body = await self._body(request)
+        except Disconnected:
+            return None
+        except BodyTooLarge as exc:
+            return _failure(exc, what)
+        watch = self.watch
+        task = watch.enter(request.receive)
         try:
             response = await self.runtime.forward(route.forward, request.method, path_params.get("path", ""),
                                                   request.scope.get("query_string", b"").decode("latin-1"),
                                                   headers, body or None)
+        except asyncio.CancelledError:
+            if watch.gone(task):
+                return None
+            raise
         except Exception as exc:
-            return _failure(exc, f"forward {request.method} {route.path}")
-        return StreamingResponse(response.chunks(), status_code=response.status, headers=dict(response.headers()),
-                                 media_type=response.content_type)
+            return _failure(exc, what)
+        finally:
+            watch.leave(task)
+        return _Stream(response, response.status, response.headers(), response.content_type, what, watch)
+
+    async def _body(self, request: Request) -> bytes:
+        """The request body, bounded by the request-body limit (b"" when the request has none)."""
+        has_body, declared = _framing(request.scope["headers"])
+        return await read_body(request.receive, self.body_limit, declared) if has_body else b""
 
     async def _params(self, request: Request, path_params: dict[str, str],
                       inputs: tuple[InputParameter, ...]) -> dict[str, Any]:
@@ -131,7 +168,8 @@ class RestApp:
             else:
                 params[key] = value
         params.update(path_params)
-        body = await _json_body(request) if _has_body(request.scope) else None
+        has_body, declared = _framing(request.scope["headers"])
+        body = _json_body(await read_body(request.receive, self.body_limit, declared)) if has_body else None
         if body is not None:
             params["body"] = body
         for param in inputs:
@@ -165,6 +203,8 @@ def _failure(exc: Exception, what: str) -> Response:
     if isinstance(exc, RequestError):
         details = {"parameter": exc.parameter} if exc.parameter else {}
         return error_response(400, "bad_request", exc.message, **details)
+    if isinstance(exc, BodyTooLarge):
+        return error_response(413, "request_too_large", str(exc), limit=exc.limit)
     if isinstance(exc, UpstreamTimeout):
         return error_response(504, "upstream_timeout", str(exc), upstream=exc.namespace)
     if isinstance(exc, UpstreamError):
@@ -192,18 +232,70 @@ class _Answer:
         await send({"type": "http.response.body", "body": self.body})
 
 
-def _has_body(scope: Scope) -> bool:
-    return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
+class _Stream:
+    """An upstream answer streamed through as it arrives.
+
+    The upstream breaking mid-body is one log line (what, namespace, operation, reason) and an
+    aborted response: the caller sees the connection end without the terminating chunk, never a
+    complete-looking truncated answer. A caller that goes away releases the upstream connection.
+    """
+
+    __slots__ = ("response", "status", "headers", "what", "watch")
+
+    def __init__(self, response: UpstreamResponse, status: int, headers: list[tuple[str, str]],
+                 content_type: str | None, what: str, watch: DisconnectWatch) -> None:
+        self.response, self.status, self.what, self.watch = response, status, what, watch
+        self.headers = [(b"content-type", (content_type or "application/octet-stream").encode("latin-1"))]
+        self.headers += [(k.lower().encode("latin-1"), v.encode("utf-8", "surrogateescape")) for k, v in headers
+                         if k.lower() != "content-type"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response, watch = self.response, self.watch
+        failure: UpstreamError | None = None
+        task = watch.enter(receive)
+        try:
+            await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+            async for chunk in response.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except asyncio.CancelledError:
+            if watch.gone(task):
+                return
+            raise
+        except UpstreamError as exc:
+            failure = exc
+        except OSError:
+            return  # a server that reports the caller gone by failing `send` (ASGI 2.4)
+        finally:
+            watch.leave(task)
+            response.close()
+        if failure is not None:
+            log.warning("%s: %s; the streamed response was cut short", self.what, failure)
+            await abort(scope, receive)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[bool, bytes | None]:
+    """Whether the request has a body, and its declared length."""
+    has_body, declared = False, None
+    for name, value in headers:
+        if name == b"content-length":
+            has_body, declared = True, value
+        elif name == b"transfer-encoding":
+            has_body = True
+    return has_body, declared
+
+
+def _json_body(raw: bytes) -> Any:
     if not raw.strip():
         return None
     try:
-        return loads(raw)
+        value = loads(raw)
     except (ValueError, RecursionError) as exc:
         raise RequestError(f"request body is not valid JSON: {exc}") from None
+    if lone_surrogate(raw, value):
+        raise RequestError("request body holds a lone surrogate (such as \\ud800), which UTF-8 cannot carry")
+    return value
 
 
 def _declared_input(param: InputParameter, request: Request, path_params: dict[str, str], body: Any) -> Any:
