@@ -20,6 +20,7 @@ allowed or same-origin (403 otherwise). Every error body is a JSON-RPC error obj
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -27,6 +28,8 @@ import secrets
 from functools import partial
 from typing import Any, Awaitable, Callable, Final, Iterable, MutableMapping, Sequence
 from urllib.parse import urlsplit
+
+from adapters.edges import BodyTooLarge, Disconnected, DisconnectWatch, read_body
 
 from .backend import INVALID_PARAMS, METHOD_NOT_FOUND, McpBackend, McpError
 from .protocol import (
@@ -83,12 +86,13 @@ _SESSION_HEADER: Final = b"mcp-session-id"
 class _Headers:
     """The request headers this transport looks at, read once from the ASGI list."""
 
-    __slots__ = ("host", "origin", "accept", "content_length", "version", "session_id", "method", "name",
-                 "_raw", "_repeats")
+    __slots__ = ("host", "origin", "accept", "content_type", "content_length", "version", "session_id", "method",
+                 "name", "_raw", "_repeats")
 
     host: str | None
     origin: str | None
     accept: str | None
+    content_type: bytes | None
     content_length: str | None
     version: str | None  # MCP-Protocol-Version
     session_id: str | None
@@ -102,6 +106,7 @@ class _Headers:
         self.host = None if (value := found.get(b"host")) is None else value.decode("latin-1")
         self.origin = None if (value := found.get(b"origin")) is None else value.decode("latin-1")
         self.accept = None if (value := found.get(b"accept")) is None else value.decode("latin-1")
+        self.content_type = found.get(b"content-type")
         self.content_length = None if (value := found.get(b"content-length")) is None else value.decode("latin-1")
         self.version = None if (value := found.get(b"mcp-protocol-version")) is None else value.decode("latin-1")
         self.session_id = None if (value := found.get(b"mcp-session-id")) is None else value.decode("latin-1")
@@ -208,6 +213,7 @@ class McpHttpApp:
         self.protocol = McpProtocol(backend, page_size=page_size, ttl_ms=ttl_ms, cache_scope=cache_scope)
         self._paths = frozenset(paths)
         self._max_body = max_body_bytes
+        self._watch = DisconnectWatch()
         self._max_sessions = max_sessions
         self._sessions: dict[str, str] = {}  # session id -> negotiated legacy version
         hosts = [h.strip().lower() for h in (allowed_hosts if allowed_hosts is not None else DEFAULT_ALLOWED_HOSTS)]
@@ -241,16 +247,38 @@ class McpHttpApp:
             message = await self._read_message(headers, receive, send)
             if message is _ANSWERED:
                 return
+            extra: Iterable[tuple[bytes, bytes]] = ()
             if self._is_modern(headers.version, message):
-                await _send_reply(send, await self._modern(headers, message), _MODERN_STATUS)
+                statuses = _MODERN_STATUS
+                pending = self._modern(headers, message)
             elif headers.version is not None and headers.version not in LEGACY_VERSIONS:
                 await _send_error(
                     send, 400, INVALID_REQUEST,
                     f"Bad Request: unsupported MCP-Protocol-Version {headers.version!r}",
                     {"supported": [*LEGACY_VERSIONS, *MODERN_VERSIONS], "requested": headers.version},
                 )
+                return
             else:
-                await self._post_legacy(headers, message, send)
+                version = self._legacy_version(headers, message)
+                if version is None:
+                    await _send_error(send, 404, INVALID_REQUEST, "Session not found")
+                    return
+                statuses = _LEGACY_STATUS
+                pending = self.protocol.handle(message, modern=False, version=version)
+            watch = self._watch
+            task = watch.enter(receive)
+            try:
+                reply = await pending
+            except asyncio.CancelledError:
+                if watch.gone(task):
+                    return  # the caller went away: its upstream call was released, nobody to answer
+                raise
+            finally:
+                watch.leave(task)
+            if statuses is _LEGACY_STATUS and reply is not None and "result" in reply \
+                    and isinstance(message, dict) and message.get("method") == "initialize":
+                extra = [(_SESSION_HEADER, self._new_session(reply["result"]["protocolVersion"]).encode())]
+            await _send_reply(send, reply, statuses, extra)
 
     # ----------------------------------------------------------------- routing
 
@@ -273,16 +301,24 @@ class McpHttpApp:
             await _send_error(send, 405, INVALID_REQUEST, "Method Not Allowed", allow=b"POST, DELETE")
 
     async def _read_message(self, headers: _Headers, receive: Receive, send: Send) -> Any:
-        """The decoded JSON-RPC message, or `_ANSWERED` once an error has been sent instead."""
+        """The decoded JSON-RPC message, or `_ANSWERED` once an error has been sent instead.
+
+        Only `application/json` is read: a page on another origin can POST `text/plain` (or no
+        type at all) without a CORS preflight, and must not reach a tool that way.
+        """
         if not _accepts_json(headers.accept):
             await _send_error(send, 406, INVALID_REQUEST, "Not Acceptable: the client must accept application/json")
             return _ANSWERED
-        try:
-            body = await _read_body(receive, self._max_body, headers.content_length)
-        except _Disconnected:
+        if not _is_json_type(headers.content_type):
+            await _send_error(send, 415, INVALID_REQUEST,
+                              "Unsupported Media Type: the request body must be sent as application/json")
             return _ANSWERED
-        if body is None:
-            await _send_error(send, 413, INVALID_REQUEST, "Request body too large")
+        try:
+            body = await read_body(receive, self._max_body, headers.content_length)
+        except Disconnected:
+            return _ANSWERED
+        except BodyTooLarge as exc:
+            await _send_error(send, 413, INVALID_REQUEST, f"Request body too large: {exc}", {"limit": exc.limit})
             return _ANSWERED
         try:
             return decode_message(body)
@@ -304,20 +340,12 @@ class McpHttpApp:
 
     # ----------------------------------------------------------------- legacy era
 
-    async def _post_legacy(self, headers: _Headers, message: Any, send: Send) -> None:
+    def _legacy_version(self, headers: _Headers, message: Any) -> str | None:
+        """The version a handshake-era request speaks: its session's, else its header's; None for an unknown session."""
         is_initialize = isinstance(message, dict) and message.get("method") == "initialize"
-        version = headers.version or DEFAULT_LEGACY_VERSION
         if headers.session_id is not None and not is_initialize:
-            known = self._sessions.get(headers.session_id)
-            if known is None:
-                await _send_error(send, 404, INVALID_REQUEST, "Session not found")
-                return
-            version = known
-        reply = await self.protocol.handle(message, modern=False, version=version)
-        extra: list[tuple[bytes, bytes]] = []
-        if is_initialize and reply is not None and "result" in reply:
-            extra.append((_SESSION_HEADER, self._new_session(reply["result"]["protocolVersion"]).encode()))
-        await _send_reply(send, reply, _LEGACY_STATUS, extra)
+            return self._sessions.get(headers.session_id)
+        return headers.version or DEFAULT_LEGACY_VERSION
 
     def _new_session(self, version: str) -> str:
         while len(self._sessions) >= self._max_sessions:  # forget the oldest session
@@ -455,31 +483,13 @@ def _accepts_json(accept: str | None) -> bool:
     return any(part.split(";", 1)[0].strip().lower() == "application/*" for part in accept.split(","))
 
 
-class _Disconnected(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int, declared: str | None) -> bytes | None:
-    """The whole request body, or None when it exceeds `limit`."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body if len(body) <= limit else None
-    chunks = [body]
-    size = len(body)
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _is_json_type(content_type: bytes | None) -> bool:
+    """`application/json`, with parameters (a charset) or not, in any case."""
+    if content_type == b"application/json":
+        return True
+    if content_type is None:
+        return False
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
 async def _send_json(send: Send, status: int, body: bytes, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:

@@ -34,8 +34,9 @@ __all__ = ["serve_stdio"]
 
 logger = logging.getLogger(__name__)
 
-#: Longest accepted line; asyncio's 64 KiB default is too small for real tool arguments.
-LINE_LIMIT = 16 * 1024 * 1024
+#: Longest accepted line by default (asyncio's 64 KiB is too small for real tool arguments);
+#: `naftiko serve --stdio` passes the runtime's request-body limit instead.
+LINE_LIMIT = 8 * 1024 * 1024
 
 
 class LineWriter(Protocol):
@@ -53,14 +54,16 @@ async def serve_stdio(
     *,
     page_size: int = 100,
     grace_seconds: float = 5.0,
+    line_limit: int = LINE_LIMIT,
 ) -> None:
     """Serve `backend` until `reader` (default: stdin) reaches EOF.
 
     `writer` defaults to stdout. Both can be given to embed the server in an asyncio program
-    or to test it without a process.
+    or to test it without a process. `line_limit` bounds one message read from stdin (a given
+    `reader` has its own limit); a longer line is skipped with a parse error.
     """
     if reader is None:
-        reader = await _stdin_reader()
+        reader = await _stdin_reader(line_limit)
     if writer is None:
         writer = await _stdout_writer()
     connection = _StdioConnection(McpProtocol(backend, page_size=page_size), writer)
@@ -79,9 +82,8 @@ class _StdioConnection:
 
     async def run(self, reader: asyncio.StreamReader, grace_seconds: float) -> None:
         while True:
-            try:
-                line = await reader.readline()
-            except ValueError:  # a line longer than the reader's limit
+            line = await _read_line(reader)
+            if line is None:
                 logger.warning("dropping an over-long stdin line")
                 await self._write(error_response(None, -32700, "Parse error: message too long"))
                 continue
@@ -157,6 +159,27 @@ class _StdioConnection:
                 await asyncio.wait(late)
 
 
+async def _read_line(reader: asyncio.StreamReader) -> bytes | None:
+    """The next line (b"" at EOF), or None for one past the reader's limit, skipped to its end
+    with no more than the limit held at once."""
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial  # the last line, without its newline
+    except asyncio.LimitOverrunError as exc:
+        consumed = exc.consumed
+    while True:
+        if consumed:
+            await reader.readexactly(consumed)  # bytes already buffered: dropped, not kept
+        try:
+            await reader.readuntil(b"\n")
+            return None
+        except asyncio.IncompleteReadError:
+            return None
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed
+
+
 def _key(request_id: Any) -> Any:
     """A hashable form of a request id (str or number), or None."""
     if isinstance(request_id, (str, int, float)) and not isinstance(request_id, bool):
@@ -176,10 +199,10 @@ def _is_pipe(fd: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
-async def _stdin_reader() -> asyncio.StreamReader:
+async def _stdin_reader(limit: int) -> asyncio.StreamReader:
     """An asyncio reader over stdin: a pipe transport when possible, else a reading thread."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    reader = asyncio.StreamReader(limit=limit)
     fd = sys.stdin.fileno()
     if _is_pipe(fd):
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)

@@ -359,5 +359,6 @@ def test_modern_get_delete_405_and_notifications(http: httpx.Client) -> None:
 
 
 def test_modern_parse_error(http: httpx.Client) -> None:
-    response = http.post("/mcp", content=b"[", headers={"MCP-Protocol-Version": MODERN})
+    response = http.post("/mcp", content=b"[", headers={"MCP-Protocol-Version": MODERN,
+                                                         "Content-Type": "application/json"})
     assert response.status_code == 400 and error_of(response)["code"] == -32700
