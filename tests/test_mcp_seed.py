@@ -122,7 +122,7 @@ async def test_errors_are_reported_as_tool_errors(mcp_url: str, upstream: Record
         upstream.reply("GET", f"{RUNS}/{RUN}/", Reply(status=404, json={"detail": "Not found."}))
         missing = await mcp.call_tool("api-managing-task-runs-each", RUN_ARGS)
         assert missing.is_error and missing.structured_content is None
-        assert missing.content[0].text == 'upstream posthog-task-runs answered HTTP 404: {"detail": "Not found."}'
+        assert missing.content[0].text == 'upstream posthog-task-runs answered HTTP 404 Not Found: {"detail": "Not found."}'
 
         bad = await mcp.call_tool("list-task-runs", {**BASE, "limit": "ten"})
         assert bad.is_error and "limit" in bad.content[0].text

@@ -60,16 +60,19 @@ class ToolResult:
     `content` holds MCP content items (`{"type": "text", "text": ...}`). `structured` is the
     JSON value the upstream answered, when it answered JSON (None otherwise); the protocol
     layer wraps it in an object where the negotiated protocol version requires one, and
-    drops it when `is_error` is true.
+    drops it when `is_error` is true (strict clients reject an error whose structured content
+    does not match the tool's output schema). `meta` becomes the result's `_meta`: it is where
+    an error's machine-readable details go, in every protocol era.
     """
 
     content: list[dict[str, JSON]]
     structured: JSON = None
     is_error: bool = False
+    meta: dict[str, JSON] | None = None
 
     @staticmethod
-    def text(text: str, *, is_error: bool = False) -> "ToolResult":
-        return ToolResult(content=[{"type": "text", "text": text}], is_error=is_error)
+    def text(text: str, *, is_error: bool = False, meta: dict[str, JSON] | None = None) -> "ToolResult":
+        return ToolResult(content=[{"type": "text", "text": text}], is_error=is_error, meta=meta)
 
 
 class McpError(Exception):

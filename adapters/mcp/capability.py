@@ -7,22 +7,27 @@ operation's parameters (types, descriptions, required; every path variable requi
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import mimetypes
 import re
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Coroutine, Iterable
 from urllib.parse import unquote, urlparse
 
 from engine.calls import NO_JSON, ExposedCall, NotSupported, Outcome
-from engine.errors import RequestError, UpstreamError
-from engine.jsoncodec import passthrough
+from engine.errors import RequestError, UpstreamError, UpstreamTimeout
+from engine.jsoncodec import dumps, loads, passthrough
+from engine.limits import describe
 from engine.params import with_aliases
 from engine.runtime import Runtime
 from engine.spec import McpExposes, Prompt, Resource, Semantics, Tool, ToolHints, ToolParameter
 from engine.templates import MISSING
 
 from .backend import (
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     McpError,
     McpPrompt,
@@ -35,6 +40,10 @@ from .backend import (
 
 JSON_TYPES = {"string", "integer", "number", "boolean", "object", "array"}
 _VERSION = "0.1.0"
+#: The `_meta` key of an error result's machine-readable details (MCP `_meta` keys are `prefix/name`).
+ERROR_META = "io.naftiko/error"
+#: The most of an upstream's error body quoted in a result: enough for its message, not a page.
+QUOTE_LIMIT = 2048
 
 
 def _hints(hints: ToolHints | None, title: str | None, semantics: Semantics | None = None) -> dict[str, Any] | None:
@@ -103,6 +112,9 @@ def input_schema(declared: tuple[ToolParameter, ...], call: ExposedCall) -> dict
 
 def _tool_result(namespace: str, outcome: Outcome) -> ToolResult:
     """Text and structured content; an unmapped JSON answer is both, as its own bytes, never rebuilt."""
+    if outcome.status >= 400:
+        text, detail = _status_error(namespace, outcome)
+        return ToolResult.text(text, is_error=True, meta={ERROR_META: detail})
     structured = outcome.json if outcome.json is not NO_JSON else None
     if outcome.body:
         text = outcome.body.decode("utf-8", "replace")
@@ -110,14 +122,59 @@ def _tool_result(namespace: str, outcome: Outcome) -> ToolResult:
         text = json.dumps(structured, ensure_ascii=False)
     else:
         text = ""
-    if outcome.status >= 400:
-        return ToolResult.text(f"upstream {namespace} answered HTTP {outcome.status}: {text}", is_error=True)
     if structured is None and outcome.content_type == "application/json" and outcome.body and outcome.body.strip():
         try:
             structured = passthrough(outcome.body)
         except (ValueError, RecursionError) as exc:
-            return ToolResult.text(f"upstream {namespace} answered JSON that is not valid ({exc})", is_error=True)
+            message = f"upstream {namespace} answered JSON that is not valid ({exc})"
+            return ToolResult.text(message, is_error=True,
+                                   meta={ERROR_META: {"type": "upstream_error", "upstream": namespace, "message": message}})
     return ToolResult(content=[{"type": "text", "text": text}], structured=structured)
+
+
+def _status_error(namespace: str, outcome: Outcome) -> tuple[str, dict[str, Any]]:
+    """An upstream's error status as an agent can act on it: status, the upstream's own message
+    (quoted up to QUOTE_LIMIT) and when to retry; the same as data for a program."""
+    try:
+        phrase = " " + HTTPStatus(outcome.status).phrase
+    except ValueError:
+        phrase = ""
+    retry_after = next((v.strip() for k, v in outcome.headers if k.lower() == "retry-after"), None)
+    detail: dict[str, Any] = {"type": "upstream_status", "upstream": namespace, "status": outcome.status}
+    text = f"upstream {namespace} answered HTTP {outcome.status}{phrase}"
+    if retry_after:
+        detail["retryAfter"] = retry_after
+        text += f"; retry after {retry_after} s" if retry_after.isdigit() else f"; retry after {retry_after}"
+    raw = outcome.body if outcome.body is not None else (b"" if outcome.json is NO_JSON else dumps(outcome.json))
+    if raw.strip():
+        quoted = raw[:QUOTE_LIMIT].decode("utf-8", "ignore")
+        if len(raw) > QUOTE_LIMIT:
+            quoted += f"... ({len(raw)} bytes in all)"
+            detail["body"], detail["truncated"] = quoted, True
+        else:
+            detail["body"] = _json_or_text(raw, quoted)
+        text += f": {quoted}"
+    return text, detail
+
+
+def _json_or_text(raw: bytes, text: str) -> Any:
+    try:
+        return loads(raw)
+    except (ValueError, RecursionError):
+        return text
+
+
+def _failure_detail(exc: Exception) -> dict[str, Any]:
+    """An engine error raised by a call, as the data of an `isError` result."""
+    if isinstance(exc, RequestError):
+        detail: dict[str, Any] = {"type": "bad_request", "message": exc.message}
+        if exc.parameter:
+            detail["parameter"] = exc.parameter
+        return detail
+    if isinstance(exc, UpstreamError):
+        kind = "upstream_timeout" if isinstance(exc, UpstreamTimeout) else "upstream_error"
+        return {"type": kind, "upstream": exc.namespace, "operation": exc.operation, "message": str(exc)}
+    return {"type": "not_implemented", "message": str(exc)}
 
 
 class CapabilityBackend:
@@ -151,9 +208,12 @@ class CapabilityBackend:
     @staticmethod
     def _resource(resource: Resource) -> McpResource:
         templated = "{" in resource.uri
+        mime = resource.mime_type
+        if mime is None:
+            mime = mimetypes.guess_type(resource.location)[0] if resource.location else "application/json"
         return McpResource(name=resource.name, uri=None if templated else resource.uri,
                            uri_template=resource.uri if templated else None, title=resource.label,
-                           description=resource.description, mime_type=resource.mime_type or "application/json")
+                           description=resource.description, mime_type=mime)
 
     def call_tool(self, name: str, arguments: dict[str, Any]) -> Coroutine[Any, Any, ToolResult]:
         """The call's own coroutine, not one wrapping it: a frame less for every upstream wait."""
@@ -167,23 +227,40 @@ class CapabilityBackend:
         try:
             outcome = await call.invoke(with_aliases(arguments), parse=False)
         except RequestError as exc:
-            return ToolResult.text(f"invalid arguments: {exc.message}", is_error=True)
+            return ToolResult.text(f"invalid arguments: {exc.message}", is_error=True,
+                                   meta={ERROR_META: _failure_detail(exc)})
         except (UpstreamError, NotSupported) as exc:
-            return ToolResult.text(str(exc), is_error=True)
+            return ToolResult.text(str(exc), is_error=True, meta={ERROR_META: _failure_detail(exc)})
         return _tool_result(namespace, outcome)
 
     async def read_resource(self, uri: str) -> list[dict[str, Any]]:
         resource, params = self._match_resource(uri)
-        mime = resource.mime_type or "application/json"
         if resource.invocation is not None:
-            call = self.runtime.exposed_call(resource.invocation, resource.where)
-            result = await self._invoke(call, params)
-            if result.is_error:
-                raise McpError(INVALID_PARAMS, result.content[0]["text"])
-            return [{"uri": uri, "mimeType": mime, "text": result.content[0]["text"]}]
+            return [await self._read_dynamic(resource, uri, params)]
         if resource.location is not None:
-            return _read_location(resource, uri)
+            return [await _read_location(resource, uri, self.runtime.limits.upstream_body)]
         raise McpError(INVALID_PARAMS, f"Resource has no content: {uri}")
+
+    async def _read_dynamic(self, resource: Resource, uri: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A resource read through its call. The upstream failing is the server's failure (-32603),
+        naming the upstream; only a bad parameter taken from the URI is the caller's (-32602)."""
+        assert resource.invocation is not None
+        call = self.runtime.exposed_call(resource.invocation, resource.where)
+        namespace = call.operation.namespace if call.operation else self.exposes.namespace
+        try:
+            outcome = await call.invoke(with_aliases(params), parse=False)
+        except RequestError as exc:
+            raise McpError(INVALID_PARAMS, f"Invalid params: {exc.message}", {"uri": uri}) from None
+        except (UpstreamError, NotSupported) as exc:
+            raise McpError(INTERNAL_ERROR, f"reading {uri} failed: {exc}", {"uri": uri, **_failure_detail(exc)}) from None
+        if outcome.status >= 400:
+            text, detail = _status_error(namespace, outcome)
+            raise McpError(INTERNAL_ERROR, f"reading {uri} failed: {text}", {"uri": uri, **detail})
+        if outcome.body is None and outcome.json is not NO_JSON:
+            data, media = dumps(outcome.json), "application/json"
+        else:
+            data, media = outcome.body or b"", outcome.content_type or "application/json"
+        return _content(uri, resource.mime_type or media, data)
 
     def _match_resource(self, uri: str) -> tuple[Resource, dict[str, Any]]:
         resource = self._resources.get(uri)
@@ -247,8 +324,9 @@ def _file_path(location: str) -> Path:
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
-def _read_location(resource: Resource, uri: str) -> list[dict[str, Any]]:
-    """A static resource: a file below the resource's `location` folder, safe segments only."""
+async def _read_location(resource: Resource, uri: str, limit: int) -> dict[str, Any]:
+    """A static resource: a file below the resource's `location` folder, safe segments only, at
+    most `limit` bytes (the upstream-body limit: what one MCP result may carry)."""
     root = _file_path(resource.location or "")
     relative = uri[len(resource.uri.rstrip("/")):].strip("/")
     segments = [s for s in relative.split("/") if s]
@@ -257,8 +335,49 @@ def _read_location(resource: Resource, uri: str) -> list[dict[str, Any]]:
     path = root.joinpath(*segments) if segments else root  # a location may name one file
     if not path.is_file():
         raise McpError(INVALID_PARAMS, f"Resource not found: {uri}")
-    mime = resource.mime_type or mimetypes.guess_type(path.name)[0] or "text/plain"
-    return [{"uri": uri, "mimeType": mime, "text": path.read_text(encoding="utf-8", errors="replace")}]
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise McpError(INTERNAL_ERROR, f"resource {uri} is a file larger than the {describe(limit)} limit; raise it"
+                                           " with --limit upstream-body=SIZE or NAFTIKO_MAX_UPSTREAM_BODY", {"uri": uri})
+        data = _read_file(path, limit) if size <= _INLINE_READ else await asyncio.to_thread(_read_file, path, limit)
+    except OSError as exc:
+        raise McpError(INTERNAL_ERROR, f"resource {uri} cannot be read: {exc.strerror or exc}", {"uri": uri}) from None
+    guessed = mimetypes.guess_type(path.name)[0]
+    return _content(uri, resource.mime_type or guessed, data, guessed)
+
+
+_INLINE_READ = 256 * 1024  # larger files are read off the event loop
+
+
+def _read_file(path: Path, limit: int) -> bytes:
+    with path.open("rb") as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:  # it grew since it was measured
+        raise OSError(f"larger than {describe(limit)}")
+    return data
+
+
+_TEXT_TYPES = frozenset({"application/json", "application/xml", "application/yaml", "application/x-yaml",
+                         "application/javascript", "application/ecmascript", "application/x-ndjson",
+                         "application/ndjson", "application/jsonl", "application/sql", "application/graphql",
+                         "application/toml", "application/x-sh", "application/xhtml+xml", "image/svg+xml"})
+
+
+def _is_text_type(mime: str) -> bool:
+    base = mime.partition(";")[0].strip().lower()
+    return base.startswith("text/") or base in _TEXT_TYPES or base.endswith(("+json", "+xml", "+yaml"))
+
+
+def _content(uri: str, mime: str | None, data: bytes, guessed: str | None = None) -> dict[str, Any]:
+    """A `resources/read` content item: `text` for a text type (or no known type) that is UTF-8,
+    else the bytes as a base64 `blob`, so a PNG arrives as it is."""
+    if mime is None or _is_text_type(mime):
+        try:
+            return {"uri": uri, "mimeType": mime or "text/plain", "text": data.decode("utf-8")}
+        except UnicodeDecodeError:
+            mime = guessed if guessed and not _is_text_type(guessed) else "application/octet-stream"
+    return {"uri": uri, "mimeType": mime, "blob": base64.b64encode(data).decode("ascii")}
 
 
 def mcp_http_app(runtime: Runtime, exposes: McpExposes, **options: Any) -> Any:
@@ -288,7 +407,7 @@ async def serve_stdio(runtime: Runtime, namespace: str | None = None) -> None:
 
     backend = CapabilityBackend(runtime, pick_mcp(runtime, namespace))
     async with runtime:
-        await run(backend)
+        await run(backend, line_limit=runtime.limits.request_body)
 
 
 __all__ = ["CapabilityBackend", "input_schema", "mcp_http_app", "serve_stdio", "MISSING"]
