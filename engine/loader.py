@@ -870,6 +870,11 @@ def _info(m: _Map) -> spec.Info | None:
 
 
 def _capability(root: _Map, path: str) -> spec.Capability:
+    if root.has("ikanos") and not root.has("naftiko"):
+        root.ctx.problem(root.loc("ikanos"), f"this is an Ikanos {root.data['ikanos']} file, the successor dialect"
+                                             " (keyed maps, 'display', 'flows'); naftiko reads Naftiko 1.0.0-alpha"
+                                             " files, which start with 'naftiko:'")
+        return spec.Capability(path=path, version="", where=root.where)
     root.known("naftiko", "info", "binds", "capability", "consumes")
     version = root.str("naftiko", required=True) or ""
     if version and not version.startswith("1.0.0-alpha"):

@@ -133,3 +133,38 @@ def test_every_other_fixture_compiles() -> None:
         if path.parent.name in ("schemas", "openapi") or path.name in broken:
             continue
         Runtime(load_capabilities([path]), resolve_environment=False)
+
+
+def test_every_fixture_serves_what_it_validates() -> None:
+    """What `validate` accepts, `serve` can build: every served block's app, none failing late."""
+    from adapters import exposes_app
+
+    for path in sorted(FIXTURES.rglob("*.y*ml")):
+        if path.parent.name in ("schemas", "openapi") or path.name in ("aggregate-invalid-ref.yaml",
+                                                                         "baseuri-trailing-slash-capability.yaml"):
+            continue
+        runtime = Runtime(load_capabilities([path]), resolve_environment=False)
+        for exposes in runtime.exposes:
+            if exposes.type in ("rest", "mcp", "skill") and exposes.authentication is None:
+                exposes_app(runtime, exposes.namespace)
+
+
+IKANOS = SHARED / "spec" / "ikanos" / "fixtures"
+
+
+@pytest.mark.skipif(not IKANOS.is_dir(), reason="../shared/spec/ikanos is not present")
+def test_ikanos_files_are_refused_with_one_clear_problem() -> None:
+    """The successor dialect (root `ikanos:`, keyed maps, `display`) is not read: each of its files
+    is one problem naming the dialect at its root key, not a list of every key that differs."""
+    for path in sorted(IKANOS.rglob("*.y*ml")):
+        if path.parent.name in ("schemas", "openapi"):
+            continue
+        with pytest.raises(CapabilityError) as caught:
+            load_capabilities([path])
+        [problem] = caught.value.problems
+        if path.name == "malformed.yml":
+            assert problem.message.startswith("not valid YAML") and problem.location.line > 0
+            continue
+        assert problem.message.startswith("this is an Ikanos 1.0.0-beta5 file, the successor dialect"), path
+        assert problem.location.path == "ikanos" and path.read_text().splitlines()[problem.location.line - 1].startswith(
+            "ikanos:"), path

@@ -594,3 +594,113 @@ def test_skill_load_time_checks(tmp_path: Path) -> None:
     path.write_text(SKILLS.replace("sourceNamespace: orders-rest", "sourceNamespace: nowhere"))
     with pytest.raises(CapabilityError, match="sourceNamespace 'nowhere' is not a REST or MCP block"):
         load_capabilities([path])
+
+
+# --- forms the reference engine's own files and serializer write -------------------------------
+
+ITEMS_LISTS = """\
+naftiko: 1.0.0-alpha1
+capability:
+  consumes:
+    - type: http
+      namespace: registry
+      baseUri: http://localhost:1
+      resources:
+        - name: ship
+          path: /ships/{{imo_number}}
+          operations:
+            - {name: get-ship, method: GET}
+        - name: crew
+          path: /crew
+          operations:
+            - {name: list-crew, method: GET}
+  exposes:
+    - type: mcp
+      port: 9300
+      namespace: shipyard-tools
+      tools:
+        - name: get-ship-with-crew
+          description: Ship details with resolved crew names (tutorial step 7)
+          inputParameters:
+            - {name: imo, type: string, required: true, description: IMO number}
+          steps:
+            - {name: get-ship, type: call, call: registry.get-ship, with: {imo_number: shipyard-tools.imo}}
+            - {name: list-crew, type: call, call: registry.list-crew}
+            - name: resolve-crew
+              type: lookup
+              index: list-crew
+              match: crewId
+              lookupValue: $.get-ship.assignedCrew
+              outputParameters: [fullName, role]
+          mappings:
+            - {targetName: name, value: $.get-ship.vessel_name}
+            - {targetName: crew, value: $.resolve-crew}
+          outputParameters:
+            - {name: name, type: string}
+            - name: crew
+              type: array
+              items:
+                - {name: fullName, type: string}
+                - {name: role, type: string}
+    - type: rest
+      port: 9301
+      namespace: shipyard-api
+      resources:
+        - path: /crew
+          operations:
+            - method: GET
+              call: registry.list-crew
+              outputParameters:
+                - type: array
+                  mapping: $.
+                  items:
+                    - {name: fullName, type: string}
+                    - {name: role, type: string}
+                    - {name: badge, type: string, mapping: $.id}
+        - path: /crew-as-serialized
+          operations:
+            - method: GET
+              call: registry.list-crew
+              outputParameters:
+                - type: array
+                  mapping: $.
+                  items:
+                    - type: object
+                      properties:
+                        who: {type: string, mapping: $.fullName}
+"""
+
+CREW = [{"crewId": "C1", "fullName": "Ann Lee", "role": "captain", "id": 7, "salary": 1},
+        {"crewId": "C2", "fullName": "Bo Kim", "id": 8},
+        {"crewId": "C3", "fullName": "Cy Dunn", "role": "cook", "id": 9}]
+
+
+async def test_items_written_as_lists_keep_every_field(serve: Serve, upstream: RecordingUpstream) -> None:
+    """The reference engine's tutorial (step 7 on) writes `items` as a list of named fields, and its
+    serializer as a one-entry list; the reference keeps only the first entry. Every field is kept here."""
+    urls = serve(ITEMS_LISTS)
+    upstream.reply("GET", "/ships/IMO-1", Reply(json={"vessel_name": "Star", "assignedCrew": ["C1", "C2"]}))
+    upstream.reply("GET", "/crew", Reply(json=CREW))
+    async with Client(urls["shipyard-tools"], mode="legacy", cache=None) as mcp:
+        result = await mcp.call_tool("get-ship-with-crew", {"imo": "IMO-1"})
+    assert result.structured_content == {"name": "Star", "crew": [{"fullName": "Ann Lee", "role": "captain"},
+                                                                  {"fullName": "Bo Kim", "role": None}]}
+    rest = urls["shipyard-api"]
+    assert httpx.get(f"{rest}/crew").json() == [
+        {"fullName": "Ann Lee", "role": "captain", "badge": 7}, {"fullName": "Bo Kim", "role": None, "badge": 8},
+        {"fullName": "Cy Dunn", "role": "cook", "badge": 9}]
+    assert httpx.get(f"{rest}/crew-as-serialized").json() == [{"who": "Ann Lee"}, {"who": "Bo Kim"}, {"who": "Cy Dunn"}]
+
+
+def test_items_lists_that_cannot_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    broken = ITEMS_LISTS.replace("                    - {name: role, type: string}\n                    - {name: badge",
+                                 "                    - {type: string}\n                    - {name: badge")
+    broken = broken.replace("                - {name: role, type: string}\n", "                - {name: fullName, type: number}\n")
+    path.write_text(broken)
+    with pytest.raises(CapabilityError) as caught:
+        load_capabilities([path])
+    assert [(p.location.path, p.message) for p in caught.value.problems] == [
+        ("capability.exposes[0].tools[0].outputParameters[1].items[1]", "'items' lists the field 'fullName' twice"),
+        ("capability.exposes[1].resources[0].operations[0].outputParameters[0].items",
+         "a list of 'items' gives the fields of an object item, so each entry needs a 'name'")]
