@@ -356,3 +356,161 @@ def test_markdown_emphasis_is_linear_on_hostile_input() -> None:
     # Regex-based emphasis stripping is quadratic here; the delimiter stack is not.
     data = decode(b"# h\n" + b"*a _b " * 20000, "markdown")
     assert data["sections"][0]["content"].startswith("*a _b *a _b")
+
+
+# --------------------------------------------------------------- limits and hostile bodies (issue 12)
+
+ALIAS_BOMB = b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(
+    b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 10)) for i in range(6))
+
+
+def test_yaml_alias_bomb_stops_at_the_expansion_limit() -> None:
+    assert len(ALIAS_BOMB) < 400  # expands to 10 ** 7 values
+    with pytest.raises(FormatError) as info:
+        decode(ALIAS_BOMB, "yaml")
+    assert info.value.limit == "decoded_items"
+    assert "more than 1,000,000 values" in str(info.value)
+    assert "--limit decoded-items=N" in str(info.value) and "NAFTIKO_MAX_DECODED_ITEMS" in str(info.value)
+
+
+def test_yaml_aliases_within_the_limit_are_expanded_and_counted() -> None:
+    body = b"a: &a [1, 2, 3]\nb: *a\nc: [*a, *a]\n"
+    assert decode(body, "yaml") == {"a": [1, 2, 3], "b": [1, 2, 3], "c": [[1, 2, 3], [1, 2, 3]]}
+    # 1 mapping + 3 keys + 4 (a) + 4 (b) + 1 + 8 (c) = 21 values
+    assert decode(body, "yaml", max_items=21)["c"][1] == [1, 2, 3]
+    with pytest.raises(FormatError, match="more than 20 values"):
+        decode(body, "yaml", max_items=20)
+
+
+def test_yaml_recursive_structures_are_refused() -> None:
+    for body in (b"a: &a [1, *a]", b"&m {x: *m}", b"- &s\n  - *s\n"):
+        with pytest.raises(FormatError, match="refers to a collection that contains it"):
+            decode(body, "yaml")
+
+
+def test_yaml_merge_keys_and_their_errors() -> None:
+    body = b"a: &a {x: 1, y: 1}\nb: &b {x: 2, z: 2}\nc:\n  <<: [*a, *b]\n  y: 3\n"
+    assert decode(body, "yaml")["c"] == {"x": 1, "y": 3, "z": 2}  # the earlier merged mapping wins
+    with pytest.raises(FormatError, match="expected a mapping or list of mappings for merging"):
+        decode(b"<<: 1", "yaml")
+    with pytest.raises(FormatError, match='found duplicate merge key "<<"'):
+        decode(b"a: &x {b: 1}\nc:\n  <<: *x\n  <<: *x", "yaml")
+    with pytest.raises(FormatError, match="found undefined alias 'nope'"):
+        decode(b"a: *nope", "yaml")
+
+
+def test_yaml_scalars_resolve_as_ruamel_resolves_them() -> None:
+    body = (b"i: 0x1F\no: 0o17\nd: 017\nf: 1_2.5\ninf: -.Inf\nn: ~\nb: True\ns: '12'\nt: !!int '7'\n"
+            b"ts: 2001-12-14t21:59:43.10-05:00\nbin: !!binary |\n  aGVs\n  bG8=\n")
+    assert decode(body, "yaml") == {"i": 31, "o": 15, "d": 17, "f": 12.5, "inf": float("-inf"), "n": None,
+                                    "b": True, "s": "12", "t": 7, "ts": "2001-12-14t21:59:43.10-05:00",
+                                    "bin": "aGVsbG8="}
+    assert decode(b"%YAML 1.1\n---\na: yes\nb: 017\nc: 1:30\n", "yaml") == {"a": True, "b": 15, "c": 90}
+    with pytest.raises(FormatError, match="cannot read '1' \\* 5000|cannot read"):
+        decode(b"a: " + b"1" * 5000, "yaml")  # past Python's integer-string limit: an error, not a crash
+
+
+@pytest.mark.parametrize("fmt, body", [
+    ("yaml", b"a: " + b"[" * 300 + b"]" * 300),
+    ("yaml", b"".join(b"  " * i + b"- \n" for i in range(300))),
+    ("xml", b"<a>" * 300 + b"</a>" * 300),
+])
+def test_nesting_past_the_depth_bound_is_an_error(fmt: str, body: bytes) -> None:
+    with pytest.raises(FormatError, match="nested more than 256 levels deep"):
+        decode(body, fmt)
+
+
+def test_nesting_within_the_depth_bound_decodes() -> None:
+    data = decode(b"<r>" + b"<a>" * 250 + b"x" + b"</a>" * 250 + b"</r>", "xml")
+    for _ in range(249):
+        data = data["a"]
+    assert data == {"a": "x"}
+
+
+def test_xml_counts_elements_attributes_and_text() -> None:
+    body = b"<r>" + b'<a k="1">t</a>' * 10 + b"</r>"
+    assert len(decode(body, "xml", max_items=31)["a"]) == 10  # root + 10 x (element, attribute, text)
+    with pytest.raises(FormatError, match="xml: the document holds more than 30 values") as info:
+        decode(body, "xml", max_items=30)
+    assert info.value.limit == "decoded_items"
+
+
+def test_csv_fields_longer_than_the_csv_module_default() -> None:
+    field = "x" * 200_000  # the csv module refuses 131,072+ characters unless told otherwise
+    assert decode(f'a,b\n"{field}",1\n'.encode(), "csv") == [{"a": field, "b": "1"}]
+
+
+def test_csv_counts_fields() -> None:
+    body = b"a,b\n" + b"1,2\n" * 10
+    assert len(decode(body, "csv", max_items=32)) == 10  # header 2 + 10 rows x 3
+    with pytest.raises(FormatError, match="csv: the document holds more than 31 values"):
+        decode(body, "csv", max_items=31)
+
+
+def test_html_compound_selector_with_two_ids_matches_nothing() -> None:
+    body = b'<div id="a"><table><tr><th>h</th></tr><tr><td>1</td></tr></table></div>'
+    assert decode(body, "html", schema="#a") == {"tables": [[{"h": "1"}]]}
+    assert decode(body, "html", schema="#b#a") == {"tables": []}
+    assert decode(body, "html", schema="div#a#a") == {"tables": [[{"h": "1"}]]}
+
+
+def test_html_tokenizer_follows_html5_on_broken_markup() -> None:
+    table = b"<table><tr><th>h</th></tr><tr><td>%s</td></tr></table>"
+    # an unclosed attribute quote swallows the rest of the document, so the tag and the rest are dropped
+    assert decode(table % b'a<span title="x>b</td></tr></table>', "html") == {"tables": [[{"h": "a"}]]}
+    # raw text elements end only at their own end tag
+    assert decode(table % b"<script>x</td><td>y</script>z", "html") == {"tables": [[{"h": "z"}]]}
+    # an unclosed comment runs to the end; stray `<` and end tags are text or ignored
+    assert decode(table % b"1 < 2</b></i>&lt;3", "html") == {"tables": [[{"h": "1 < 2<3"}]]}
+    assert decode(table % b"a<!-- x</td>b", "html") == {"tables": [[{"h": "a"}]]}
+    assert decode(b"<" + b"<a" * 1000, "html") == {"tables": []}
+
+
+def test_html_nesting_is_capped_like_a_browser() -> None:
+    table = b"<table><tr><th>h</th></tr><tr><td>deep</td></tr></table>"
+    assert decode(b"<div>" * 400 + table, "html") == {"tables": [[{"h": "deep"}]]}
+    # past 512 open elements each new one replaces the deepest (Blink flattens there too), so the
+    # rows of a table that deep are not inside it any more
+    assert decode(b"<div>" * 5000 + table, "html") == {"tables": []}
+
+
+def test_html_counts_cells_and_bounds_repeated_text() -> None:
+    body = b"<table><tr><th>a</th><th>b</th></tr>" + b"<tr><td>1</td><td>2</td></tr>" * 10 + b"</table>"
+    assert len(decode(body, "html", max_items=33)["tables"][0]) == 10  # table 1 + 2 headers + 10 x 3
+    with pytest.raises(FormatError, match="html: the document holds more than 32 values"):
+        decode(body, "html", max_items=32)
+    nested = b"<table><tr><th>h</th></tr><tr><td>" * 120 + b"x" * 10_000
+    with pytest.raises(FormatError, match="tables' text is more than 4 times the document"):
+        decode(nested, "html")
+
+
+def test_markdown_paragraph_starting_with_an_inline_tag_is_kept() -> None:
+    body = (b"# Notes\n<b>Note:</b> keep this text\n\n<div>\nan html block\n</div>\n\n<span>x</span>\n\n"
+            b"<br/>\nalone on its line: an html block\n")
+    assert decode(body, "markdown")["sections"] == [
+        {"heading": "Notes", "level": 1, "content": "Note: keep this text\nx"}]
+
+
+def test_markdown_heading_with_text_that_is_not_a_tag() -> None:
+    sections = decode(b"# </a b>\n## a <b>c</b> #\n### x \\#\n", "markdown")["sections"]
+    assert [s["heading"] for s in sections] == ["</a b>", "a c", "x #"]
+
+
+def test_markdown_code_spans_and_comments_through_positions() -> None:
+    body = b"# h\n`a` ``b ` c`` ``not closed `x` <!-- gone --> <!-- open\n"
+    assert decode(body, "markdown")["sections"][0]["content"] == "a b ` c ``not closed x  <!-- open"
+
+
+def test_decoder_built_by_the_registry_uses_the_runtime_limit(tmp_path: Path) -> None:
+    from engine import Runtime, load_capabilities
+    from engine.limits import Limits
+
+    path = tmp_path / "cap.yaml"
+    path.write_text("naftiko: 1.0.0-alpha2\ncapability:\n  consumes:\n    - type: http\n      namespace: ns\n"
+                    "      baseUri: http://localhost:1\n      resources:\n        - name: r\n          path: /r\n"
+                    "          operations:\n            - {name: get, method: GET, outputRawFormat: yaml}\n")
+    runtime = Runtime(load_capabilities([path]), resolve_environment=False, limits=Limits(decoded_items=5))
+    decoder = runtime.registry.get("ns.get").decoder
+    assert decoder(b"[1, 2, 3, 4]") == [1, 2, 3, 4]
+    with pytest.raises(FormatError, match="more than 5 values"):
+        decoder(b"[1, 2, 3, 4, 5]")

@@ -27,8 +27,9 @@ MAX_HTML_DEPTH = 512
 """Open elements nest at most this deep (Blink's parser limit); deeper ones become siblings."""
 
 TEXT_FACTOR = 4
-"""Cell text may total at most this many times the document's length (plus 64 KiB): a cell's text
-includes the text of tables nested in it, so deep nesting would otherwise repeat it per level."""
+"""Reading cell text may visit at most this many nodes and characters per character of the document
+(plus 64 KiB): a cell's text includes the text of tables nested in it, so deep nesting would
+otherwise repeat the work and the text once per level."""
 
 _VOID = frozenset("area base br col embed hr img input link meta param source track wbr "
                   "basefont bgsound frame keygen".split())
@@ -67,19 +68,29 @@ class Node:
             yield node
             pending.extend(c for c in reversed(node.children) if isinstance(c, Node))
 
-    def text(self) -> str:
-        """Whitespace-normalised text, blocks and `<br>` separated by a space (like jsoup)."""
+    def text(self, allowance: list[int]) -> str:
+        """Whitespace-normalised text, blocks and `<br>` separated by a space (like jsoup).
+
+        Every node visited and character taken is charged to `allowance[0]` (see TEXT_FACTOR).
+        """
         pieces: list[str] = []
         pending: list[Node | str] = list(reversed(self.children))
+        visits = 0
         while pending:
             item = pending.pop()
+            visits += 1
             if isinstance(item, str):
                 pieces.append(item)
+                visits += len(item)
             elif item.tag not in _NO_TEXT:
                 if item.tag in _BLOCK or item.tag == "br":
                     pieces.append(" ")
                     pending.append(" ")
                 pending.extend(reversed(item.children))
+        allowance[0] -= visits
+        if allowance[0] < 0:
+            raise FormatError(f"html: the tables' text is more than {TEXT_FACTOR} times the document "
+                              "(nested tables repeat their text in every enclosing cell)")
         return _SPACES.sub(" ", "".join(pieces)).strip()
 
     def cells(self, tag: str) -> list[Node]:
@@ -306,20 +317,11 @@ def decode_html(selector: Any, budget: Budget, text: str) -> dict[str, Any]:
     allowance = [TEXT_FACTOR * len(text) + 65536]
     for table in (selector.tables(root) if selector is not None else
                   [node for node in root.elements() if node.tag == "table"]):
-        headers = _measured([cell.text() for cell in _header_cells(table)], allowance)
+        headers = [cell.text(allowance) for cell in _header_cells(table)]
         if any(headers):
             budget.spend(1 + len(headers))
-            rows = [_measured(row, allowance) for row in _html_rows(table)]
-            tables.append(rows_to_objects(headers, rows, budget))
+            tables.append(rows_to_objects(headers, list(_html_rows(table, allowance)), budget))
     return {"tables": tables}
-
-
-def _measured(texts: list[str], allowance: list[int]) -> list[str]:
-    allowance[0] -= sum(map(len, texts))
-    if allowance[0] < 0:
-        raise FormatError(f"html: the tables' text is more than {TEXT_FACTOR} times the document "
-                          "(nested tables repeat their text in every enclosing cell)")
-    return texts
 
 
 def _table_rows(table: Node) -> list[Node]:
@@ -349,11 +351,11 @@ def _header_cells(table: Node) -> list[Node]:
     return header_cells
 
 
-def _html_rows(table: Node) -> Iterator[list[str]]:
+def _html_rows(table: Node, allowance: list[int]) -> Iterator[list[str]]:
     """Body rows (all rows when there is no body) without `<th>` and with at least one `<td>`."""
     rows = _table_rows(table)
     body = [row for row in rows if row.parent is table or (row.parent is not None and row.parent.tag == "tbody")]
     for row in body or rows:
         cells = row.cells("td")
         if cells and not row.cells("th"):
-            yield [cell.text() for cell in cells]
+            yield [cell.text(allowance) for cell in cells]
