@@ -7,8 +7,6 @@ is released, as nginx does), and a streamed response aborted without a traceback
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from engine.limits import describe
@@ -32,6 +30,10 @@ class BodyTooLarge(Exception):
 
 class Disconnected(Exception):
     """The caller went away before its request body was complete."""
+
+
+#: What a call answers when caller text holds a lone surrogate (JSON can escape one, UTF-8 cannot carry it).
+UNENCODABLE = "a value holds a lone surrogate (such as \\ud800), which UTF-8 cannot carry, so it cannot be sent upstream"
 
 
 def too_large_message(limit: int) -> str:
@@ -65,27 +67,6 @@ async def read_body(receive: Receive, limit: int, declared: bytes | str | None) 
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def lone_surrogate(raw: bytes, value: Any) -> bool:
-    """Whether JSON a caller sent decodes to text with a lone surrogate (`"\\ud800"`).
-
-    JSON's grammar allows one, but no UTF-8 can carry it: nothing built from it (a path, a query,
-    an upstream body) could be sent, so the caller hears so at once. Checked in full only when
-    the raw text has such an escape, or is not UTF-8 (UTF-16 can hold one as it is).
-    """
-    if b"\x00" not in raw[:4] and (b"\\u" not in raw or _SURROGATE_ESCAPE.search(raw) is None):
-        return False
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    except (RecursionError, ValueError):
-        return False
-    return False
 
 
 class DisconnectWatch:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Coroutine, Iterable
 from urllib.parse import unquote, urlparse
 
+from adapters.edges import UNENCODABLE
 from engine.calls import NO_JSON, ExposedCall, NotSupported, Outcome
 from engine.errors import RequestError, UpstreamError, UpstreamTimeout
 from engine.jsoncodec import dumps, loads, passthrough
@@ -231,6 +232,9 @@ class CapabilityBackend:
                                    meta={ERROR_META: _failure_detail(exc)})
         except (UpstreamError, NotSupported) as exc:
             return ToolResult.text(str(exc), is_error=True, meta={ERROR_META: _failure_detail(exc)})
+        except UnicodeEncodeError:  # caught here, not looked for in every message: it is rare
+            return ToolResult.text(f"invalid arguments: {UNENCODABLE}", is_error=True,
+                                   meta={ERROR_META: {"type": "bad_request", "message": UNENCODABLE}})
         return _tool_result(namespace, outcome)
 
     async def read_resource(self, uri: str) -> list[dict[str, Any]]:
@@ -251,6 +255,8 @@ class CapabilityBackend:
             outcome = await call.invoke(with_aliases(params), parse=False)
         except RequestError as exc:
             raise McpError(INVALID_PARAMS, f"Invalid params: {exc.message}", {"uri": uri}) from None
+        except UnicodeEncodeError:
+            raise McpError(INVALID_PARAMS, f"Invalid params: {UNENCODABLE}", {"uri": uri}) from None
         except (UpstreamError, NotSupported) as exc:
             raise McpError(INTERNAL_ERROR, f"reading {uri} failed: {exc}", {"uri": uri, **_failure_detail(exc)}) from None
         if outcome.status >= 400:

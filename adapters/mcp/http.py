@@ -309,7 +309,7 @@ class McpHttpApp:
         if not _accepts_json(headers.accept):
             await _send_error(send, 406, INVALID_REQUEST, "Not Acceptable: the client must accept application/json")
             return _ANSWERED
-        if not _is_json_type(headers.content_type):
+        if headers.content_type != b"application/json" and not _is_json_type(headers.content_type):
             await _send_error(send, 415, INVALID_REQUEST,
                               "Unsupported Media Type: the request body must be sent as application/json")
             return _ANSWERED

@@ -24,7 +24,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Final
 
-from adapters.edges import lone_surrogate
 from engine.jsoncodec import RawJSON, dumps, loads
 
 from .backend import (
@@ -98,15 +97,10 @@ _Handler = Callable[[dict[str, Any], bool], Awaitable[dict[str, Any]]]
 
 def decode_message(data: bytes | str) -> Any:
     """Decode one JSON text (UTF-8 when bytes); raises `McpError(PARSE_ERROR)` on anything that is not JSON."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     try:
-        message = loads(raw)
+        return loads(data.encode("utf-8") if isinstance(data, str) else data)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError included
         raise McpError(PARSE_ERROR, "Parse error", None) from exc
-    if lone_surrogate(raw, message):
-        raise McpError(PARSE_ERROR, "Parse error: the message holds a lone surrogate (such as \\ud800), which UTF-8"
-                                    " cannot carry", None)
-    return message
 
 
 def encode_message(message: dict[str, Any]) -> bytes:

@@ -26,7 +26,7 @@ from engine.runtime import Runtime
 from engine.registry import Forwarder
 from engine.spec import Forward, InputParameter, RestExposes
 from engine.upstream import UpstreamResponse
-from adapters.edges import BodyTooLarge, Disconnected, DisconnectWatch, abort, lone_surrogate, read_body
+from adapters.edges import UNENCODABLE, BodyTooLarge, Disconnected, DisconnectWatch, abort, read_body
 from adapters.rest.routing import Router
 
 log = logging.getLogger("naftiko.rest")
@@ -205,6 +205,8 @@ def _failure(exc: Exception, what: str) -> Response:
         return error_response(400, "bad_request", exc.message, **details)
     if isinstance(exc, BodyTooLarge):
         return error_response(413, "request_too_large", str(exc), limit=exc.limit)
+    if isinstance(exc, UnicodeEncodeError):  # caught here, not looked for in every body: it is rare
+        return error_response(400, "bad_request", UNENCODABLE)
     if isinstance(exc, UpstreamTimeout):
         return error_response(504, "upstream_timeout", str(exc), upstream=exc.namespace)
     if isinstance(exc, UpstreamError):
@@ -290,12 +292,9 @@ def _json_body(raw: bytes) -> Any:
     if not raw.strip():
         return None
     try:
-        value = loads(raw)
+        return loads(raw)
     except (ValueError, RecursionError) as exc:
         raise RequestError(f"request body is not valid JSON: {exc}") from None
-    if lone_surrogate(raw, value):
-        raise RequestError("request body holds a lone surrogate (such as \\ud800), which UTF-8 cannot carry")
-    return value
 
 
 def _declared_input(param: InputParameter, request: Request, path_params: dict[str, str], body: Any) -> Any:
