@@ -449,3 +449,56 @@ def test_caller_gone_releases_the_upstream_connection(edge: Edge, target: str) -
 def test_a_slow_call_still_answers_a_patient_caller(edge: Edge) -> None:
     response = httpx.get(edge.rest + "/slow", timeout=10)
     assert response.status_code == 200 and response.json() == {"late": True}
+
+
+def test_a_lone_surrogate_is_the_callers_error(edge: Edge) -> None:
+    body = b'{"body": {"text": "\\ud800"}}'
+    response = httpx.post(edge.rest + "/echo", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "lone surrogate" in response.json()["error"]["message"]
+    message = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": ' + body + b"}}"
+    reply = httpx.post(edge.mcp, content=message, headers={"Content-Type": "application/json",
+                                                           "MCP-Protocol-Version": LEGACY}).json()
+    assert reply["result"]["isError"] is True and "lone surrogate" in reply["result"]["content"][0]["text"]
+
+
+# --------------------------------------------------------------------------- the watch itself
+
+
+@pytest.mark.anyio
+async def test_the_watch_swallows_only_its_own_cancellation() -> None:
+    import asyncio
+
+    from adapters.edges import DisconnectWatch
+
+    watch = DisconnectWatch(after=0.01)
+    left = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def request(seconds: float) -> str:
+        task = watch.enter(receive)
+        try:
+            await asyncio.sleep(seconds)
+            return "answered"
+        except asyncio.CancelledError:
+            if watch.gone(task):
+                return "caller gone"
+            raise
+        finally:
+            watch.leave(task)
+
+    assert await request(0) == "answered"
+    running = asyncio.create_task(request(5))
+    await asyncio.sleep(0.05)
+    left.set()
+    assert await asyncio.wait_for(running, 1) == "caller gone"
+
+    left.clear()
+    running = asyncio.create_task(request(5))
+    await asyncio.sleep(0.05)
+    running.cancel()  # a server shutting down: not the caller leaving
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert await request(0.03) == "answered", "a watched call that ends on its own is not disturbed"
