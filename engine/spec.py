@@ -31,7 +31,7 @@ def route_shape(path: str) -> tuple[str, ...]:
     segments = path_segments(path)
     shape: list[str] = []
     for index, segment in enumerate(segments):
-        match = PATH_VARIABLE.match(segment)
+        match = PATH_VARIABLE.match(segment) if "{" in segment else None
         if match is None:
             shape.append(segment)
         elif match.group(1) == GREEDY_VARIABLE and index == len(segments) - 1:
