@@ -150,7 +150,7 @@ async def test_agent_session_over_mcp(stack: dict[str, str]) -> None:
         assert len(logs.content[0].text.splitlines()) >= 2
         missing = await tasks.call_tool("get-task", {"project_id": "@current", "id": "00000000-0000-0000-0000-000000000000"})
         assert missing.is_error
-        assert missing.content[0].text.startswith("upstream posthog-tasks answered HTTP 404:")
+        assert missing.content[0].text.startswith("upstream posthog-tasks answered HTTP 404 Not Found:")
 
 
 def test_rate_limit_is_reported_clearly(naftiko) -> None:
