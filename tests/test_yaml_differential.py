@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 
 from engine import blockyaml
 
+
 def ruamel(text: str) -> Any:
     return YAML(typ="rt", pure=True).load(text)
 
