@@ -381,14 +381,14 @@ def _output_items(m: _Map) -> spec.OutputParameter | None:
         m.bad("items", "a list of 'items' gives the fields of an object item, so each entry needs a 'name'")
         return None
     properties: dict[str, spec.OutputParameter] = {}
-    for index, entry in enumerate(built):
-        assert entry.name is not None
-        if entry.name in properties:
-            m.ctx.problem(entry.where, f"'items' lists the field '{entry.name}' twice")
+    for entry in built:
+        name = entry.name or ""
+        if name in properties:
+            m.ctx.problem(entry.where, f"'items' lists the field '{name}' twice")
             continue
         if entry.mapping is None and entry.value is None and entry.const is None and not entry.properties:
-            entry = replace(entry, mapping=f"$.{entry.name}" if _PLAIN_NAME.match(entry.name) else f"$['{entry.name}']")
-        properties[entry.name] = entry
+            entry = replace(entry, mapping=f"$.{name}" if _PLAIN_NAME.match(name) else f"$['{name}']")
+        properties[name] = entry
     return spec.OutputParameter(type="object", where=where, properties=properties)
 
 
@@ -752,17 +752,17 @@ def _exposes(m: _Map) -> spec.Exposes | None:
         transport = m.str("transport", choices=("http", "stdio"), default="http") or "http"
         port = m.int("port", required=transport == "http")
         tools = m.items("tools", _tool, required=True)
-        resources = m.items("resources", _mcp_resource)
+        mcp_resources = m.items("resources", _mcp_resource)
         prompts = m.items("prompts", _prompt)
         _duplicates(m.ctx, "tool", [(tool.name, _at(tool.where, "name")) for tool in tools if tool.name])
-        _duplicates(m.ctx, "resource URI", [(r.uri, _at(r.where, "uri")) for r in resources])
+        _duplicates(m.ctx, "resource URI", [(r.uri, _at(r.where, "uri")) for r in mcp_resources])
         _duplicates(m.ctx, "prompt", [(p.name, _at(p.where, "name")) for p in prompts])
         if namespace is None:
             return None
         return spec.McpExposes(
             namespace=namespace, where=m.where, tools=tools, port=port, address=m.str("address"),
             transport=transport, description=m.str("description"), authentication=auth,
-            resources=resources, prompts=prompts,
+            resources=mcp_resources, prompts=prompts,
         )
     if type_ == "skill":
         m.known("type", "address", "port", "namespace", "description", "authentication", "skills")
