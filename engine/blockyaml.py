@@ -29,7 +29,14 @@ Position = tuple[int, int]
 
 
 class Unsupported(Exception):
-    """The text uses YAML this reader does not handle; read it with ruamel instead."""
+    """The text uses YAML this reader does not handle; read it with ruamel instead.
+
+    `line` and `column` (0-based) say where the reader stopped, when it got that far.
+    """
+
+    def __init__(self, reason: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(reason)
+        self.line, self.column = line, column
 
 
 class _MapMarks:
@@ -229,7 +236,7 @@ class _Reader:
                 if _strip_comment(stripped) == "---" and not self.lines and not started:
                     started = True
                     continue
-                raise Unsupported("several documents or directives")
+                raise Unsupported("several documents or directives", number, 0)
             append([number, indent, stripped])
         self.index = 0
         self.max_depth = max_depth
@@ -246,6 +253,11 @@ class _Reader:
             else:
                 self.scalars[text] = value
             return value
+
+    def where(self) -> Position:
+        """The line and column the reader is at."""
+        number, column, _ = self.lines[min(self.index, len(self.lines) - 1)]
+        return number, column
 
     def document(self) -> Any:
         if not self.lines:
@@ -436,13 +448,22 @@ def load(text: str, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     if not _plain_characters(text):
-        raise Unsupported("tabs, control characters or line breaks other than LF and CRLF")
+        found = _STRANGE.search(text)
+        at = found.start() if found else 0
+        line_start = text.rfind("\n", 0, at) + 1
+        raise Unsupported(f"the character U+{ord(text[at]):04X}", text.count("\n", 0, at), at - line_start)
     enabled = gc.isenabled()
     gc.disable()  # building many small containers: the cycle collector would only slow it down
+    reader: _Reader | None = None
     try:
-        return _Reader(text, max_depth).document()
+        reader = _Reader(text, max_depth)
+        return reader.document()
+    except Unsupported as exc:
+        if exc.line is None and reader is not None:
+            exc.line, exc.column = reader.where()
+        raise
     except (IndexError, ValueError, RecursionError) as exc:
-        raise Unsupported(str(exc)) from None
+        raise Unsupported(str(exc), *(reader.where() if reader else (None, None))) from None
     finally:
         if enabled:
             gc.enable()

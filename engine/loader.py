@@ -925,7 +925,12 @@ class ReadLimits:
     """
 
     file_bytes: int = 16 * _MiB
-    """The largest file read at all; checked before parsing (ruamel reads about 300 KB a second)."""
+    """The largest file read at all, checked before it is read."""
+    full_yaml_bytes: int = 1 * _MiB
+    """The largest file read with ruamel, which any YAML outside the fast block subset needs (flow
+    collections, anchors, tabs...): ruamel reads about 200 KB a second and holds some 60 bytes per
+    byte read, so 1 MiB costs it about 5 s and 60 MB. Larger files must keep to block YAML, as
+    generated ones do (the fast reader takes 11 MB in about 2 s)."""
     depth: int = blockyaml.DEFAULT_MAX_DEPTH
     """The deepest nesting of mappings and sequences (100), aliases counted where they are used.
     Real files nest about 15 levels; every later walk of the document recurses once per level."""
@@ -1105,8 +1110,12 @@ def _parse_yaml(text: str, file: str, limits: ReadLimits = READ_LIMITS) -> Any:
     """The fast block-YAML reader when the text allows it, bounded ruamel (and its errors) otherwise."""
     try:
         return blockyaml.load(text, max_depth=limits.depth)
-    except blockyaml.Unsupported:
-        pass
+    except blockyaml.Unsupported as exc:
+        if len(text.encode("utf-8", "surrogatepass")) > limits.full_yaml_bytes:
+            where = Location(file, (exc.line or 0) + 1, (exc.column or 0) + 1)
+            raise CapabilityError.at(where, f"a file larger than {limits.full_yaml_bytes:,} bytes must be plain block"
+                                            f" YAML, and here it is not ({exc}); write it in block style, or split it"
+                                     ) from None
     return _ruamel(text, file, limits)
 
 
