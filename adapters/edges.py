@@ -80,15 +80,15 @@ class DisconnectWatch:
     connection on cancellation, and `gone()` tells the adapter why it was cancelled.
     """
 
-    __slots__ = ("_after", "_waiting", "_watchers", "_gone", "_ticker", "_generation", "_loop")
+    __slots__ = ("_after", "_waiting", "_seen", "_watchers", "_gone", "_ticker", "_loop")
 
     def __init__(self, after: float = WATCH_AFTER) -> None:
         self._after = after
-        self._waiting: dict[asyncio.Task[Any], tuple[Receive, int]] = {}
+        self._waiting: dict[asyncio.Task[Any], Receive] = {}
+        self._seen: set[asyncio.Task[Any]] = set()  # those waiting at the previous tick
         self._watchers: dict[asyncio.Task[Any], asyncio.Task[None]] = {}
         self._gone: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.TimerHandle | None = None
-        self._generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def enter(self, receive: Receive) -> asyncio.Task[Any] | None:
@@ -99,7 +99,7 @@ class DisconnectWatch:
             task, loop = self._bind()
             if task is None:
                 return None
-        self._waiting[task] = (receive, self._generation)
+        self._waiting[task] = receive
         if self._ticker is None:
             self._ticker = loop.call_later(self._after, self._tick)  # type: ignore[union-attr]
         return task
@@ -114,16 +114,6 @@ class DisconnectWatch:
             if self._gone:
                 self._gone.discard(task)
 
-    def _bind(self) -> tuple[asyncio.Task[Any] | None, asyncio.AbstractEventLoop]:
-        """The running loop (first use, or an app reused on another loop, as tests do) and its task."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._ticker = loop, None
-            self._waiting.clear()
-            self._watchers.clear()
-            self._gone.clear()
-        return asyncio.current_task(loop), loop
-
     def gone(self, task: asyncio.Task[Any] | None) -> bool:
         """After a CancelledError: whether it was this watch's (the caller left) and nothing else's."""
         if task is None or task not in self._gone:
@@ -131,13 +121,24 @@ class DisconnectWatch:
         self._gone.discard(task)
         return task.uncancel() == 0
 
-    def _tick(self) -> None:
-        generation = self._generation
-        self._generation += 1
+    def _bind(self) -> tuple[asyncio.Task[Any] | None, asyncio.AbstractEventLoop]:
+        """The running loop (first use, or an app reused on another loop, as tests do) and its task."""
         loop = asyncio.get_running_loop()
-        for task, (receive, entered) in self._waiting.items():
-            if entered < generation and task not in self._watchers:
-                self._watchers[task] = loop.create_task(self._watch(task, receive))
+        if loop is not self._loop:
+            self._loop, self._ticker = loop, None
+            self._waiting.clear()
+            self._seen.clear()
+            self._watchers.clear()
+            self._gone.clear()
+        return asyncio.current_task(loop), loop
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        seen, watchers = self._seen, self._watchers
+        for task, receive in self._waiting.items():
+            if task in seen and task not in watchers:  # waiting for at least `after` seconds
+                watchers[task] = loop.create_task(self._watch(task, receive))
+        self._seen = set(self._waiting)
         self._ticker = loop.call_later(self._after, self._tick) if self._waiting else None
 
     async def _watch(self, task: asyncio.Task[Any], receive: Receive) -> None:
