@@ -247,9 +247,9 @@ class _Stream:
     def __init__(self, response: UpstreamResponse, status: int, headers: list[tuple[str, str]],
                  content_type: str | None, what: str, watch: DisconnectWatch) -> None:
         self.response, self.status, self.what, self.watch = response, status, what, watch
-        self.headers = [(b"content-type", (content_type or "application/octet-stream").encode("latin-1"))]
-        self.headers += [(k.lower().encode("latin-1"), v.encode("utf-8", "surrogateescape")) for k, v in headers
-                         if k.lower() != "content-type"]
+        self.headers = [(k.lower().encode("latin-1"), v.encode("utf-8", "surrogateescape")) for k, v in headers]
+        if not any(name == b"content-type" for name, _ in self.headers):  # the upstream's own, charset and all
+            self.headers.append((b"content-type", (content_type or "application/octet-stream").encode("latin-1")))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response, watch = self.response, self.watch
