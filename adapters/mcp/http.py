@@ -15,7 +15,12 @@ call `tools/call` without a handshake; our sessions hold nothing but the negotia
 requiring them would only break those clients.
 
 Security: `Host` must be allowed (421 otherwise: DNS rebinding) and a present `Origin` must be
-allowed or same-origin (403 otherwise). Every error body is a JSON-RPC error object.
+allowed or same-origin (403 otherwise). A POST body must be `application/json` (415 otherwise:
+a page on any origin may send `text/plain` without a CORS preflight) and at most
+`max_body_bytes` (413). Every error body is a JSON-RPC error object.
+
+A caller that disconnects while its request waits (on an upstream, mostly) gets that wait
+cancelled, which releases the upstream connection (`adapters.edges.DisconnectWatch`).
 """
 
 from __future__ import annotations
