@@ -3,6 +3,11 @@
 One route per declared path and method. The upstream status passes through; JSON answers
 are mapped; anything else (JSONL logs, server-sent events, downloads) streams through
 unbuffered with its headers. Engine errors become JSON error bodies here, at the edge.
+
+A request body larger than the runtime's request-body limit is a 413 (a declared length is
+refused before reading). A caller who disconnects while its upstream call is pending releases
+that call (`adapters.edges.DisconnectWatch`); an upstream that breaks in the middle of a
+streamed answer is logged in one line and the response is aborted, never completed.
 """
 
 from __future__ import annotations
