@@ -93,7 +93,7 @@ class _Protocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = self._extensions  # type: ignore[typeddict-unknown-key]
+        self.scope["extensions"] = self._extensions  # type: ignore[typeddict-item]
 
     def on_response_complete(self) -> None:
         self.transport.flush()  # type: ignore[attr-defined]  # the whole answer is written: send it now
