@@ -178,13 +178,16 @@ def _strip_comment(text: str) -> str:
     """The scalar text of a value: quotes kept, a trailing ` # comment` and spaces dropped."""
     if not text:
         return text
-    if text[0] in "'\"":
+    first = text[0]
+    if first == "'" or first == '"':
         end = _quote_end(text)
         tail = text[end:].lstrip(" ")
         if tail and (tail[0] != "#" or end == len(text) - len(tail)):
             raise Unsupported("text after a quoted scalar")
         return text[:end]
-    if text[0] == "#":
+    if "#" not in text:
+        return text.rstrip(" ")
+    if first == "#":
         return ""
     found = text.find(" #")
     return (text[:found] if found >= 0 else text).rstrip(" ")
