@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import unquote, urlparse
 
-from ruamel.yaml import YAML
-
 from engine.errors import CapabilityError, Location
+from engine.loader import READ_LIMITS, read_document
 from engine.spec import Binding, Capability
 
 
@@ -48,11 +47,15 @@ def _from_environment(binding: Binding, environ: Mapping[str, str], file: str) -
 
 def _from_file(binding: Binding, base: Path, cwd: Path) -> dict[str, str]:
     path = _locate(binding, base, cwd)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else YAML(typ="safe", pure=True).load(text)
-    except Exception as exc:
-        raise CapabilityError.at(binding.where, f"binding '{binding.namespace}' cannot read {path}: {exc}") from None
+    if path.suffix != ".json":
+        data = read_document(path)  # bounded as a capability file is: size, depth, aliases
+    else:
+        try:
+            if path.stat().st_size > READ_LIMITS.file_bytes:
+                raise ValueError(f"larger than {READ_LIMITS.file_bytes:,} bytes")
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError) as exc:
+            raise CapabilityError.at(binding.where, f"binding '{binding.namespace}' cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
         raise CapabilityError.at(binding.where, f"binding '{binding.namespace}': {path} must hold a mapping of keys to values")
     values: dict[str, str] = {}

@@ -271,3 +271,17 @@ def test_validate_then_runtime_never_meets_a_builtin_error_on_these(tmp_path: Pa
         path = write(tmp_path, text, f"case{index}.yaml")
         with pytest.raises(CapabilityError):
             Runtime(load_capabilities([path]), resolve_environment=False)
+
+
+def test_a_secrets_file_is_read_with_the_same_bounds(tmp_path: Path, bounded: None) -> None:
+    """A `binds` file is YAML too: an alias bomb in it is a positioned error, not a hang."""
+    write(tmp_path, "lol1: &lol1 [a,a,a,a,a,a,a,a,a]\n" + LOL + "TOKEN: *lol7\n", "secrets.yaml")
+    capability = HEAD.replace("capability:\n", "binds:\n  - namespace: secrets\n    location: file://./secrets.yaml\n"
+                              "    keys: {TOKEN: TOKEN}\ncapability:\n") + GOOD[len(HEAD):]
+    capabilities = load_capabilities([write(tmp_path, capability)])
+    with pytest.raises(CapabilityError) as caught:
+        Runtime(capabilities, environ={})
+    (problem,) = caught.value.problems
+    assert problem.location.file == str(tmp_path / "secrets.yaml")
+    assert (problem.location.line, problem.location.column) == (6, 26)  # the third *lol5 of lol6
+    assert "aliases" in problem.message
