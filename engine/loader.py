@@ -1162,7 +1162,7 @@ def load_file(path: str | Path, limits: ReadLimits = READ_LIMITS) -> spec.Capabi
         raise CapabilityError(ctx.problems)
     _check_skills(capability)
     if capability.imports:
-        imported = tuple(_import(entry, Path(file).parent) for entry in capability.imports)
+        imported = tuple(_import(entry, Path(file).parent, limits) for entry in capability.imports)
         capability = replace(capability, consumes=capability.consumes + imported)
     return capability
 
@@ -1195,7 +1195,7 @@ def _check_skills(capability: spec.Capability) -> None:
         raise CapabilityError(problems)
 
 
-def _import(entry: spec.ConsumesImport, base: Path) -> spec.Consumes:
+def _import(entry: spec.ConsumesImport, base: Path, limits: ReadLimits) -> spec.Consumes:
     """Bring in one namespace of a shared consumes file, renamed to `as` when given."""
     location = entry.location
     if location.startswith("file://"):
@@ -1204,7 +1204,7 @@ def _import(entry: spec.ConsumesImport, base: Path) -> spec.Consumes:
     where = Location(entry.where.file, entry.where.line, entry.where.column, f"{entry.where.path}.location")
     if not path.is_file():
         raise CapabilityError.at(where, f"imported file not found: {path}")
-    data = read_document(path)
+    data = read_document(path, limits)
     if not isinstance(data, dict) or not isinstance(data.get("consumes"), list):
         raise CapabilityError.at(where, f"{path} is not a shared consumes file (it needs a top-level 'consumes' list)")
     ctx = _Context(str(path))
@@ -1242,7 +1242,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load(paths: Iterable[str | Path]) -> list[spec.Capability]:
+def load(paths: Iterable[str | Path], limits: ReadLimits = READ_LIMITS) -> list[spec.Capability]:
     """Load every capability under `paths`; report all problems of all files together."""
     capabilities: list[spec.Capability] = []
     problems: list[Problem] = []
@@ -1251,7 +1251,7 @@ def load(paths: Iterable[str | Path]) -> list[spec.Capability]:
         raise CapabilityError.at(Location(", ".join(str(p) for p in paths)), "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:')")
     for file in files:
         try:
-            capabilities.append(load_file(file))
+            capabilities.append(load_file(file, limits))
         except CapabilityError as exc:
             problems.extend(exc.problems)
     problems.extend(_duplicate_namespaces(capabilities))

@@ -285,3 +285,10 @@ def test_a_secrets_file_is_read_with_the_same_bounds(tmp_path: Path, bounded: No
     assert problem.location.file == str(tmp_path / "secrets.yaml")
     assert (problem.location.line, problem.location.column) == (6, 26)  # the third *lol5 of lol6
     assert "aliases" in problem.message
+
+
+def test_load_capabilities_takes_read_limits(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    assert load_capabilities([path])
+    with pytest.raises(CapabilityError, match="file too large"):
+        load_capabilities([path], limits=ReadLimits(file_bytes=64))
