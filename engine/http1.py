@@ -279,18 +279,22 @@ class Response:
             self._abort(BodyTooLarge(f"answered more than {describe(limit)}", "upstream_body"))
         if self._connection.response is self:
             self._connection.resume(0)
-        while True:
-            if self._error is not None:
-                raise self._error
-            if decoder is not None and decoder.pending:
-                self._refill()  # one budget, then the loop runs others: inflating 32 MiB takes a while
-                if not decoder.pending and self._connection.response is self:
-                    self._connection.resume(0)
-                await asyncio.sleep(0)
-            elif self.complete:
-                break
-            else:
-                await self._wait()
+        try:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if decoder is not None and decoder.pending:
+                    self._refill()  # one budget, then the loop runs others: inflating 32 MiB takes a while
+                    if not decoder.pending and self._connection.response is self:
+                        self._connection.resume(0)
+                    await asyncio.sleep(0)
+                elif self.complete:
+                    break
+                else:
+                    await self._wait()
+        except asyncio.CancelledError:
+            self.close()  # the caller went away: the rest of the body costs the connection, at once
+            raise
         data = b"".join(self._chunks)
         self._chunks.clear()
         return data

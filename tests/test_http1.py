@@ -281,3 +281,30 @@ async def test_a_connection_paused_by_a_slow_reader_is_readable_again_once_reuse
             assert sum([len(chunk) async for chunk in streamed.chunks()]) == total
             assert await (await send(upstream, "/small")).json() == {"ok": True}
     assert server.connections == 1
+
+
+async def test_a_read_cancelled_mid_body_closes_its_connection_at_once() -> None:
+    """A caller who leaves while a buffered body trickles in must not hold the upstream."""
+    closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer("200 OK", ["Content-Type: application/json", "Content-Length: 100"], b'{"par'))
+        await writer.drain()
+        await reader.read()  # b"" once the client closes its side
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with client(f"http://127.0.0.1:{port}", 10) as upstream:
+            response = await send(upstream)
+            reading = asyncio.ensure_future(response.read())
+            await asyncio.sleep(0.1)
+            reading.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await reading
+            await asyncio.wait_for(closed.wait(), 1)
+    finally:
+        server.close()
