@@ -80,8 +80,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
+        from adapters.server import port_clashes
+
         capabilities = loader.load(args.paths)
-        Runtime(capabilities, resolve_environment=False)
+        clashes = port_clashes(Runtime(capabilities, resolve_environment=False))
+        if clashes:
+            raise CapabilityError(clashes)
     except CapabilityError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -19,7 +19,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from adapters.edges import ABORT_EXTENSION
-from engine.errors import CapabilityError, Location, NaftikoError
+from engine.errors import CapabilityError, Location, NaftikoError, Problem
 from engine.runtime import Runtime, gc_paused
 from engine.spec import Exposes, McpExposes, RestExposes, SkillExposes
 
@@ -115,15 +115,30 @@ def bind(host: str, port: int, what: str) -> socket.socket:
     return sock
 
 
-def _servable(runtime: Runtime) -> list[Exposes]:
+def _servable(runtime: Runtime, quiet: bool = False) -> list[Exposes]:
     servable: list[Exposes] = []
     for exposes in runtime.exposes:
         if isinstance(exposes, (RestExposes, SkillExposes)) or (isinstance(exposes, McpExposes) and exposes.transport == "http"):
             servable.append(exposes)
-        else:
+        elif not quiet:
             log.warning("exposes '%s' (type %s) is not served: this runtime does not serve it yet",
                         exposes.namespace or "-", exposes.type if not isinstance(exposes, McpExposes) else "mcp stdio")
     return servable
+
+
+def port_clashes(runtime: Runtime, host: str | None = None, ports: Mapping[str, int] | None = None) -> list[Problem]:
+    """Blocks that would listen on one address and port: `validate` reports what `serve` would meet."""
+    taken: dict[tuple[str, int], Exposes] = {}
+    problems: list[Problem] = []
+    for exposes in _servable(runtime, quiet=True):
+        port = (ports or {}).get(exposes.namespace, exposes.port or 0)
+        key = (host or exposes.address or DEFAULT_HOST, port)
+        first = taken.setdefault(key, exposes) if port else exposes
+        if first is not exposes:
+            problems.append(Problem(exposes.where, f"exposes '{exposes.namespace}' listens on {key[0]}:{port}, as"
+                                    f" '{first.namespace}' does ({first.where}); give one of them another port"
+                                    f" (or --port {exposes.namespace}=PORT)"))
+    return problems
 
 
 def _summary(exposes: Exposes, app: Any) -> str:
@@ -168,6 +183,9 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
     unknown = [ns for ns in ports if ns not in {e.namespace for e in runtime.exposes}]
     if unknown:
         raise CapabilityError.at(Location("--port"), f"no exposes namespace {', '.join(unknown)}")
+    clashes = port_clashes(runtime, host, ports)
+    if clashes:
+        raise CapabilityError(clashes)
     exposes_list = _servable(runtime)
     if not exposes_list:
         raise NaftikoError("nothing to serve: no REST or HTTP MCP exposes block in the loaded files")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, SEED, RecordingUpstream, Reply
+from tests.conftest import ROOT, SEED, NaftikoProcess, RecordingUpstream, Reply
 
 
 def naftiko(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,3 +83,46 @@ def test_missing_required_argument_in_call() -> None:
                      env={"POSTHOG_API_KEY": "k"})
     assert result.returncode == 2
     assert "missing required parameter 'id' (path)" in result.stderr
+
+
+SAME_PORT = """\
+naftiko: 1.0.0-alpha2
+capability:
+  consumes:
+    - type: http
+      namespace: up
+      baseUri: http://127.0.0.1:1
+      resources:
+        - name: r
+          path: /r
+          operations:
+            - {name: get, method: GET}
+  exposes:
+    - type: rest
+      namespace: one
+      port: 18555
+      resources:
+        - path: /a
+          operations:
+            - {method: GET, call: up.get}
+    - type: mcp
+      namespace: two
+      port: 18555
+      tools:
+        - {name: t, description: t, call: up.get}
+"""
+
+
+def test_two_blocks_on_one_port_are_found_by_validate_and_serve(tmp_path: Path) -> None:
+    path = tmp_path / "same-port.yaml"
+    path.write_text(SAME_PORT)
+    result = naftiko("validate", str(path))
+    assert result.returncode == 1
+    assert f"{path}:20:7: exposes 'two' listens on 127.0.0.1:18555, as 'one' does ({path}:13:7)" in result.stderr
+    result = naftiko("serve", str(path))
+    assert result.returncode == 1 and "exposes 'two' listens on 127.0.0.1:18555" in result.stderr
+    process = NaftikoProcess([str(path), "--port", "one=0", "--port", "two=0"])
+    try:
+        assert set(process.wait_for("one", "two")) == {"one", "two"}
+    finally:
+        process.stop()
