@@ -9,10 +9,10 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from engine import loader
-from engine.errors import CapabilityError, NaftikoError, RequestError, UnknownOperation
+from engine.errors import CapabilityError, NaftikoError, RequestError, UnknownOperation, answer_for
 from engine.limits import Limits
 from engine.runtime import Runtime, base_uri_variable
 from engine.spec import Capability, McpExposes, RestExposes, SkillExposes
@@ -209,6 +209,21 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _said(exc: BaseException) -> list[str]:
+    return [f"naftiko: {exc}"]
+
+
+EXIT_CODES: dict[type[BaseException], tuple[int, Callable[[Any], list[str]]]] = {
+    CapabilityError: (1, lambda e: [str(p) for p in e.problems]),  # one `file:line:col: message` per problem
+    RequestError: (2, _said),  # the command line was wrong
+    UnknownOperation: (2, _said),
+    NaftikoError: (1, _said),
+    KeyboardInterrupt: (130, lambda e: []),
+}
+"""What each error kind makes the CLI print on stderr and exit with, looked up by the exception's MRO.
+Anything else is a bug and keeps its traceback."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -217,18 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.paths = ["capabilities"]
     try:
         return args.run(args)
-    except CapabilityError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    except (RequestError, UnknownOperation) as exc:
-        print(f"naftiko: {exc}", file=sys.stderr)
-        return 2
-    except NaftikoError as exc:
-        print(f"naftiko: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    except (NaftikoError, KeyboardInterrupt) as exc:
+        answer = answer_for(EXIT_CODES, exc)
+        assert answer is not None  # NaftikoError and KeyboardInterrupt are both in the table
+        code, lines = answer
+        for line in lines(exc):
+            print(line, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable, MutableMapping
 
+from engine.errors import RequestTooLarge
 from engine.limits import describe
 
 Message = MutableMapping[str, Any]
@@ -20,16 +21,15 @@ WATCH_AFTER = 0.1
 ABORT_EXTENSION = "naftiko.abort"
 
 
-class BodyTooLarge(Exception):
-    """The request body is larger than the limit (declared or counted as it arrived)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(too_large_message(limit))
-        self.limit = limit
+BodyTooLarge = RequestTooLarge
+"""The request body is larger than the limit: `engine.errors.RequestTooLarge`, under its old name."""
 
 
 class Disconnected(Exception):
-    """The caller went away before its request body was complete."""
+    """The caller went away before its request body was complete.
+
+    Control flow at the edge, not an engine error: there is nobody left to answer.
+    """
 
 
 #: What a call answers when caller text holds a lone surrogate (JSON can escape one, UTF-8 cannot carry it).
@@ -45,14 +45,14 @@ async def read_body(receive: Receive, limit: int, declared: bytes | str | None) 
     """The whole request body, refused before reading when its declared length is over `limit`,
     and as soon as the bytes that arrived pass it (a chunked body has no declared length)."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(limit)
+        raise RequestTooLarge(too_large_message(limit), limit=limit)
     message = await receive()
     if message["type"] == "http.disconnect":
         raise Disconnected
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
-            raise BodyTooLarge(limit)
+            raise RequestTooLarge(too_large_message(limit), limit=limit)
         return body
     chunks = [body]
     size = len(body)
@@ -63,7 +63,7 @@ async def read_body(receive: Receive, limit: int, declared: bytes | str | None) 
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge(limit)
+            raise RequestTooLarge(too_large_message(limit), limit=limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

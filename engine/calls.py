@@ -11,7 +11,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Coroutine
 
-from engine.errors import CapabilityError, Location, NaftikoError, UnknownOperation, UpstreamError
+from engine.errors import CapabilityError, FormatNotSupported, Location, UnknownOperation, UpstreamError
+from engine.errors import NotSupported as NotSupported  # re-exported: its home was here
 from engine.formats import OFF_LOOP_BYTES, FormatError
 from engine.jsoncodec import loads
 from engine.outputs import Mapper, compile_mock, compile_outputs, is_passthrough
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
     from engine.steps import Steps
 
 NO_JSON: Any = object()
-
-
-class NotSupported(NaftikoError):
-    """A feature the file uses that this runtime does not run yet (a 501)."""
 
 
 @dataclass(slots=True)
@@ -66,6 +63,8 @@ async def read_json(operation: Operation, response: UpstreamResponse) -> Any:
         if len(raw) > OFF_LOOP_BYTES:
             return await asyncio.to_thread(operation.decoder, raw, response.charset)
         return operation.decoder(raw, response.charset)
+    except FormatNotSupported as exc:  # protobuf, avro: the file is fine, this runtime cannot decode them yet
+        raise NotSupported(f"{operation.namespace}.{operation.name}: {exc}") from None
     except FormatError as exc:
         reason = f"answered a body past a limit: {exc}" if exc.limit else f"answered a body that is not valid {exc}"
         raise UpstreamError(operation.namespace, operation.name, reason) from None

@@ -1,12 +1,45 @@
-"""The engine's small set of typed errors.
+"""The engine's typed errors: one hierarchy, mapped to answers only at the adapters' edge.
 
-The engine raises these; adapters turn them into HTTP statuses or JSON-RPC answers at their
-edge. Messages are written for the person reading them and never carry secret values.
+Our exception hierarchy:
+
+* NaftikoError                  anything the engine raises on purpose
+  x CapabilityError             a capability file cannot be used as written (`.problems`, each positioned)
+  x TemplateError               a template is not valid Mustache (also a ValueError)
+  x JsonPathError               an expression is not valid JSONPath (also a ValueError)
+  x ProxyConfigError            a proxy variable that applies cannot be used
+  x UnknownOperation            no consumed operation has that `namespace.operation` name
+  x MissingValue                a strict render found a name with no value (also a LookupError)
+  x RequestError                the caller's input is wrong: never sent upstream
+    + RequestTooLarge           the request body is past the `request-body` limit (`.limit`)
+  x UpstreamError               the upstream could not be reached or answered something unusable
+    + UpstreamTimeout           the upstream went quiet for longer than the timeout
+  x FormatError                 a body cannot be decoded in its format (also a ValueError; `.limit`)
+    + FormatNotSupported        a format the runtime recognises but cannot decode yet (also NotSupported)
+  x NotSupported                a feature a file uses that this runtime does not run yet
+
+Each adapter holds one table from these classes to what its caller gets (REST: a status and a
+JSON error `type`, `adapters/rest/app.py`; MCP: an `isError` result or a JSON-RPC error,
+`adapters/mcp/capability.py`; the CLI: an exit code, `adapters/cli.py`), looked up with
+`answer_for`, which walks the exception's MRO so the most specific kind wins. Anything not in a
+table is a bug: logged, and answered as a 500 / -32603 without its traceback.
+
+Left out on purpose, as httpx keeps its transport exceptions apart: the wire-level failures of
+the HTTP/1.1 client (`engine.http1.HTTPFailure` and its kinds), which `engine.upstream` turns
+into `UpstreamError`s before anyone else sees them; and private control flow that never leaves
+its module (`engine.blockyaml.Unsupported`: "let ruamel read this file"; `engine.loader._Exceeded`:
+a read bound, turned into a CapabilityError; `engine.registry._EmptySegment`; and
+`adapters.edges.Disconnected`: the caller left, nobody to answer). Protocol-level MCP failures
+(`adapters.mcp.backend.McpError`, carrying their JSON-RPC code) belong to the MCP adapter.
+
+Messages are written for the person reading them and never carry secret values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, TypeVar
+
+T = TypeVar("T")
 
 
 class NaftikoError(Exception):
@@ -53,6 +86,33 @@ class CapabilityError(NaftikoError):
         return cls([Problem(location, message)])
 
 
+class TemplateError(NaftikoError, ValueError):
+    """The template is not valid Mustache; the message says what to write instead.
+
+    Raised when a template is compiled; the loader turns it into a positioned CapabilityError.
+    """
+
+
+class JsonPathError(NaftikoError, ValueError):
+    """The expression is not valid JSONPath (raised when it is compiled, at load)."""
+
+
+class ProxyConfigError(NaftikoError):
+    """A proxy variable that applies to a request cannot be used (bad URL, unsupported scheme)."""
+
+
+class UnknownOperation(NaftikoError):
+    """No consumed operation has that `<namespace>.<operation>` name."""
+
+
+class MissingValue(NaftikoError, LookupError):
+    """A strict render found a name with no value; `name` is that name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 class RequestError(NaftikoError):
     """The caller's input is wrong (a missing or malformed parameter): a 400, never upstream."""
 
@@ -62,8 +122,15 @@ class RequestError(NaftikoError):
         self.parameter = parameter
 
 
-class UnknownOperation(NaftikoError):
-    """No consumed operation has that `<namespace>.<operation>` name."""
+class RequestTooLarge(RequestError):
+    """The request body is larger than the limit (declared, or counted as it arrived): a 413.
+
+    `limit` is the limit in bytes; the message says how to raise it.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class UpstreamError(NaftikoError):
@@ -78,3 +145,60 @@ class UpstreamError(NaftikoError):
 
 class UpstreamTimeout(UpstreamError):
     """The upstream did not answer in time: a 504."""
+
+
+class NotSupported(NaftikoError):
+    """A feature the file uses that this runtime does not run yet (a 501)."""
+
+
+class FormatError(NaftikoError, ValueError):
+    """A body cannot be decoded in its declared format, or the format itself is unusable.
+
+    The message names the format and says what is wrong, without parser internals. `limit` is
+    the `Limits` field the body went past, when that is why it was refused.
+    """
+
+    def __init__(self, message: str, limit: str | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class FormatNotSupported(FormatError, NotSupported):
+    """A format the spec defines and this runtime recognises but does not decode yet (protobuf, avro).
+
+    A FormatError to the decoders' callers; a NotSupported (a 501) once it reaches an edge.
+    """
+
+
+def answer_for(table: Mapping[type[BaseException], T], exc: BaseException) -> T | None:
+    """The entry of `table` for the most specific class of `exc` it holds, or None (a bug: log it).
+
+    Walking the MRO keeps each table a plain dict, one entry per kind, with subclasses winning
+    over their bases whatever the order. Only the error path pays for it.
+    """
+    for kind in type(exc).__mro__:
+        answer = table.get(kind)
+        if answer is not None:
+            return answer
+    return None
+
+
+__all__ = [
+    "CapabilityError",
+    "FormatError",
+    "FormatNotSupported",
+    "JsonPathError",
+    "Location",
+    "MissingValue",
+    "NaftikoError",
+    "NotSupported",
+    "Problem",
+    "ProxyConfigError",
+    "RequestError",
+    "RequestTooLarge",
+    "TemplateError",
+    "UnknownOperation",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "answer_for",
+]

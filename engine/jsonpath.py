@@ -14,14 +14,12 @@ from typing import Any, Callable
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext import parse as _parse
 
+from engine.errors import JsonPathError as JsonPathError  # re-exported: its home was here
+
 _DOTTED = re.compile(r"^\$(?:\.[A-Za-z_][\w-]*)+$")
 _INDEFINITE = re.compile(r"\*|\.\.|\[\?|\[[^\]]*[:,][^\]]*\]")
 
 Extractor = Callable[[Any], Any]
-
-
-class JsonPathError(ValueError):
-    """The expression is not valid JSONPath."""
 
 
 def _identity(document: Any) -> Any:

@@ -18,15 +18,11 @@ from dataclasses import dataclass, field
 from typing import Mapping, Union
 from urllib.parse import unquote, urlsplit
 
-from engine.errors import NaftikoError
+from engine.errors import ProxyConfigError as ProxyConfigError  # re-exported: its home was here
 
 Origin = tuple[str, str, int]  # scheme, host, port (as engine.http1 has it)
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-
-
-class ProxyConfigError(NaftikoError):
-    """A proxy variable that applies to a request cannot be used (bad URL, unsupported scheme)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,9 @@ import json
 import re
 from typing import Any, Callable, Protocol
 
+from engine.errors import MissingValue as MissingValue  # re-exported: its home was here
 from engine.errors import RequestError
+from engine.errors import TemplateError as TemplateError  # re-exported: its home was here
 
 _TAG = re.compile(r"\{\{\{\s*([^{}]+?)\s*\}\}\}|\{\{\s*([#^/!&]?)\s*([^{}]*?)\s*\}\}|<<\s*([\w.-]+)\s*>>")
 _COMMENT = re.compile(r"\{\{!.*?\}\}", re.DOTALL)
@@ -40,18 +42,6 @@ class Scope(Protocol):
     def get(self, name: str) -> Any:
         """The value bound to `name`, or MISSING."""
         ...
-
-
-class MissingValue(LookupError):
-    """A strict render found a name with no value."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-class TemplateError(ValueError):
-    """The template is not valid Mustache; the message says what to write instead."""
 
 
 def to_text(value: Any) -> str:

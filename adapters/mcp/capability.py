@@ -14,12 +14,12 @@ import mimetypes
 import re
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Coroutine, Iterable
+from typing import Any, Callable, Coroutine, Iterable
 from urllib.parse import unquote, urlparse
 
 from adapters.edges import UNENCODABLE
-from engine.calls import NO_JSON, ExposedCall, NotSupported, Outcome
-from engine.errors import RequestError, UpstreamError, UpstreamTimeout
+from engine.calls import NO_JSON, ExposedCall, Outcome
+from engine.errors import NotSupported, RequestError, UpstreamError, UpstreamTimeout, answer_for
 from engine.jsoncodec import dumps, loads, passthrough
 from engine.limits import describe
 from engine.params import with_aliases
@@ -165,17 +165,58 @@ def _json_or_text(raw: bytes, text: str) -> Any:
         return text
 
 
-def _failure_detail(exc: Exception) -> dict[str, Any]:
-    """An engine error raised by a call, as the data of an `isError` result."""
-    if isinstance(exc, RequestError):
-        detail: dict[str, Any] = {"type": "bad_request", "message": exc.message}
-        if exc.parameter:
-            detail["parameter"] = exc.parameter
-        return detail
-    if isinstance(exc, UpstreamError):
-        kind = "upstream_timeout" if isinstance(exc, UpstreamTimeout) else "upstream_error"
-        return {"type": kind, "upstream": exc.namespace, "operation": exc.operation, "message": str(exc)}
-    return {"type": "not_implemented", "message": str(exc)}
+def _bad_request(exc: RequestError) -> tuple[str, dict[str, Any]]:
+    detail: dict[str, Any] = {"type": "bad_request", "message": exc.message}
+    if exc.parameter:
+        detail["parameter"] = exc.parameter
+    return exc.message, detail
+
+
+def _upstream(kind: str) -> Callable[[UpstreamError], tuple[str, dict[str, Any]]]:
+    return lambda e: (str(e), {"type": kind, "upstream": e.namespace, "operation": e.operation, "message": str(e)})
+
+
+Failure = tuple[bool, Callable[[Any], "tuple[str, dict[str, Any]]"]]
+"""Whether the caller is at fault, and the error's message and `_meta` details."""
+
+ERRORS: dict[type[BaseException], Failure] = {
+    RequestError: (True, _bad_request),
+    # Caught here, not looked for in every message: it is rare.
+    UnicodeEncodeError: (True, lambda e: (UNENCODABLE, {"type": "bad_request", "message": UNENCODABLE})),
+    UpstreamError: (False, _upstream("upstream_error")),
+    UpstreamTimeout: (False, _upstream("upstream_timeout")),
+    NotSupported: (False, lambda e: (str(e), {"type": "not_implemented", "message": str(e)})),
+}
+"""What an MCP caller gets for each error kind a call raises, looked up by the exception's MRO.
+
+A tool call answers an `isError` result, its text prefixed with "invalid arguments: " when the
+caller is at fault, the details in `_meta["io.naftiko/error"]`. A resource read answers a JSON-RPC
+error: -32602 (the caller's fault: a bad parameter taken from the URI) or -32603 (the server's,
+naming the upstream). Any other exception is a bug the protocol layer logs and answers without
+its traceback (an `isError` "Error: ..." result, or -32603)."""
+
+
+def _tool_failure(exc: Exception) -> ToolResult:
+    """A call's error as the `isError` result of its tool; raises `exc` again if it is not in ERRORS."""
+    failure = answer_for(ERRORS, exc)
+    if failure is None:
+        raise exc
+    caller, describe_failure = failure
+    message, detail = describe_failure(exc)
+    return ToolResult.text(f"invalid arguments: {message}" if caller else message, is_error=True,
+                           meta={ERROR_META: detail})
+
+
+def _resource_failure(exc: Exception, uri: str) -> McpError:
+    """A call's error as the JSON-RPC error of the resource read; raises `exc` again if it is not in ERRORS."""
+    failure = answer_for(ERRORS, exc)
+    if failure is None:
+        raise exc
+    caller, describe_failure = failure
+    message, detail = describe_failure(exc)
+    if caller:
+        return McpError(INVALID_PARAMS, f"Invalid params: {message}", {"uri": uri})
+    return McpError(INTERNAL_ERROR, f"reading {uri} failed: {message}", {"uri": uri, **detail})
 
 
 class CapabilityBackend:
@@ -227,14 +268,8 @@ class CapabilityBackend:
         namespace = call.operation.namespace if call.operation else self.exposes.namespace
         try:
             outcome = await call.invoke(with_aliases(arguments), parse=False)
-        except RequestError as exc:
-            return ToolResult.text(f"invalid arguments: {exc.message}", is_error=True,
-                                   meta={ERROR_META: _failure_detail(exc)})
-        except (UpstreamError, NotSupported) as exc:
-            return ToolResult.text(str(exc), is_error=True, meta={ERROR_META: _failure_detail(exc)})
-        except UnicodeEncodeError:  # caught here, not looked for in every message: it is rare
-            return ToolResult.text(f"invalid arguments: {UNENCODABLE}", is_error=True,
-                                   meta={ERROR_META: {"type": "bad_request", "message": UNENCODABLE}})
+        except Exception as exc:
+            return _tool_failure(exc)
         return _tool_result(namespace, outcome)
 
     async def read_resource(self, uri: str) -> list[dict[str, Any]]:
@@ -253,12 +288,8 @@ class CapabilityBackend:
         namespace = call.operation.namespace if call.operation else self.exposes.namespace
         try:
             outcome = await call.invoke(with_aliases(params), parse=False)
-        except RequestError as exc:
-            raise McpError(INVALID_PARAMS, f"Invalid params: {exc.message}", {"uri": uri}) from None
-        except UnicodeEncodeError:
-            raise McpError(INVALID_PARAMS, f"Invalid params: {UNENCODABLE}", {"uri": uri}) from None
-        except (UpstreamError, NotSupported) as exc:
-            raise McpError(INTERNAL_ERROR, f"reading {uri} failed: {exc}", {"uri": uri, **_failure_detail(exc)}) from None
+        except Exception as exc:
+            raise _resource_failure(exc, uri) from None
         if outcome.status >= 400:
             text, detail = _status_error(namespace, outcome)
             raise McpError(INTERNAL_ERROR, f"reading {uri} failed: {text}", {"uri": uri, **detail})

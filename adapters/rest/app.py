@@ -15,15 +15,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from engine.calls import NO_JSON, ExposedCall, NotSupported
-from engine.errors import CapabilityError, RequestError, UnknownOperation, UpstreamError, UpstreamTimeout
+from engine.calls import NO_JSON, ExposedCall
+from engine.errors import (
+    CapabilityError,
+    NotSupported,
+    RequestError,
+    RequestTooLarge,
+    UnknownOperation,
+    UpstreamError,
+    UpstreamTimeout,
+    answer_for,
+)
 from engine.jsoncodec import dumps, loads
 from engine.jsonpath import compile_path
 from engine.params import with_aliases
@@ -31,7 +40,7 @@ from engine.runtime import Runtime
 from engine.registry import Forwarder
 from engine.spec import Forward, InputParameter, RestExposes
 from engine.upstream import UpstreamResponse
-from adapters.edges import UNENCODABLE, BodyTooLarge, Disconnected, DisconnectWatch, abort, read_body
+from adapters.edges import UNENCODABLE, Disconnected, DisconnectWatch, abort, read_body
 from adapters.rest.routing import Router
 
 log = logging.getLogger("naftiko.rest")
@@ -138,7 +147,7 @@ class RestApp:
             body = await self._body(request)
         except Disconnected:
             return None
-        except BodyTooLarge as exc:
+        except RequestTooLarge as exc:
             return _failure(exc, what)
         watch = self.watch
         task = watch.enter(request.receive)
@@ -203,23 +212,36 @@ def _forwarder(runtime: Runtime, forward: Forward) -> Forwarder:
         raise CapabilityError.at(forward.where, str(exc)) from None
 
 
+Details = Callable[[Any], "tuple[str, dict[str, Any]]"]
+"""An error's message and the extra fields of its JSON error body."""
+
+
+def _upstream(exc: UpstreamError) -> tuple[str, dict[str, Any]]:
+    return str(exc), {"upstream": exc.namespace}
+
+
+ERRORS: dict[type[BaseException], tuple[int, str, Details]] = {
+    RequestError: (400, "bad_request", lambda e: (e.message, {"parameter": e.parameter} if e.parameter else {})),
+    RequestTooLarge: (413, "request_too_large", lambda e: (str(e), {"limit": e.limit})),
+    # Caught here, not looked for in every body: it is rare.
+    UnicodeEncodeError: (400, "bad_request", lambda e: (UNENCODABLE, {})),
+    UpstreamError: (502, "upstream_error", _upstream),
+    UpstreamTimeout: (504, "upstream_timeout", _upstream),
+    NotSupported: (501, "not_implemented", lambda e: (str(e), {})),
+}
+"""What a REST caller gets for each error kind: status, JSON error `type`, message and fields.
+Looked up by the exception's MRO (`engine.errors.answer_for`): the most specific kind wins."""
+
+
 def _failure(exc: Exception, what: str) -> Response:
     """An engine error as the JSON answer a caller can act on; anything else is logged, not shown."""
-    if isinstance(exc, RequestError):
-        details = {"parameter": exc.parameter} if exc.parameter else {}
-        return error_response(400, "bad_request", exc.message, **details)
-    if isinstance(exc, BodyTooLarge):
-        return error_response(413, "request_too_large", str(exc), limit=exc.limit)
-    if isinstance(exc, UnicodeEncodeError):  # caught here, not looked for in every body: it is rare
-        return error_response(400, "bad_request", UNENCODABLE)
-    if isinstance(exc, UpstreamTimeout):
-        return error_response(504, "upstream_timeout", str(exc), upstream=exc.namespace)
-    if isinstance(exc, UpstreamError):
-        return error_response(502, "upstream_error", str(exc), upstream=exc.namespace)
-    if isinstance(exc, NotSupported):
-        return error_response(501, "not_implemented", str(exc))
-    log.error("unexpected error on %s", what, exc_info=exc)
-    return error_response(500, "internal_error", "the runtime failed while handling this request; see its log")
+    answer = answer_for(ERRORS, exc)
+    if answer is None:
+        log.error("unexpected error on %s", what, exc_info=exc)
+        return error_response(500, "internal_error", "the runtime failed while handling this request; see its log")
+    status, type_, details = answer
+    message, fields = details(exc)
+    return error_response(status, type_, message, **fields)
 
 
 class _Answer:

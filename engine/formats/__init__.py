@@ -53,7 +53,7 @@ import json
 from functools import partial
 from typing import Any, Callable
 
-from engine.formats.common import DEFAULT_ITEMS, MAX_DEPTH, Budget, FormatError, as_text
+from engine.formats.common import DEFAULT_ITEMS, MAX_DEPTH, Budget, FormatError, FormatNotSupported, as_text
 from engine.formats.css import compile_selector
 from engine.formats.delimited import SEPARATORS, decode_delimited
 from engine.formats.html import decode_html
@@ -156,7 +156,7 @@ def _text_converter(label: str, schema: str | None) -> Callable[[Budget, str], A
 
 
 def _not_supported(label: str, body: bytes | str, encoding: str | None = None) -> Any:
-    raise FormatError(f"outputRawFormat {label!r} is not supported by this runtime yet")
+    raise FormatNotSupported(f"outputRawFormat {label!r} is not supported by this runtime yet")
 
 
 def _decode_json(budget: Budget, text: str) -> Any:

@@ -1,10 +1,11 @@
-"""What every format decoder shares: its error, its budget of values, and text decoding."""
+"""What every format decoder shares: its errors (defined in `engine.errors`), its budget of values, and text decoding."""
 
 from __future__ import annotations
 
 import codecs
 
-from engine.errors import NaftikoError
+from engine.errors import FormatError as FormatError  # re-exported: its home was here
+from engine.errors import FormatNotSupported as FormatNotSupported
 from engine.limits import Limits, advice
 
 DEFAULT_ITEMS = Limits().decoded_items
@@ -13,18 +14,6 @@ DEFAULT_ITEMS = Limits().decoded_items
 MAX_DEPTH = 256
 """The deepest nesting a decoded XML or YAML value may have (libxml2's default): deeper data
 could not be mapped or encoded again without running out of stack, and no real payload needs it."""
-
-
-class FormatError(NaftikoError, ValueError):
-    """A body cannot be decoded in its declared format, or the format itself is unusable.
-
-    The message names the format and says what is wrong, without parser internals. `limit` is
-    the `Limits` field the body went past, when that is why it was refused.
-    """
-
-    def __init__(self, message: str, limit: str | None = None) -> None:
-        super().__init__(message)
-        self.limit = limit
 
 
 class Budget:
