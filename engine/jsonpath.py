@@ -49,14 +49,14 @@ def compile_path(expression: str) -> Extractor:
     if _DOTTED.match(text):
         return _dotted(tuple(text[2:].split(".")))
     try:
-        parsed = _parse(text)
+        parsed: Any = _parse(text)
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
         raise JsonPathError(f"invalid JSONPath '{expression}': {exc}") from None
     keys = _plain_keys(parsed)
     if keys is not None:
         return _dotted(keys)
-    if isinstance(parsed, _ast.Child) and _names(parsed.right) > 1:
-        return _merged(parsed.left, parsed.right.fields)
+    if isinstance(parsed, _ast.Child) and len(_fields(parsed.right)) > 1:
+        return _merged(parsed.left, _fields(parsed.right))
     return _finder(parsed, _definite(parsed))
 
 
@@ -84,16 +84,16 @@ def _merged(upstream: Any, keys: tuple[str, ...]) -> Extractor:
     return extract
 
 
-def _names(node: Any) -> int:
-    """How many keys a `Fields` node names (0 for any other node)."""
-    return len(node.fields) if isinstance(node, _ast.Fields) else 0
+def _fields(node: Any) -> tuple[str, ...]:
+    """The keys a `Fields` node names (none for any other node)."""
+    return tuple(node.fields) if isinstance(node, _ast.Fields) else ()
 
 
 def _plain_keys(node: Any) -> tuple[str, ...] | None:
     """The keys of a path made only of single keys from the root (`$['dc:title'].b`), else None."""
     keys: list[str] = []
-    while isinstance(node, _ast.Child) and _names(node.right) == 1:
-        keys.append(node.right.fields[0])
+    while isinstance(node, _ast.Child) and len(_fields(node.right)) == 1:
+        keys.append(_fields(node.right)[0])
         node = node.left
     return tuple(reversed(keys)) if keys and isinstance(node, _ast.Root) else None
 

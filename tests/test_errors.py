@@ -20,6 +20,7 @@ import engine.jsonpath
 import engine.proxy
 import engine.templates
 from adapters import cli
+from adapters.edges import UNENCODABLE
 from adapters.mcp.backend import INTERNAL_ERROR, INVALID_PARAMS, McpError
 from adapters.mcp.capability import ERROR_META, _resource_failure, _tool_failure
 from adapters.rest.app import _failure
@@ -117,15 +118,17 @@ def _rest(exc: Exception) -> tuple[int, dict[str, Any]]:
     (RequestError("limit must be a number", parameter="limit"), 400,
      {"type": "bad_request", "message": "limit must be a number", "parameter": "limit"}),
     (RequestError("no body"), 400, {"type": "bad_request", "message": "no body"}),
-    (RequestTooLarge("too large", limit=1024), 413, {"type": "request_too_large", "message": "too large", "limit": 1024}),
+    (RequestTooLarge("too large", limit=1024), 413,
+     {"type": "request_too_large", "message": "too large", "limit": 1024}),
     (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), 400,
-     {"type": "bad_request", "message": adapters.edges.UNENCODABLE}),
+     {"type": "bad_request", "message": UNENCODABLE}),
     (UpstreamError("api", "get", "connection refused"), 502,
      {"type": "upstream_error", "message": "upstream api (get): connection refused", "upstream": "api"}),
     (UpstreamTimeout("api", "get", "no answer within 1s"), 504,
      {"type": "upstream_timeout", "message": "upstream api (get): no answer within 1s", "upstream": "api"}),
     (NotSupported("script steps"), 501, {"type": "not_implemented", "message": "script steps"}),
-    (FormatNotSupported("outputRawFormat 'avro'"), 501, {"type": "not_implemented", "message": "outputRawFormat 'avro'"}),
+    (FormatNotSupported("outputRawFormat 'avro'"), 501,
+     {"type": "not_implemented", "message": "outputRawFormat 'avro'"}),
 ])
 def test_rest_table(exc: Exception, status: int, body: dict[str, Any]) -> None:
     assert _rest(exc) == (status, body)
@@ -147,8 +150,8 @@ def test_rest_anything_else_is_a_logged_500_without_its_text(exc: Exception, cap
 @pytest.mark.parametrize("exc, text, detail", [
     (RequestError("bad id", parameter="id"), "invalid arguments: bad id",
      {"type": "bad_request", "message": "bad id", "parameter": "id"}),
-    (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
-     f"invalid arguments: {adapters.edges.UNENCODABLE}", {"type": "bad_request", "message": adapters.edges.UNENCODABLE}),
+    (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), f"invalid arguments: {UNENCODABLE}",
+     {"type": "bad_request", "message": UNENCODABLE}),
     (UpstreamError("api", "get", "refused"), "upstream api (get): refused",
      {"type": "upstream_error", "upstream": "api", "operation": "get", "message": "upstream api (get): refused"}),
     (UpstreamTimeout("api", "get", "late"), "upstream api (get): late",
@@ -157,7 +160,8 @@ def test_rest_anything_else_is_a_logged_500_without_its_text(exc: Exception, cap
 ])
 def test_mcp_table(exc: Exception, text: str, detail: dict[str, Any]) -> None:
     result = _tool_failure(exc)
-    assert (result.is_error, result.content, result.meta) == (True, [{"type": "text", "text": text}], {ERROR_META: detail})
+    assert result.is_error and result.content == [{"type": "text", "text": text}]
+    assert result.meta == {ERROR_META: detail}
     error = _resource_failure(exc, "x://r")
     if detail["type"] == "bad_request":
         assert (error.code, error.data) == (INVALID_PARAMS, {"uri": "x://r"})
