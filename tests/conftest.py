@@ -133,6 +133,73 @@ class ThreadedServer:
         self.thread.join(timeout=10)
 
 
+class RawUpstream:
+    """A raw TCP upstream for faults no HTTP server would commit: each request goes to the
+    method named after its path's last segment (`/bomb-stream` → `_bomb_stream(conn, body)`,
+    `_ok` when there is none); a method returning False ends the connection. Records the paths,
+    bodies and heads it saw."""
+
+    keep_alive = True  # False: one request per connection, closed after its answer
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.paths: list[str] = []
+        self.heads: list[str] = []
+        self.bodies: dict[str, bytes] = {}
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1].split("?")[0]
+                length = next((int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")), 0)
+                while len(data) < length:
+                    data += conn.recv(65536)
+                body, data = data[:length], data[length:]
+                self.paths.append(path)
+                self.heads.append(head.decode("latin-1"))
+                self.bodies[path] = body
+                handler = getattr(self, "_" + path.strip("/").split("/")[-1].replace("-", "_"), self._ok)
+                try:
+                    if handler(conn, body) is False or not self.keep_alive:
+                        return
+                except OSError:
+                    return
+
+    @staticmethod
+    def _answer(conn: socket.socket, status: str, body: bytes, content_type: str = "application/json",
+                **headers: str) -> None:
+        head = [f"HTTP/1.1 {status}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+        head += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
+        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+
+    def _ok(self, conn: socket.socket, body: bytes) -> None:
+        self._answer(conn, "200 OK", json.dumps({"size": len(body)}).encode())
+
+
 @pytest.fixture
 def upstream() -> Iterator[RecordingUpstream]:
     recorder = RecordingUpstream()

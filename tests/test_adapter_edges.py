@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,7 +18,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from tests.conftest import ROOT, NaftikoProcess
+from tests.conftest import ROOT, NaftikoProcess, RawUpstream
 
 MODERN = "2026-07-28"
 LEGACY = "2025-06-18"
@@ -29,66 +28,13 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
 SLOW_SECONDS = 3.0
 
 
-class ScriptedUpstream:
-    """A raw TCP upstream answering each path with a scripted behaviour; records what it saw."""
+class ScriptedUpstream(RawUpstream):
+    """The raw upstream with the edge cases' behaviours; records when a slow call was left."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.paths: list[str] = []
-        self.bodies: dict[str, bytes] = {}
+        super().__init__()
         self.slow_started: list[float] = []
         self.slow_closed: list[float] = []  # when a /slow caller (naftiko) closed the connection early
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                path = lines[0].split(" ")[1].split("?")[0]
-                length = next((int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")), 0)
-                while len(data) < length:
-                    data += conn.recv(65536)
-                body, data = data[:length], data[length:]
-                self.paths.append(path)
-                self.bodies[path] = body
-                handler = getattr(self, "_" + path.strip("/").split("/")[-1].replace("-", "_"), self._ok)
-                try:
-                    if handler(conn, body) is False:
-                        return
-                except OSError:
-                    return
-
-    @staticmethod
-    def _answer(conn: socket.socket, status: str, body: bytes, content_type: str = "application/json",
-                **headers: str) -> None:
-        head = [f"HTTP/1.1 {status}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
-        head += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
-        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-
-    def _ok(self, conn: socket.socket, body: bytes) -> None:
-        self._answer(conn, "200 OK", json.dumps({"size": len(body)}).encode())
 
     def _slow(self, conn: socket.socket, body: bytes) -> bool:
         self.slow_started.append(time.monotonic())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from tests.conftest import NaftikoProcess
+from tests.conftest import NaftikoProcess, RawUpstream
 
 SECRET = "sk-fault-matrix-0123456789"
 MODERN = "2026-07-28"
@@ -44,57 +43,24 @@ HEAD, BLOCK = _bomb_blocks()
 BOMB_MIB = 4096  # inflates to 4 GiB
 
 
-class HostileUpstream:
-    """A raw TCP server that answers each path with a scripted misbehaviour."""
+class HostileUpstream(RawUpstream):
+    """The raw upstream, answering each path with a scripted misbehaviour, one request a connection."""
+
+    keep_alive = False
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        super().__init__()
         self.closed_early: list[str] = []
-        self.headers_seen: list[str] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head = data.split(b"\r\n\r\n")[0].decode("latin-1")
-            self.headers_seen.append(head)
-            path = head.split(" ")[1].split("?")[0]
-            try:
-                getattr(self, "_" + path.strip("/").replace("-", "_"), self._ok)(conn)
-            except OSError:
-                self.closed_early.append(path)
 
     @staticmethod
     def _send_head(conn: socket.socket, status: str, headers: dict[str, str]) -> None:
         lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in headers.items()]
         conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
 
-    def _ok(self, conn: socket.socket) -> None:
-        body = b'{"ok": true}'
-        self._send_head(conn, "200 OK", {"Content-Type": "application/json", "Content-Length": str(len(body))})
-        conn.sendall(body)
+    def _ok(self, conn: socket.socket, _: bytes) -> None:
+        self._answer(conn, "200 OK", b'{"ok": true}')
 
-    def _bomb(self, conn: socket.socket, content_type: str = "application/json") -> None:
+    def _bomb(self, conn: socket.socket, _: bytes, content_type: str = "application/json") -> None:
         self._send_head(conn, "200 OK", {"Content-Type": content_type, "Content-Encoding": "gzip",
                                          "Transfer-Encoding": "chunked"})
         for index in range(BOMB_MIB):
@@ -102,37 +68,30 @@ class HostileUpstream:
             conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
         conn.sendall(b"0\r\n\r\n")
 
-    def _bomb_stream(self, conn: socket.socket) -> None:
-        self._bomb(conn, "application/octet-stream")
+    def _bomb_stream(self, conn: socket.socket, _: bytes) -> None:
+        self._bomb(conn, _, "application/octet-stream")
 
-    def _big(self, conn: socket.socket) -> None:
-        body = b'{"items": [' + b",".join(b'"%08d"' % i for i in range(400_000)) + b"]}"  # about 4 MB
-        self._send_head(conn, "200 OK", {"Content-Type": "application/json", "Content-Length": str(len(body))})
-        conn.sendall(body)
+    def _big(self, conn: socket.socket, _: bytes) -> None:
+        self._answer(conn, "200 OK", b'{"items": [' + b",".join(b'"%08d"' % i for i in range(400_000)) + b"]}")  # 4 MB
 
-    def _invalid_json(self, conn: socket.socket) -> None:
-        body = b'{"items": [1, 2,'
-        self._send_head(conn, "200 OK", {"Content-Type": "application/json", "Content-Length": str(len(body))})
-        conn.sendall(body)
+    def _invalid_json(self, conn: socket.socket, _: bytes) -> None:
+        self._answer(conn, "200 OK", b'{"items": [1, 2,')
 
-    def _limited(self, conn: socket.socket) -> None:
-        body = b'{"detail": "Request was throttled."}'
-        self._send_head(conn, "429 Too Many Requests", {"Content-Type": "application/json", "Retry-After": "30",
-                                                        "Content-Length": str(len(body))})
-        conn.sendall(body)
+    def _limited(self, conn: socket.socket, _: bytes) -> None:
+        self._answer(conn, "429 Too Many Requests", b'{"detail": "Request was throttled."}', Retry_After="30")
 
-    def _reset(self, conn: socket.socket) -> None:
+    def _reset(self, conn: socket.socket, _: bytes) -> None:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
-    def _garbage(self, conn: socket.socket) -> None:
+    def _garbage(self, conn: socket.socket, _: bytes) -> None:
         conn.sendall(b"this is not HTTP at all\r\n\r\n")
 
-    def _broken_stream(self, conn: socket.socket) -> None:
+    def _broken_stream(self, conn: socket.socket, _: bytes) -> None:
         self._send_head(conn, "200 OK", {"Content-Type": "application/x-ndjson", "Content-Length": "100000"})
         conn.sendall(b'{"line": 1}\n' * 100)
         time.sleep(0.2)
 
-    def _slow(self, conn: socket.socket) -> None:
+    def _slow(self, conn: socket.socket, _: bytes) -> None:
         conn.settimeout(10)
         try:
             conn.recv(1)  # waits until the client goes away (or 10 s)
@@ -410,7 +369,7 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
 
 def test_no_upstream_saw_a_caller_credential(matrix: Matrix) -> None:
     matrix.http.get(matrix.rest + "/ok", headers={"Authorization": "Bearer caller-token"})
-    assert not any("caller-token" in head for head in matrix.upstream.headers_seen)
-    assert any(f"Bearer {SECRET}" in head for head in matrix.upstream.headers_seen)
+    assert not any("caller-token" in head for head in matrix.upstream.heads)
+    assert any(f"Bearer {SECRET}" in head for head in matrix.upstream.heads)
 
 
