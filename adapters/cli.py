@@ -9,7 +9,8 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from engine import loader
 from engine.errors import CapabilityError, NaftikoError, RequestError, UnknownOperation, answer_for

@@ -7,7 +7,8 @@ is released, as nginx does), and a streamed response aborted without a traceback
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from engine.errors import RequestTooLarge
 from engine.limits import describe

@@ -13,7 +13,8 @@ import logging
 import signal
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol

@@ -14,7 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 
 def free_port() -> int:
@@ -84,7 +84,7 @@ class Server:
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{self.name}.log", "ab")
         self.started_at = time.perf_counter()

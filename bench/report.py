@@ -9,7 +9,8 @@ import re
 import sys
 import statistics
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 REST_TARGETS = {"direct": "upstream direct (floor)", "naftiko": "naftiko REST", "pyproxy": "pure Python proxy",
                 "nginx": "nginx proxy_pass"}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Coroutine
+from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
 
 from engine.errors import CapabilityError, FormatNotSupported, Location, UnknownOperation, UpstreamError
 from engine.errors import NotSupported as NotSupported  # re-exported: its home was here
@@ -86,7 +87,7 @@ class ExposedCall:
 
     __slots__ = ("runtime", "operation", "rules", "mapper", "passthrough", "steps", "delegate", "function", "mock", "where")
 
-    def __init__(self, runtime: "Runtime", invocation: Invocation, where: Location) -> None:
+    def __init__(self, runtime: Runtime, invocation: Invocation, where: Location) -> None:
         from engine.steps import Steps
 
         self.runtime = runtime

@@ -37,7 +37,8 @@ Messages are written for the person reading them and never carry secret values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, TypeVar
+from typing import TypeVar
+from collections.abc import Mapping
 
 T = TypeVar("T")
 
@@ -82,7 +83,7 @@ class CapabilityError(NaftikoError):
         super().__init__("\n".join(str(p) for p in problems))
 
     @classmethod
-    def at(cls, location: Location, message: str) -> "CapabilityError":
+    def at(cls, location: Location, message: str) -> CapabilityError:
         return cls([Problem(location, message)])
 
 

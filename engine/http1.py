@@ -22,7 +22,8 @@ import ssl
 import zlib
 from collections import deque
 from http import HTTPStatus
-from typing import TYPE_CHECKING, AsyncIterator, Mapping
+from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Mapping
 
 import httptools
 
@@ -134,7 +135,7 @@ class Response:
                  "_waiter", "_decoder", "_timeout", "_loop", "_pausable", "until_close", "_limits", "_mark",
                  "_length")
 
-    def __init__(self, connection: "_Connection", head: bool, timeout: float, limits: Limits) -> None:
+    def __init__(self, connection: _Connection, head: bool, timeout: float, limits: Limits) -> None:
         self.status = 0
         self.headers: list[tuple[str, str]] = []  # names in lower case
         self._connection = connection
@@ -339,7 +340,7 @@ def _declared(length: str) -> int:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
-    def __init__(self, pool: "Pool", origin: Origin) -> None:
+    def __init__(self, pool: Pool, origin: Origin) -> None:
         self.pool, self.origin = pool, origin
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -463,7 +464,7 @@ class Pool:
     """
 
     def __init__(self, *, connect_timeout: float, read_timeout: float, limit: int = 256,
-                 limits: Limits | None = None, proxies: "Proxies | None" = None,
+                 limits: Limits | None = None, proxies: Proxies | None = None,
                  environ: Mapping[str, str] | None = None) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -473,7 +474,7 @@ class Pool:
         self._busy: set[_Connection] = set()
         self._ssl: ssl.SSLContext | None = None
         self._proxies = proxies
-        self._routes: dict[Origin, "Proxy | None"] = {}
+        self._routes: dict[Origin, Proxy | None] = {}
         self._environ = environ
 
     async def request(self, method: str, origin: Origin, host_header: str, target: str,
@@ -511,7 +512,7 @@ class Pool:
         connection.send(data, response)
         return response
 
-    def _route(self, origin: Origin) -> "Proxy | None":
+    def _route(self, origin: Origin) -> Proxy | None:
         """The proxy of an origin, decided once per origin."""
         try:
             return self._routes[origin]
@@ -527,7 +528,7 @@ class Pool:
         self._routes[origin] = proxy
         return proxy
 
-    async def _connection(self, origin: Origin, proxy: "Proxy | None",
+    async def _connection(self, origin: Origin, proxy: Proxy | None,
                           fresh: bool = False) -> tuple[_Connection, bool]:
         """An idle connection to the origin, or a new one; it holds one of the pool's slots."""
         await self._slots.acquire()
@@ -546,11 +547,11 @@ class Pool:
         self._busy.add(connection)
         return connection, False
 
-    async def _open(self, origin: Origin, proxy: "Proxy | None") -> _Connection:
+    async def _open(self, origin: Origin, proxy: Proxy | None) -> _Connection:
         try:
             opening = self._direct(origin) if proxy is None else self._through(proxy, origin)
             return await asyncio.wait_for(opening, self.connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ReadTimeout("no connection within the timeout") from None
         except ssl.SSLError as exc:
             raise ConnectFailure(f"TLS failed ({exc.reason or exc})") from None
@@ -564,7 +565,7 @@ class Pool:
             lambda: _Connection(self, origin), host, port, ssl=context, server_hostname=host if context else None)
         return connection
 
-    async def _through(self, proxy: "Proxy", origin: Origin) -> _Connection:
+    async def _through(self, proxy: Proxy, origin: Origin) -> _Connection:
         """A connection to the origin through the proxy: the proxy's own for http, a CONNECT tunnel for https."""
         scheme, host, port = origin
         loop = asyncio.get_running_loop()

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from jsonpath_ng import jsonpath as _ast
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError

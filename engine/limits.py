@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Mapping
+from collections.abc import Mapping
 
 from engine.errors import NaftikoError
 
@@ -40,7 +40,7 @@ class Limits:
     body cannot expand into millions of them through YAML aliases or the like."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> "Limits":
+    def from_env(cls, env: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> Limits:
         """Defaults, then `NAFTIKO_MAX_*` variables, then `overrides` (as `--limit` gives them)."""
         values: dict[str, int] = {}
         for field in fields(cls):

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
 
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer, ComposerError
@@ -114,7 +115,7 @@ class _Map:
             return default
         return value
 
-    def map(self, key: str, *, required: bool = False) -> "_Map | None":
+    def map(self, key: str, *, required: bool = False) -> _Map | None:
         value = self.data.get(key)
         if value is None:
             if required:
@@ -125,7 +126,7 @@ class _Map:
             return None
         return _Map(self.ctx, value, f"{self.path}.{key}" if self.path else key, self.loc(key))
 
-    def items(self, key: str, build: Callable[["_Map"], T | None], *, required: bool = False) -> tuple[T, ...]:
+    def items(self, key: str, build: Callable[[_Map], T | None], *, required: bool = False) -> tuple[T, ...]:
         """Build each mapping of a list with `build`, skipping entries that had problems."""
         value = self.data.get(key)
         if value is None:

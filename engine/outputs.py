@@ -8,7 +8,8 @@ extension the seed file needs: an object or array with a `mapping` but no
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from engine.errors import CapabilityError, Location
 from engine.jsonpath import JsonPathError, compile_path

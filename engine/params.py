@@ -9,7 +9,8 @@ stand in for a secret.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from engine.errors import CapabilityError, Location
 from engine.templates import MISSING, Template, TemplateError

@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Union
+from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
 from engine.errors import ProxyConfigError as ProxyConfigError  # re-exported: its home was here
@@ -72,7 +73,7 @@ class Proxies:
         self._bypass_all = bypass_all
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> "Proxies | None":
+    def from_environ(cls, environ: Mapping[str, str]) -> Proxies | None:
         """The settings, or None when no proxy variable is set (the common case then costs nothing)."""
         values = {key: _variable(environ, key) for key in ("http", "https", "all")}
         proxies = {key: _parse_proxy(*found) for key, found in values.items() if found is not None}

@@ -11,7 +11,8 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 from urllib.parse import quote, urlencode
 
 from engine import formats
@@ -142,7 +143,7 @@ class _Placed:
     body: dict[str, Any]
 
     @classmethod
-    def resolve(cls, params: tuple[OperationParameter, ...], scope: Scope, values: dict[str, Any]) -> "_Placed":
+    def resolve(cls, params: tuple[OperationParameter, ...], scope: Scope, values: dict[str, Any]) -> _Placed:
         """Resolve each declared parameter in order, writing it back so later ones can use it."""
         placed = cls([], [], {})
         cookies: list[str] = []

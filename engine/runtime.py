@@ -12,7 +12,8 @@ import gc
 import logging
 import os
 from pathlib import Path
-from typing import Any, Coroutine, Iterable, Iterator, Mapping
+from typing import Any
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 
 from engine import bindings as binding_values
 from engine import loader
@@ -100,7 +101,7 @@ class Runtime:
         return Upstream(consumes.namespace, base_uri, self.timeout, oauth2=oauth2, **options)
 
     @classmethod
-    def load(cls, *paths: str | Path, **options: Any) -> "Runtime":
+    def load(cls, *paths: str | Path, **options: Any) -> Runtime:
         """Load capability files or folders (see `engine.loader.load`) into a runtime."""
         with gc_paused():
             return cls(loader.load(paths), **options)
@@ -120,7 +121,7 @@ class Runtime:
             for upstream in self.upstreams.values():
                 await upstream.close()
 
-    async def __aenter__(self) -> "Runtime":
+    async def __aenter__(self) -> Runtime:
         await self.start()
         return self
 

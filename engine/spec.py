@@ -76,8 +76,8 @@ class OutputParameter:
     mapping: str | None = None
     value: JSON = None
     const: JSON = None
-    properties: dict[str, "OutputParameter"] | None = None
-    items: "OutputParameter | None" = None
+    properties: dict[str, OutputParameter] | None = None
+    items: OutputParameter | None = None
 
 
 @dataclass(frozen=True, slots=True)

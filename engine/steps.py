@@ -11,7 +11,8 @@ is not checked: an error body is stored like any other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
 from engine.errors import CapabilityError, Location, RequestError, UnknownOperation
 from engine.jsonpath import JsonPathError, compile_path
@@ -67,7 +68,7 @@ def _projector(outputs: Sequence[OutputParameter]) -> Callable[[Any, Scope], Any
 
 
 class _CallStep:
-    def __init__(self, runtime: "Runtime", step: Step) -> None:
+    def __init__(self, runtime: Runtime, step: Step) -> None:
         try:
             self.operation: Operation = runtime.registry.get(step.call or "")
         except UnknownOperation as exc:
@@ -120,7 +121,7 @@ def _text(value: Any) -> str:
 class Steps:
     """A compiled list of steps with their mappings."""
 
-    def __init__(self, runtime: "Runtime", steps: Sequence[Step], mappings: Sequence[StepMapping], where: Location) -> None:
+    def __init__(self, runtime: Runtime, steps: Sequence[Step], mappings: Sequence[StepMapping], where: Location) -> None:
         self.runtime = runtime
         self.steps: list[_CallStep | _LookupStep] = []
         for step in steps:

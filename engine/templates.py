@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from engine.errors import MissingValue as MissingValue  # re-exported: its home was here
 from engine.errors import RequestError
@@ -63,14 +64,14 @@ class Template:
 
     __slots__ = ("source", "parts", "names", "_tree")
 
-    def __init__(self, source: str, parts: tuple[str, ...], tree: "tuple[_Node, ...] | None" = None) -> None:
+    def __init__(self, source: str, parts: tuple[str, ...], tree: tuple[_Node, ...] | None = None) -> None:
         self.source = source
         self.parts = parts  # even indexes: literal text; odd indexes: variable names
         self.names = tuple(parts[1::2])
         self._tree = tree
 
     @classmethod
-    def compile(cls, source: str, *, single_braces: bool = False) -> "Template":
+    def compile(cls, source: str, *, single_braces: bool = False) -> Template:
         """Compile `source`; with `single_braces`, `{name}` counts as `{{name}}` (paths).
 
         Raises TemplateError for a section that is unclosed, unopened or closed by another
@@ -154,7 +155,7 @@ class _Section:
 
     __slots__ = ("name", "inverted", "body")
 
-    def __init__(self, name: str, inverted: bool, body: "tuple[_Node, ...]") -> None:
+    def __init__(self, name: str, inverted: bool, body: tuple[_Node, ...]) -> None:
         self.name, self.inverted, self.body = name, inverted, body
 
 

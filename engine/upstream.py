@@ -12,7 +12,8 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, AsyncIterator, Coroutine, Mapping, Sequence
+from typing import Any
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from engine.errors import NaftikoError, RequestError, UpstreamError, UpstreamTimeout
@@ -61,7 +62,7 @@ class UpstreamResponse:
 
     __slots__ = ("_response", "_upstream", "_operation", "status", "content_type", "charset")
 
-    def __init__(self, response: Response, upstream: "Upstream", operation: str) -> None:
+    def __init__(self, response: Response, upstream: Upstream, operation: str) -> None:
         self._response = response
         self._upstream = upstream
         self._operation = operation

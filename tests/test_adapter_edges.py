@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ class ScriptedUpstream(RawUpstream):
             if conn.recv(1) == b"":
                 self.slow_closed.append(time.monotonic())
                 return False
-        except socket.timeout:
+        except TimeoutError:
             pass
         self._answer(conn, "200 OK", b'{"late": true}')
         return True

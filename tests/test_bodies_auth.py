@@ -9,7 +9,8 @@ import base64
 import hashlib
 import textwrap
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 import httpx

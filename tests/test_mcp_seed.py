@@ -8,7 +8,8 @@ import json
 import os
 import sys
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs
 
 import anyio

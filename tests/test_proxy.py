@@ -12,7 +12,7 @@ import datetime
 import ipaddress
 import ssl
 from pathlib import Path
-from typing import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 import pytest
@@ -131,7 +131,7 @@ class ForwardProxy:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> "ForwardProxy":
+    async def __aenter__(self) -> ForwardProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -228,7 +228,7 @@ async def client(url: str, environ: Mapping[str, str], timeout: float = 5.0) -> 
 def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
     """(CA file, server context)."""
     folder = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "naftiko test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())

@@ -15,7 +15,8 @@ import base64
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 from urllib.parse import quote, unquote
 
 import pytest

@@ -10,7 +10,7 @@ import json
 import textwrap
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs
 
 import httpx

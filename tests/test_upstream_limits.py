@@ -14,7 +14,7 @@ import textwrap
 import time
 import zlib
 from pathlib import Path
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest

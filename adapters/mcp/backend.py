@@ -9,7 +9,8 @@ type: mcp` block of a loaded runtime.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
+from collections.abc import Sequence
 
 JSON = Any
 
@@ -71,7 +72,7 @@ class ToolResult:
     meta: dict[str, JSON] | None = None
 
     @staticmethod
-    def text(text: str, *, is_error: bool = False, meta: dict[str, JSON] | None = None) -> "ToolResult":
+    def text(text: str, *, is_error: bool = False, meta: dict[str, JSON] | None = None) -> ToolResult:
         return ToolResult(content=[{"type": "text", "text": text}], is_error=is_error, meta=meta)
 
 

@@ -14,7 +14,8 @@ import mimetypes
 import re
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Iterable
+from typing import Any
+from collections.abc import Callable, Coroutine, Iterable
 from urllib.parse import unquote, urlparse
 
 from adapters.edges import UNENCODABLE

@@ -31,7 +31,8 @@ import binascii
 import logging
 import secrets
 from functools import partial
-from typing import Any, Awaitable, Callable, Final, Iterable, MutableMapping, Sequence
+from typing import Any, Final
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from urllib.parse import urlsplit
 
 from adapters.edges import BodyTooLarge, Disconnected, DisconnectWatch, read_body

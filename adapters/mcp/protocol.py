@@ -22,7 +22,8 @@ from __future__ import annotations
 import base64
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Final
+from typing import Any, Final
+from collections.abc import Awaitable, Callable
 
 from engine.jsoncodec import RawJSON, dumps, loads
 

@@ -21,7 +21,8 @@ backend, but rejects `"3"` and `true`.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 __all__ = ["ArgumentValidator", "compile_schema", "json_type_name"]
 

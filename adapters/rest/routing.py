@@ -51,11 +51,11 @@ class _End(Generic[T]):
 
 @dataclass(slots=True)
 class _Node(Generic[T]):
-    literals: dict[str, "_Node[T]"] = field(default_factory=dict)
-    variable: "_Node[T] | None" = None
+    literals: dict[str, _Node[T]] = field(default_factory=dict)
+    variable: _Node[T] | None = None
     variable_name: str = ""
-    greedy: "_End[T] | None" = None
-    end: "_End[T] | None" = None
+    greedy: _End[T] | None = None
+    end: _End[T] | None = None
 
 
 class Router(Generic[T]):

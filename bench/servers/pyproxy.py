@@ -9,7 +9,8 @@ Run: granian --interface asgi --loop uvloop --workers 1 bench.servers.pyproxy:ap
 from __future__ import annotations
 
 import os
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 

@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from engine.formats.common import DEFAULT_ITEMS, MAX_DEPTH, Budget, FormatError, FormatNotSupported, as_text
 from engine.formats.css import compile_selector

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 from html import unescape
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from engine.formats.common import Budget, FormatError, rows_to_objects
 

@@ -22,7 +22,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from functools import partial
 from html import unescape
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from engine.formats.common import Budget, rows_to_objects
 from engine.formats.yaml import load_yaml

@@ -99,6 +99,6 @@ class RunStream:
         changed = self._changed
         try:
             await asyncio.wait_for(changed.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from .store import Store, TaskRun
@@ -30,7 +30,7 @@ def log_entry(run: TaskRun, method: str, **params: Any) -> dict[str, Any]:
     """An agent log entry in the shape the sandbox posts to ``append_log/``."""
     return {
         "type": "notification",
-        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "timestamp": datetime.now(UTC).isoformat(),
         "notification": {"jsonrpc": "2.0", "method": method, "params": {"sessionId": run.id, **params}},
     }
 

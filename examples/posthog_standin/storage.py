@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -68,7 +68,7 @@ class BlobStore:
         return hmac.new(self.secret, message.encode(), hashlib.sha256).hexdigest()
 
     def presigned_get_url(self, base_url: str, key: str, expires_in: int = URL_EXPIRY_SECONDS) -> str:
-        amz_date = datetime.now(timezone.utc).strftime(_AMZ_DATE)
+        amz_date = datetime.now(UTC).strftime(_AMZ_DATE)
         query = {
             "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
             "X-Amz-Date": amz_date,
@@ -84,15 +84,15 @@ class BlobStore:
         if not hmac.compare_digest(expected, query.get("X-Amz-Signature", "")):
             return "SignatureDoesNotMatch"
         try:
-            issued = datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=timezone.utc)
+            issued = datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
             deadline = issued + timedelta(seconds=int(expires))
         except ValueError:
             return "AuthorizationQueryParametersError"
-        return "AccessDenied" if datetime.now(timezone.utc) > deadline else None
+        return "AccessDenied" if datetime.now(UTC) > deadline else None
 
     def presigned_post(self, base_url: str, key: str, content_type: str | None, max_size: int) -> dict[str, Any]:
         """``{url, fields}`` as boto3's ``generate_presigned_post`` returns them."""
-        expiration = datetime.now(timezone.utc) + timedelta(seconds=URL_EXPIRY_SECONDS)
+        expiration = datetime.now(UTC) + timedelta(seconds=URL_EXPIRY_SECONDS)
         conditions: list[Any] = [{"key": key}, ["content-length-range", 0, max_size]]
         if content_type:
             conditions.append({"Content-Type": content_type})
@@ -105,7 +105,7 @@ class BlobStore:
             {
                 "x-amz-algorithm": "AWS4-HMAC-SHA256",
                 "x-amz-credential": "standin/us-east-1/s3/aws4_request",
-                "x-amz-date": datetime.now(timezone.utc).strftime(_AMZ_DATE),
+                "x-amz-date": datetime.now(UTC).strftime(_AMZ_DATE),
                 "policy": policy,
                 "x-amz-signature": self._sign(f"POST\n{policy}"),
             }
@@ -119,10 +119,10 @@ class BlobStore:
             return "SignatureDoesNotMatch"
         try:
             doc = json.loads(base64.b64decode(policy))
-            expires = datetime.strptime(doc["expiration"], "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=timezone.utc)
+            expires = datetime.strptime(doc["expiration"], "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=UTC)
         except (ValueError, KeyError, TypeError):
             return "InvalidPolicyDocument"
-        if datetime.now(timezone.utc) > expires:
+        if datetime.now(UTC) > expires:
             return "AccessDenied"
         for condition in doc.get("conditions", []):
             if isinstance(condition, dict):

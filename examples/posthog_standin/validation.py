@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from .errors import required, validation_error
@@ -80,8 +80,8 @@ def _integral(value: Any) -> int | None:
     return None
 
 
-_TRUE = {True, 1, "1", "true", "True", "TRUE", "yes", "on", "y", "t"}
-_FALSE = {False, 0, "0", "false", "False", "FALSE", "no", "off", "n", "f"}
+_TRUE = {True, "1", "true", "True", "TRUE", "yes", "on", "y", "t"}
+_FALSE = {False, "0", "false", "False", "FALSE", "no", "off", "n", "f"}
 
 
 def as_bool(value: Any, attr: str) -> bool:
@@ -141,7 +141,7 @@ def parse_timestamp(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class Reader:
