@@ -47,14 +47,14 @@ def wrk(req: Req, concurrency: int, seconds: float) -> dict[str, Any]:
         cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
                "--latency", "-s", str(LUA), req.url]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
-    line = next((l for l in out.splitlines() if l.startswith("BENCH_JSON ")), None)
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
     result = json.loads(line[len("BENCH_JSON "):])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["errors"] = sum(result[k] for k in result if k.startswith("errors_"))
     dist = out.split("Latency Distribution", 1)
-    result["distribution"] = [l.strip() for l in dist[1].splitlines()[1:5]] if len(dist) > 1 else []
+    result["distribution"] = [ln.strip() for ln in dist[1].splitlines()[1:5]] if len(dist) > 1 else []
     return result
 
 
@@ -164,7 +164,7 @@ def legacy_call(url: str, tool: str, arguments: dict[str, Any] | None = None) ->
 def _json_rpc(raw: bytes, content_type: str) -> dict[str, Any]:
     """The JSON-RPC answer, whether it came as JSON or as the last `data:` event of an SSE body."""
     if "text/event-stream" in content_type:
-        data = [l[5:].strip() for l in raw.decode().splitlines() if l.startswith("data:") and l[5:].strip()]
+        data = [ln[5:].strip() for ln in raw.decode().splitlines() if ln.startswith("data:") and ln[5:].strip()]
         return json.loads(data[-1])
     return json.loads(raw)
 

@@ -22,9 +22,10 @@ MCP_TARGETS = {"naftiko-modern": "naftiko MCP, modern", "naftiko-legacy": "nafti
 
 def machine() -> dict[str, Any]:
     """CPU model, cores, memory, kernel and Python, as the report names them."""
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
-    mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem_kb = next(int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal"))
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 1048576, 1),
             "kernel": platform.release(), "os": platform.platform(), "python": sys.version.split()[0]}
 
@@ -59,7 +60,7 @@ def paired(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str,
         return None
     runs_a, runs_b = a.get("runs") or [], b.get("runs") or []
     if runs_a and len(runs_a) == len(runs_b) and all(key in r for r in runs_a + runs_b):
-        return statistics.median(combine(x[key], y[key]) for x, y in zip(runs_a, runs_b))
+        return statistics.median(combine(x[key], y[key]) for x, y in zip(runs_a, runs_b, strict=True))
     return combine(a[key], b[key])
 
 
@@ -111,8 +112,10 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
     nk1, d1 = _point(rest, "naftiko", "small", 1), _point(rest, "direct", "small", 1)
     for pct, limit in (("p50", 300), ("p99", 1000)):
         v = paired(nk1, d1, f"{pct}_us", lambda x, y: x - y)
-        add(f"REST added latency at c1 over direct, {pct} < {limit / 1000:g} ms (small JSON)", v, lambda x, l=limit: x < l,
-            f"{_ms(v)} ms (medians: naftiko {_ms(nk1 and nk1[f'{pct}_us'])} ms, direct {_ms(d1 and d1[f'{pct}_us'])} ms)")
+        add(f"REST added latency at c1 over direct, {pct} < {limit / 1000:g} ms (small JSON)", v,
+            lambda x, bound=limit: x < bound,
+            f"{_ms(v)} ms (medians: naftiko {_ms(nk1 and nk1[f'{pct}_us'])} ms, "
+            f"direct {_ms(d1 and d1[f'{pct}_us'])} ms)")
     nm = _point(mcp, "naftiko-modern", "small", 32)
     for peer, label in (("fastmcp-modern", "FastMCP from_openapi"), ("sdk-modern", "the SDK server")):
         pm = _point(mcp, peer, "small", 32)
@@ -135,38 +138,48 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
             lambda x: x <= 1.10, f"{_num(v, '{:.2f}')}× (medians {_ms(big and big['p50_us'])} vs "
                                  f"{_ms(small and small['p50_us'])} ms)")
     v = _get(seed, "serving", "peak_rss_mb")
-    add("RSS < 80 MB serving the seed (peak under REST and MCP load)", v, lambda x: x < 80, f"{_num(v, '{:.1f}')} MB")
+    add("RSS < 80 MB serving the seed (peak under REST and MCP load)", v, lambda x: x < 80,
+        f"{_num(v, '{:.1f}')} MB")
     dl = _get(data, "stream", "download_naftiko")
     v = dl["added_mb"] if dl else None
     mb = _get(data, "settings", "download_mb")
     add(f"Streaming a {mb} MiB download adds < 20 MB RSS", v, lambda x: x < 20,
-        f"{_num(v, '{:.1f}')} MB (idle {_num(dl and dl['rss_idle_mb'], '{:.1f}')} MB, peak {_num(dl and dl['peak_rss_mb'], '{:.1f}')} MB)")
+        f"{_num(v, '{:.1f}')} MB (idle {_num(dl and dl['rss_idle_mb'], '{:.1f}')} MB, "
+        f"peak {_num(dl and dl['peak_rss_mb'], '{:.1f}')} MB)")
     return out
 
 
 
 # --- markdown ------------------------------------------------------------------------------
 
+def _rps(point: dict[str, Any] | None) -> float | None:
+    return point["rps"] if point else None
+
+
 def _rest_table(rest: dict[str, Any], payload: str) -> list[str]:
-    lines = ["| target | c | req/s | × floor | × naftiko | × pure proxy | × nginx | p50 ms | p99 ms | p50 over floor ms | p99 over floor ms | server CPU µs/req | peak RSS MB | errors |",
+    lines = ["| target | c | req/s | × floor | × naftiko | × pure proxy | × nginx | p50 ms | p99 ms "
+             "| p50 over floor ms | p99 over floor ms | server CPU µs/req | peak RSS MB | errors |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for target, label in REST_TARGETS.items():
         for c in (1, 32, 128):
             p = _point(rest, target, payload, c)
             if p is None:
                 continue
-            ref = {t: _point(rest, t, payload, c) for t in REST_TARGETS}
-            rps = lambda t: ref[t]["rps"] if ref[t] else None  # noqa: E731
-            d = ref["direct"]
-            lines.append(f"| {label} | {c} | {p['rps']:,.0f} | {_ratio(p['rps'], rps('direct'))} | {_ratio(p['rps'], rps('naftiko'))} | "
-                         f"{_ratio(p['rps'], rps('pyproxy'))} | {_ratio(p['rps'], rps('nginx'))} | {_ms(p['p50_us'])} | {_ms(p['p99_us'])} | "
-                         f"{_ms(p['p50_us'] - d['p50_us']) if d else '–'} | {_ms(p['p99_us'] - d['p99_us']) if d else '–'} | "
-                         f"{_num(p.get('cpu_us_per_request'))} | {rest[target][payload]['peak_rss_mb']:.1f} | {p['errors']} |")
+            rps = {t: _rps(_point(rest, t, payload, c)) for t in REST_TARGETS}
+            d = _point(rest, "direct", payload, c)
+            lines.append(f"| {label} | {c} | {p['rps']:,.0f} | {_ratio(p['rps'], rps['direct'])} "
+                         f"| {_ratio(p['rps'], rps['naftiko'])} | {_ratio(p['rps'], rps['pyproxy'])} "
+                         f"| {_ratio(p['rps'], rps['nginx'])} | {_ms(p['p50_us'])} | {_ms(p['p99_us'])} | "
+                         f"{_ms(p['p50_us'] - d['p50_us']) if d else '–'} | "
+                         f"{_ms(p['p99_us'] - d['p99_us']) if d else '–'} | "
+                         f"{_num(p.get('cpu_us_per_request'))} | {rest[target][payload]['peak_rss_mb']:.1f} "
+                         f"| {p['errors']} |")
     return lines
 
 
 def _mcp_table(mcp: dict[str, Any], rest: dict[str, Any] | None, payload: str) -> list[str]:
-    lines = ["| target | c | req/s | × floor | × naftiko REST | × naftiko MCP modern | × FastMCP (same era) | × SDK (same era) | p50 ms | p99 ms | server CPU µs/req | peak RSS MB | errors |",
+    lines = ["| target | c | req/s | × floor | × naftiko REST | × naftiko MCP modern | × FastMCP (same era) "
+             "| × SDK (same era) | p50 ms | p99 ms | server CPU µs/req | peak RSS MB | errors |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for target, label in MCP_TARGETS.items():
         entry = _get(mcp, target, payload)
@@ -184,9 +197,9 @@ def _mcp_table(mcp: dict[str, Any], rest: dict[str, Any] | None, payload: str) -
             nrest = _point(mcp, "naftiko-rest", payload, c) or _point(rest, "naftiko", payload, c)
             nm = _point(mcp, "naftiko-modern", payload, c)
             fm, sd = _point(mcp, f"fastmcp-{era}", payload, c), _point(mcp, f"sdk-{era}", payload, c)
-            r = lambda q: q["rps"] if q else None  # noqa: E731
-            lines.append(f"| {label} | {c} | {p['rps']:,.0f} | {_ratio(p['rps'], r(floor))} | {_ratio(p['rps'], r(nrest))} | "
-                         f"{_ratio(p['rps'], r(nm))} | {_ratio(p['rps'], r(fm))} | {_ratio(p['rps'], r(sd))} | "
+            lines.append(f"| {label} | {c} | {p['rps']:,.0f} | {_ratio(p['rps'], _rps(floor))} "
+                         f"| {_ratio(p['rps'], _rps(nrest))} | {_ratio(p['rps'], _rps(nm))} "
+                         f"| {_ratio(p['rps'], _rps(fm))} | {_ratio(p['rps'], _rps(sd))} | "
                          f"{_ms(p['p50_us'])} | {_ms(p['p99_us'])} | {_num(p.get('cpu_us_per_request'))} | "
                          f"{entry.get('peak_rss_mb', 0):.1f} | {p['errors']} |")
     return lines
@@ -197,13 +210,15 @@ def markdown(data: dict[str, Any]) -> str:
     lines = [f"# naftiko benchmark ({data['mode']} run)", "",
              f"Run {data['started']}, {data['elapsed_s'] / 60:.1f} min. Method: `bench/README.md`.", "",
              "## Machine", "",
-             f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory_gib']} GiB; kernel {m['kernel']}; Python {m['python']}",
+             f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory_gib']} GiB; kernel {m['kernel']}; "
+             f"Python {m['python']}",
              f"- OS: {m['os']}",
              f"- Upstream: {data.get('upstream', '?')}",
-             f"- Load: wrk, 1 thread, on the same machine; c1 runs {s['c1_seconds']} s, c32/c128 runs {s['load_seconds']} s; "
-             f"median of {s['runs']} run(s) per point after a {s['warmup_seconds']} s warm-up. Every server runs as one process (one worker).",
-             f"- 1-minute load average seen after the runs: {_load_range(data)} (other programs on the machine add noise; "
-             "each run's figure is in report.json)",
+             f"- Load: wrk, 1 thread, on the same machine; c1 runs {s['c1_seconds']} s, "
+             f"c32/c128 runs {s['load_seconds']} s; median of {s['runs']} run(s) per point after a "
+             f"{s['warmup_seconds']} s warm-up. Every server runs as one process (one worker).",
+             f"- 1-minute load average seen after the runs: {_load_range(data)} "
+             "(other programs on the machine add noise; each run's figure is in report.json)",
              "", "Versions:", ""]
     lines += [f"- {k}: {v}" for k, v in data["versions"].items()]
     lines += ["", "## Goals (issue 5)", "",
@@ -221,18 +236,21 @@ def markdown(data: dict[str, Any]) -> str:
         if mcp:
             lines += ["", f"## MCP tools/call, {payload} JSON ({size:,} bytes)", "",
                       "Modern = stateless 2026-07-28 POST with routing headers and `_meta`; legacy = 2025-11-25 after "
-                      "`initialize` (with the session id when the server mints one). Floor = the upstream called directly over REST.",
+                      "`initialize` (with the session id when the server mints one). "
+                      "Floor = the upstream called directly over REST.",
                       "", *_mcp_table(mcp, rest, payload)]
     if data.get("scale"):
         lines += ["", "## Scale: generated capabilities (each operation a REST route and an MCP tool)", "",
                   "Start-up = process start until the REST port answers HTTP. Latency: p50 at c1, median of runs.", "",
-                  "| operations | file KB | start-up s (runs) | RSS ready MB | peak RSS MB | REST first p50 ms | REST last p50 ms | MCP first p50 ms | MCP last p50 ms | REST last p50 × N=20 |",
+                  "| operations | file KB | start-up s (runs) | RSS ready MB | peak RSS MB | REST first p50 ms "
+                  "| REST last p50 ms | MCP first p50 ms | MCP last p50 ms | REST last p50 × N=20 |",
                   "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
         base = _get(data, "scale", "20", "rest_last", "p50_us")
         for n, r in data["scale"].items():
             runs = ", ".join(f"{t:.2f}" for t in r["startup_runs_s"])
-            lines.append(f"| {int(n):,} | {r['file_bytes'] / 1024:,.0f} | {r['startup_s']:.3f} ({runs}) | {r['rss_ready_mb']:.1f} | "
-                         f"{r.get('peak_rss_mb', 0):.1f} | {_ms(_get(r, 'rest_first', 'p50_us'))} | {_ms(_get(r, 'rest_last', 'p50_us'))} | "
+            lines.append(f"| {int(n):,} | {r['file_bytes'] / 1024:,.0f} | {r['startup_s']:.3f} ({runs}) "
+                         f"| {r['rss_ready_mb']:.1f} | {r.get('peak_rss_mb', 0):.1f} "
+                         f"| {_ms(_get(r, 'rest_first', 'p50_us'))} | {_ms(_get(r, 'rest_last', 'p50_us'))} | "
                          f"{_ms(_get(r, 'mcp_first', 'p50_us'))} | {_ms(_get(r, 'mcp_last', 'p50_us'))} | "
                          f"{_ratio(_get(r, 'rest_last', 'p50_us'), base)} |")
     seed = data.get("seed")
@@ -240,15 +258,18 @@ def markdown(data: dict[str, Any]) -> str:
         sv = seed.get("serving", {})
         lines += ["", "## Seed capability (capabilities/posthog-task-runs.yaml)", "",
                   f"- Start-up (base URI 127.0.0.1:9): median {seed['startup_s']:.3f} s over "
-                  f"{', '.join(f'{t:.3f}' for t in seed['startup_runs_s'])} s; RSS when ready {seed['rss_ready_mb']:.1f} MB.",
-                  f"- Serving real answers (upstream = the bench nginx): idle {sv.get('rss_idle_mb', 0):.1f} MB; peak "
-                  f"{sv.get('peak_rss_mb', 0):.1f} MB after REST c32 ({_num(_get(sv, 'rest_c32', 'rps'))} req/s) and MCP c32 "
-                  f"({_num(_get(sv, 'mcp_c32', 'rps'))} req/s{', ' + sv['mcp_skipped'] if 'mcp_skipped' in sv else ''})."]
+                  f"{', '.join(f'{t:.3f}' for t in seed['startup_runs_s'])} s; "
+                  f"RSS when ready {seed['rss_ready_mb']:.1f} MB.",
+                  f"- Serving real answers (upstream = the bench nginx): idle {sv.get('rss_idle_mb', 0):.1f} MB; "
+                  f"peak {sv.get('peak_rss_mb', 0):.1f} MB after REST c32 ({_num(_get(sv, 'rest_c32', 'rps'))} req/s) "
+                  f"and MCP c32 ({_num(_get(sv, 'mcp_c32', 'rps'))} req/s"
+                  f"{', ' + sv['mcp_skipped'] if 'mcp_skipped' in sv else ''})."]
     st = data.get("stream")
     if st:
         e, dd, dn = st["sse"], st["download_direct"], st["download_naftiko"]
         lines += ["", "## Streaming through the REST adapter", "",
-                  f"Server-sent events: {e['events']} events, one every {e['interval_ms']} ms, stamped by the upstream; "
+                  f"Server-sent events: {e['events']} events, one every {e['interval_ms']} ms, "
+                  "stamped by the upstream; "
                   "delay = arrival at the client minus the stamp (CLOCK_MONOTONIC, same machine).", "",
                   "| path | p50 ms | p99 ms |", "|---|---:|---:|",
                   f"| direct | {_ms(e['direct_p50_us'])} | {_ms(e['direct_p99_us'])} |",
@@ -257,16 +278,20 @@ def markdown(data: dict[str, Any]) -> str:
                   f"Download of {s['download_mb']} MiB (application/octet-stream made on the fly, read by curl): "
                   f"direct {dd['mb_per_s']:,.0f} MiB/s; through naftiko {dn['mb_per_s']:,.0f} MiB/s "
                   f"({_ratio(dn['mb_per_s'], dd['mb_per_s'])}); naftiko RSS idle {dn['rss_idle_mb']:.1f} MB, peak "
-                  f"{dn['peak_rss_mb']:.1f} MB (sampled max {dn['rss_max_sampled_mb'] or 0:.1f} MB): **+{dn['added_mb']:.1f} MB**."]
+                  f"{dn['peak_rss_mb']:.1f} MB (sampled max {dn['rss_max_sampled_mb'] or 0:.1f} MB): "
+                  f"**+{dn['added_mb']:.1f} MB**."]
     prof = data.get("profile")
     if prof:
         lines += ["", "## Where naftiko spends its time (py-spy under wrk load)", "",
-                  "Own time = samples whose innermost frame is the function; inclusive = samples with the function anywhere on the stack."]
+                  "Own time = samples whose innermost frame is the function; "
+                  "inclusive = samples with the function anywhere on the stack."]
         for kind, p in prof.items():
             if "skipped" in p:
                 lines += ["", f"{kind.upper()}: not profiled ({p['skipped']})"]
                 continue
-            lines += ["", f"### {kind.upper()}, {p.get('payload', 'small')} JSON, c{p.get('concurrency', 32)} ({p['samples']} samples of a busy thread; idle waits are not sampled)", "", "| own % | function | file |", "|---:|---|---|"]
+            lines += ["", f"### {kind.upper()}, {p.get('payload', 'small')} JSON, c{p.get('concurrency', 32)} "
+                          f"({p['samples']} samples of a busy thread; idle waits are not sampled)",
+                      "", "| own % | function | file |", "|---:|---|---|"]
             lines += [f"| {pct:.1f} | `{fn}` | {file} |" for pct, fn, file in p["own"][:15]]
             lines += ["", "| inclusive % | function (naftiko's own code) | file |", "|---:|---|---|"]
             lines += [f"| {pct:.1f} | `{fn}` | {file} |" for pct, fn, file in p["inclusive_naftiko"][:15]]
@@ -322,7 +347,8 @@ def chart(data: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(2, 3, figsize=(18, 10))
     m = data["machine"]
-    fig.suptitle(f"naftiko benchmark ({data['mode']}) — {m['cpu']}, {m['cores']} cores, Python {m['python']}", fontsize=13)
+    fig.suptitle(f"naftiko benchmark ({data['mode']}) — {m['cpu']}, {m['cores']} cores, Python {m['python']}",
+                 fontsize=13)
 
     def bars(ax: Any, section: dict[str, Any] | None, targets: dict[str, str], payload: str, title: str) -> None:
         ax.set_title(title)

@@ -310,7 +310,7 @@ def scale_section(settings: Settings, tmp: Path, up_port: int) -> dict[str, Any]
         for name, by_level in points.items():
             n, key = name.split("/")
             out[n][key] = by_level[1]
-        for n, server in zip(settings.scale_sizes, servers):
+        for n, server in zip(settings.scale_sizes, servers, strict=True):
             out[str(n)]["rss_after_mb"] = rss_mb(server.pid)
             out[str(n)]["peak_rss_mb"] = peak_rss_mb(server.pid)
     finally:
