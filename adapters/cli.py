@@ -115,9 +115,10 @@ def _describe(capability: Capability) -> str:
     for exposes in capability.exposes:
         if isinstance(exposes, RestExposes):
             lines.append(f"  exposes rest {exposes.namespace}  port {exposes.port}")
-            for resource in exposes.resources:
-                for op in resource.operations:
-                    lines.append(f"    {op.method:<6} {resource.path}  -> {op.invocation.call or op.invocation.ref or 'steps'}")
+            for exposed in exposes.resources:  # not `resource`: that names a consumed one above
+                for operation in exposed.operations:
+                    target = operation.invocation.call or operation.invocation.ref or "steps"
+                    lines.append(f"    {operation.method:<6} {exposed.path}  -> {target}")
         elif isinstance(exposes, McpExposes):
             where = f"port {exposes.port}" if exposes.transport == "http" else "stdio"
             lines.append(f"  exposes mcp {exposes.namespace}  {where}")
@@ -125,7 +126,8 @@ def _describe(capability: Capability) -> str:
                 lines.append(f"    tool {tool.name:<40} -> {tool.invocation.call or tool.invocation.ref or 'steps'}")
         elif isinstance(exposes, SkillExposes):
             lines.append(f"  exposes skill {exposes.namespace}  port {exposes.port}")
-            lines += [f"    skill {skill.name}: {', '.join(t.name for t in skill.tools) or 'no tools'}" for skill in exposes.skills]
+            lines += [f"    skill {skill.name}: {', '.join(t.name for t in skill.tools) or 'no tools'}"
+                      for skill in exposes.skills]
         else:
             lines.append(f"  exposes {exposes.type} {exposes.namespace or ''} (not served yet)")
     return "\n".join(lines)
@@ -140,7 +142,7 @@ def _call_arguments(values: Sequence[str]) -> dict[str, Any]:
             try:
                 params[name] = json.loads(raw)
             except ValueError as exc:
-                raise SystemExit(f"naftiko: {name}:= needs JSON ({exc})")
+                raise SystemExit(f"naftiko: {name}:= needs JSON ({exc})") from None
         elif "=" in value:
             name, text = value.split("=", 1)
             params[name] = text

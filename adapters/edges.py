@@ -34,7 +34,8 @@ class Disconnected(Exception):
 
 
 #: What a call answers when caller text holds a lone surrogate (JSON can escape one, UTF-8 cannot carry it).
-UNENCODABLE = "a value holds a lone surrogate (such as \\ud800), which UTF-8 cannot carry, so it cannot be sent upstream"
+UNENCODABLE = ("a value holds a lone surrogate (such as \\ud800), which UTF-8 cannot carry, "
+               "so it cannot be sent upstream")
 
 
 def too_large_message(limit: int) -> str:

@@ -119,7 +119,8 @@ def bind(host: str, port: int, what: str) -> socket.socket:
 def _servable(runtime: Runtime, quiet: bool = False) -> list[Exposes]:
     servable: list[Exposes] = []
     for exposes in runtime.exposes:
-        if isinstance(exposes, (RestExposes, SkillExposes)) or (isinstance(exposes, McpExposes) and exposes.transport == "http"):
+        if isinstance(exposes, (RestExposes, SkillExposes)) \
+                or (isinstance(exposes, McpExposes) and exposes.transport == "http"):
             servable.append(exposes)
         elif not quiet:
             log.warning("exposes '%s' (type %s) is not served: this runtime does not serve it yet",
@@ -197,7 +198,7 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
         with gc_paused():
             apps = [exposes_app(runtime, exposes.namespace, **_options(exposes, host, allowed_hosts, allowed_origins))
                     for exposes in exposes_list]
-        for exposes, app in zip(exposes_list, apps):
+        for exposes, app in zip(exposes_list, apps, strict=True):
             bind_host = host or exposes.address or DEFAULT_HOST
             port = ports.get(exposes.namespace, exposes.port or 0)
             sock = bind(bind_host, port, f"'{exposes.namespace}'")
@@ -222,7 +223,7 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets)]
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets, strict=True)]
     try:
         while not all(server.started for server in servers):
             if any(task.done() for task in tasks):

@@ -85,7 +85,8 @@ def _at(where: Location, key: str) -> Location:
 class ExposedCall:
     """One compiled invocation."""
 
-    __slots__ = ("runtime", "operation", "rules", "mapper", "passthrough", "steps", "delegate", "function", "mock", "where")
+    __slots__ = ("runtime", "operation", "rules", "mapper", "passthrough", "steps", "delegate", "function", "mock",
+                 "where")
 
     def __init__(self, runtime: Runtime, invocation: Invocation, where: Location) -> None:
         from engine.steps import Steps
@@ -112,7 +113,8 @@ class ExposedCall:
         elif invocation.output_parameters:
             self.mock = compile_mock(invocation.output_parameters)
         else:
-            raise CapabilityError.at(where, "nothing to do: give a 'call', 'steps', 'ref' or mock outputParameters with 'value'")
+            raise CapabilityError.at(where, "nothing to do: give a 'call', 'steps', 'ref'"
+                                            " or mock outputParameters with 'value'")
 
     def references(self) -> dict[str, str]:
         return self.rules.references()
@@ -120,7 +122,8 @@ class ExposedCall:
     def _map(self, data: Any, scope: Scope) -> Any:
         return data if self.passthrough or data is None else self.mapper(data, scope)
 
-    def invoke(self, params: dict[str, Any], *, stream: bool = False, parse: bool = True) -> Coroutine[Any, Any, Outcome]:
+    def invoke(self, params: dict[str, Any], *, stream: bool = False,
+               parse: bool = True) -> Coroutine[Any, Any, Outcome]:
         """Run the invocation (await the result).
 
         With `stream`, a raw (non-data) answer is left unread for streaming. Without `parse`, an

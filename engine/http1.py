@@ -23,7 +23,7 @@ import zlib
 from collections import deque
 from http import HTTPStatus
 from typing import TYPE_CHECKING
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import httptools
 
@@ -478,7 +478,7 @@ class Pool:
         self._environ = environ
 
     async def request(self, method: str, origin: Origin, host_header: str, target: str,
-                      headers: tuple[tuple[str, str], ...] | list[tuple[str, str]], body: bytes | None) -> Response:
+                      headers: Sequence[tuple[str, str]], body: bytes | None) -> Response:
         """Send one request; the answer's headers are in, its body is still to read."""
         proxy = None if self._proxies is None else self._route(origin)
         if proxy is not None and origin[0] == "http":  # forwarded by the proxy: absolute-form target
@@ -696,7 +696,7 @@ def _why(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-def _encode(method: str, host_header: str, target: str, headers: tuple[tuple[str, str], ...] | list[tuple[str, str]],
+def _encode(method: str, host_header: str, target: str, headers: Sequence[tuple[str, str]],
             body: bytes | None) -> bytes:
     """The request head and body as one buffer; a line break inside a header is refused."""
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}"]

@@ -455,7 +455,7 @@ def _check_body(m: _Map) -> None:
         if not isinstance(data, list):
             typed.bad("data", f"a multipartForm body's 'data' must be a list of parts; got {_kind(data)}")
             return
-        for part in typed.items("data", lambda p: p.str("name", required=True)):
+        for _part in typed.items("data", lambda p: p.str("name", required=True)):  # checked as it is read
             pass
     elif kind in ("text", "xml", "sparql") and isinstance(data, (dict, list)):
         typed.bad("data", f"a {kind} body's 'data' must be a string; got {_kind(data)}")
@@ -691,8 +691,9 @@ def _mcp_resource(m: _Map) -> spec.Resource | None:
     if uri is not None:
         variables = [v.replace("-", "_") for v in _URI_VARIABLE.findall(uri)]
         if len(set(variables)) != len(variables):
-            m.bad("uri", f"'uri' names a variable twice ({', '.join(sorted({v for v in variables if variables.count(v) > 1}))};"
-                         " '-' and '_' count as the same): each needs its own name")
+            twice = ", ".join(sorted({v for v in variables if variables.count(v) > 1}))
+            m.bad("uri", f"'uri' names a variable twice ({twice}; '-' and '_' count as the same):"
+                         " each needs its own name")
     if name is None or uri is None:
         return None
     return spec.Resource(
@@ -1188,7 +1189,8 @@ def _check_skills(capability: spec.Capability) -> None:
                 if tool.source_namespace not in actions:
                     known = ", ".join(sorted(actions)) or "none"
                     problems.append(Problem(tool.where, f"skill tool '{tool.name}': sourceNamespace"
-                                            f" '{tool.source_namespace}' is not a REST or MCP block of this file (known: {known})"))
+                                            f" '{tool.source_namespace}' is not a REST or MCP block of this file"
+                                            f" (known: {known})"))
                 elif tool.action not in actions[tool.source_namespace][1]:
                     problems.append(Problem(tool.where, f"skill tool '{tool.name}': '{tool.source_namespace}' has no"
                                             f" operation or tool named '{tool.action}'"))
@@ -1249,7 +1251,8 @@ def load(paths: Iterable[str | Path], limits: ReadLimits = READ_LIMITS) -> list[
     problems: list[Problem] = []
     files = expand_paths(paths)
     if not files:
-        raise CapabilityError.at(Location(", ".join(str(p) for p in paths)), "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:')")
+        raise CapabilityError.at(Location(", ".join(str(p) for p in paths)),
+                                 "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:')")
     for file in files:
         try:
             capabilities.append(load_file(file, limits))

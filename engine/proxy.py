@@ -15,15 +15,14 @@ from __future__ import annotations
 import base64
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Union
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
 from engine.errors import ProxyConfigError as ProxyConfigError  # re-exported: its home was here
 
 Origin = tuple[str, str, int]  # scheme, host, port (as engine.http1 has it)
-Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,7 +229,8 @@ def _check_type(param: OperationParameter, value: Any) -> None:
     }[param.type](value.strip())
     if not ok:
         article = "an" if param.type == "integer" else "a"
-        raise RequestError(f"parameter '{param.name}' must be {article} {param.type}; got {value!r}", parameter=param.name)
+        raise RequestError(f"parameter '{param.name}' must be {article} {param.type}; got {value!r}",
+                           parameter=param.name)
 
 
 def _is_number(text: str) -> bool:
@@ -294,7 +295,8 @@ class _BodyPlan:
     def render(self, scope: Scope) -> tuple[bytes, str]:
         if self.kind == "json":
             assert self.data is not None
-            return json.dumps(self.data.render(scope), separators=(",", ":"), ensure_ascii=False).encode(), self.content_type
+            text = json.dumps(self.data.render(scope), separators=(",", ":"), ensure_ascii=False)
+            return text.encode(), self.content_type
         if self.kind == "form":
             assert self.data is not None
             return urlencode({k: to_text(v) for k, v in self.data.render(scope).items()}).encode(), self.content_type
@@ -334,7 +336,8 @@ def _compile_body(body: Any) -> _BodyPlan | None:
             return _BodyPlan("form", "application/x-www-form-urlencoded", data=_Data(data))
         return _BodyPlan("raw", "application/x-www-form-urlencoded", template=Template.compile(str(data or "")))
     if kind == "multipartForm":
-        parts = [(str(p.get("name")), Template.compile(str(p.get("value", ""))), p.get("filename"), p.get("contentType"))
+        parts = [(str(p.get("name")), Template.compile(str(p.get("value", ""))), p.get("filename"),
+                  p.get("contentType"))
                  for p in (data if isinstance(data, list) else ()) if isinstance(p, dict)]
         return _BodyPlan("multipart", "multipart/form-data", parts=parts)
     if kind in _TEXT_TYPES:
@@ -433,7 +436,8 @@ class Registry:
     def get(self, key: str) -> Operation:
         operation = self.operations.get(key)
         if operation is None:
-            raise UnknownOperation(f"no consumed operation '{key}'; known: {', '.join(sorted(self.operations)) or 'none'}")
+            known = ", ".join(sorted(self.operations)) or "none"
+            raise UnknownOperation(f"no consumed operation '{key}'; known: {known}")
         return operation
 
     def __iter__(self):

@@ -86,7 +86,8 @@ class Runtime:
 
         def field(name: str, value: Any) -> str:
             if not value:
-                raise CapabilityError.at(auth.where, f"{auth.type} authentication of '{consumes.namespace}' needs '{name}'")
+                raise CapabilityError.at(auth.where,
+                                         f"{auth.type} authentication of '{consumes.namespace}' needs '{name}'")
             return Template.compile(str(value)).render(scope)
 
         if auth.type == "digest":
@@ -151,12 +152,13 @@ class Runtime:
                 problems.extend(_duplicate_tools(exposes, self.functions))
             elif isinstance(exposes, RestExposes):
                 for resource in exposes.resources:
-                    if resource.forward is not None and resource.forward.target_namespace not in self.registry.namespaces:
+                    forward = resource.forward
+                    if forward is not None and forward.target_namespace not in self.registry.namespaces:
                         known = ", ".join(sorted(self.registry.namespaces)) or "none"
-                        where = resource.forward.where
+                        where = forward.where
                         problems.append(Problem(Location(where.file, where.line, where.column,
                                                          f"{where.path}.targetNamespace"),
-                                                f"forward target '{resource.forward.target_namespace}' is not a"
+                                                f"forward target '{forward.target_namespace}' is not a"
                                                 f" consumes namespace (known: {known})"))
         if problems:
             raise CapabilityError(problems)
@@ -219,9 +221,9 @@ def _invocations(exposes: Exposes) -> Iterator[tuple[Invocation, Location]]:
     elif isinstance(exposes, McpExposes):
         for tool in exposes.tools:
             yield tool.invocation, tool.where
-        for resource in exposes.resources:
-            if resource.invocation is not None:
-                yield resource.invocation, resource.where
+        for mcp_resource in exposes.resources:  # not `resource`: that names a REST one above
+            if mcp_resource.invocation is not None:
+                yield mcp_resource.invocation, mcp_resource.where
 
 
 MAX_REF_DEPTH = 16
@@ -295,7 +297,8 @@ def _base_uri(consumes: Consumes, overrides: Mapping[str, str], env: Mapping[str
             f" --base-uri {consumes.namespace}=URL or set {variable}",
         )
     if not uri.startswith(("http://", "https://")):
-        raise CapabilityError.at(consumes.where, f"base URI for '{consumes.namespace}' must start with http:// or https://; got '{uri}'")
+        raise CapabilityError.at(consumes.where, f"base URI for '{consumes.namespace}' must start with http://"
+                                                 f" or https://; got '{uri}'")
     return uri
 
 

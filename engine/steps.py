@@ -121,7 +121,8 @@ def _text(value: Any) -> str:
 class Steps:
     """A compiled list of steps with their mappings."""
 
-    def __init__(self, runtime: Runtime, steps: Sequence[Step], mappings: Sequence[StepMapping], where: Location) -> None:
+    def __init__(self, runtime: Runtime, steps: Sequence[Step], mappings: Sequence[StepMapping],
+                 where: Location) -> None:
         self.runtime = runtime
         self.steps: list[_CallStep | _LookupStep] = []
         for step in steps:

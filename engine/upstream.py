@@ -152,7 +152,10 @@ class DigestAuth:
             return None
         algorithm = challenge.get("algorithm", "MD5")
         digest = hashlib.sha256 if algorithm.upper().startswith("SHA-256") else hashlib.md5
-        h = lambda text: digest(text.encode()).hexdigest()  # noqa: E731
+
+        def h(text: str) -> str:
+            return digest(text.encode()).hexdigest()
+
         realm, nonce = challenge.get("realm", ""), challenge.get("nonce", "")
         self._count += 1
         nc, cnonce = f"{self._count:08x}", os.urandom(8).hex()
@@ -287,16 +290,11 @@ class Upstream:
         target = self._base
         for _ in range(MAX_REDIRECTS + 1):
             home = target.origin == self._base.origin
-
-            def send() -> Coroutine[Any, Any, Response]:  # the request's own coroutine: one frame less per wait
-                signed = self._signed(method, path, headers) if home else headers
-                return pool.request(method, target.origin, target.host, path or "/", signed, body)
-
-            response = await send()
+            response = await self._send(pool, method, target, path, headers, body, home)
             if response.status == 401 and home and self._digest is not None \
                     and self._digest.learn(response.header("www-authenticate")):
                 await response.read()
-                response = await send()
+                response = await self._send(pool, method, target, path, headers, body, home)
             location = response.header("location") if response.status in REDIRECTS else None
             if location is None:
                 return response
@@ -312,6 +310,12 @@ class Upstream:
                 headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
             target, path = following, following.path
         raise HTTPFailure("too many redirects")
+
+    def _send(self, pool: Pool, method: str, target: _Target, path: str, headers: Headers, body: bytes | None,
+              home: bool) -> Coroutine[Any, Any, Response]:
+        """The pool's own coroutine, not awaited here: one frame less per wait."""
+        signed = self._signed(method, path, headers) if home else headers
+        return pool.request(method, target.origin, target.host, path or "/", signed, body)
 
     def _signed(self, method: str, uri: str, headers: Headers) -> Headers:
         signature = self._digest.sign(method, uri or "/") if self._digest is not None else None

@@ -129,8 +129,8 @@ def _tool_result(namespace: str, outcome: Outcome) -> ToolResult:
             structured = passthrough(outcome.body)
         except (ValueError, RecursionError) as exc:
             message = f"upstream {namespace} answered JSON that is not valid ({exc})"
-            return ToolResult.text(message, is_error=True,
-                                   meta={ERROR_META: {"type": "upstream_error", "upstream": namespace, "message": message}})
+            error = {"type": "upstream_error", "upstream": namespace, "message": message}
+            return ToolResult.text(message, is_error=True, meta={ERROR_META: error})
     return ToolResult(content=[{"type": "text", "text": text}], structured=structured)
 
 
@@ -245,7 +245,8 @@ class CapabilityBackend:
         self._prompts = {p.name: p for p in exposes.prompts}
         self.prompts = tuple(
             McpPrompt(name=p.name, description=p.description, title=p.label,
-                      arguments=tuple(McpPromptArgument(a.name, a.description, a.label, a.required) for a in p.arguments))
+                      arguments=tuple(McpPromptArgument(a.name, a.description, a.label, a.required)
+                                      for a in p.arguments))
             for p in exposes.prompts)
 
     @staticmethod
@@ -376,8 +377,9 @@ async def _read_location(resource: Resource, uri: str, limit: int) -> dict[str, 
     try:
         size = path.stat().st_size
         if size > limit:
-            raise McpError(INTERNAL_ERROR, f"resource {uri} is a file larger than the {describe(limit)} limit; raise it"
-                                           " with --limit upstream-body=SIZE or NAFTIKO_MAX_UPSTREAM_BODY", {"uri": uri})
+            raise McpError(INTERNAL_ERROR, f"resource {uri} is a file larger than the {describe(limit)} limit;"
+                                           " raise it with --limit upstream-body=SIZE or NAFTIKO_MAX_UPSTREAM_BODY",
+                           {"uri": uri})
         data = _read_file(path, limit) if size <= _INLINE_READ else await asyncio.to_thread(_read_file, path, limit)
     except OSError as exc:
         raise McpError(INTERNAL_ERROR, f"resource {uri} cannot be read: {exc.strerror or exc}", {"uri": uri}) from None

@@ -503,7 +503,8 @@ def _tool_result(outcome: ToolResult, modern: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"content": outcome.content}
     structured = outcome.structured
     if structured is not None and not outcome.is_error:
-        if not modern and not (structured.is_object if isinstance(structured, RawJSON) else isinstance(structured, dict)):
+        is_object = structured.is_object if isinstance(structured, RawJSON) else isinstance(structured, dict)
+        if not modern and not is_object:
             structured = {"result": structured}
         result["structuredContent"] = structured
     result["isError"] = bool(outcome.is_error)

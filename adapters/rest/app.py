@@ -82,7 +82,8 @@ class RestApp:
             routes.setdefault(id(route), route)
             for operation in resource.operations:
                 call = runtime.exposed_call(operation.invocation, operation.where)
-                route.methods.setdefault(operation.method, _Endpoint(call, resource.input_parameters + operation.input_parameters))
+                parameters = resource.input_parameters + operation.input_parameters
+                route.methods.setdefault(operation.method, _Endpoint(call, parameters))
             if resource.forward is not None:
                 route.forward = _forwarder(runtime, resource.forward)
                 route.trusted = frozenset(h.lower() for h in resource.forward.trusted_headers)
@@ -109,7 +110,8 @@ class RestApp:
             return await self._forward(request, route, path_params)
         if endpoint is None:
             allowed = ", ".join(sorted(route.methods))
-            response = error_response(405, "method_not_allowed", f"{method} is not allowed on {route.path}; use {allowed}",
+            response = error_response(405, "method_not_allowed",
+                                      f"{method} is not allowed on {route.path}; use {allowed}",
                                       allowed=sorted(route.methods))
             response.headers["Allow"] = allowed
             return response

@@ -45,7 +45,7 @@ class _End(Generic[T]):
         values = [params[name] for name in self.walked]
         renamed = dict(params) if self.binds_walked else {}
         for names in self.names:
-            renamed.update(zip(names, values))
+            renamed.update(zip(names, values, strict=True))  # routes of one shape
         return renamed
 
 

@@ -24,7 +24,8 @@ and None. The shapes follow the reference engine (`Converter.java`):
   512 deep, as in browsers.
 - `markdown`: `{"frontMatter": {...}, "tables": [...], "sections": [{heading, level, content}]}`.
   Front matter is a leading `---` block of YAML (only a mapping counts). Tables are top-level
-  GFM pipe tables (a line without a pipe ends one, as in commonmark-java). A section is a top-level ATX or setext heading; its content is the plain
+  GFM pipe tables (a line without a pipe ends one, as in commonmark-java). A section is a top-level ATX or
+  setext heading; its content is the plain
   text (markup, link targets and HTML removed) of the paragraphs, list items and quotes up to
   the next heading, one per line, without tables or code blocks. `outputSchema` keeps only the
   sections whose heading starts with it.

@@ -1,4 +1,5 @@
-"""What every format decoder shares: its errors (defined in `engine.errors`), its budget of values, and text decoding."""
+"""What every format decoder shares: its errors (defined in `engine.errors`), its budget of values, and text
+decoding."""
 
 from __future__ import annotations
 

@@ -100,11 +100,11 @@ class Selector:
                    if isinstance(child, Node)]
         while pending:
             node, parent, ancestors, inside = pending.pop()
-            masks = tuple(m.step(node, p, a) for m, p, a in zip(members, parent, ancestors))
-            inside = inside or any(mask >> (len(m.parts) - 1) & 1 for m, mask in zip(members, masks))
+            masks = tuple(m.step(node, p, a) for m, p, a in zip(members, parent, ancestors, strict=True))
+            inside = inside or any(mask >> (len(m.parts) - 1) & 1 for m, mask in zip(members, masks, strict=True))
             if inside and node.tag == "table":
                 found.append(node)
-            below = tuple(a | mask for a, mask in zip(ancestors, masks))
+            below = tuple(a | mask for a, mask in zip(ancestors, masks, strict=True))
             pending.extend((child, masks, below, inside) for child in reversed(node.children)
                            if isinstance(child, Node))
         return found

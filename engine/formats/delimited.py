@@ -36,7 +36,7 @@ def decode_delimited(label: str, budget: Budget, text: str) -> list[dict[str, st
                 raise FormatError(f"{label}: line {reader.line_num} has {len(row)} fields "
                                   f"but the header has {width}")
             budget.spend(1 + min(len(row), width))
-            rows.append(dict(zip(header, row)))
+            rows.append(dict(zip(header, row, strict=False)))  # a short row lacks its last fields
         return rows
     except csv.Error as exc:
         raise FormatError(f"{label}: {exc} (line {reader.line_num})") from None

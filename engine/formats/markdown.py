@@ -122,7 +122,7 @@ def _markdown_sections(blocks: list[Any], plain: Callable[[str], str],
             text = plain(block.raw)
             if text:
                 contents[-1].append(text)
-    for section, content in zip(sections, contents):
+    for section, content in zip(sections, contents, strict=True):
         section["content"] = "\n".join(content)
     return [s for s in sections if prefix is None or s["heading"].startswith(prefix)]
 
