@@ -105,7 +105,8 @@ class Server:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_dir / self.name}.log")
+                log_file = self.log_dir / f"{self.name}.log"
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {log_file}")
             if http_answers(port, path):
                 return time.perf_counter() - self.started_at
             time.sleep(0.002)

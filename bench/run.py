@@ -384,8 +384,8 @@ def _download(url: str, pid: int | None) -> dict[str, Any]:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
-        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", url],
-                             capture_output=True, text=True, timeout=600).stdout.split()
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
+                              url], capture_output=True, text=True, timeout=600).stdout.split()
     finally:
         done.set()
         thread.join()
@@ -410,7 +410,8 @@ def stream_section(settings: Settings) -> dict[str, Any]:
                 through += asyncio.run(_sse_delays(f"http://127.0.0.1:{rest_port}{query}"))
         expected = settings.sse_events * settings.runs
         if len(through) != expected or len(direct) != expected:
-            raise RuntimeError(f"SSE: expected {expected} events, got {len(direct)} direct, {len(through)} through naftiko")
+            raise RuntimeError(f"SSE: expected {expected} events, "
+                               f"got {len(direct)} direct, {len(through)} through naftiko")
         out["sse"] = {"events": expected, "interval_ms": settings.sse_interval_ms,
                       "direct_p50_us": statistics.median(direct), "direct_p99_us": _percentile(direct, 99),
                       "naftiko_p50_us": statistics.median(through), "naftiko_p99_us": _percentile(through, 99)}

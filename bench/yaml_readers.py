@@ -21,13 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+from ruamel.yaml import YAML
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import yaml
-from gen_scale import capability
-from ruamel.yaml import YAML
+from gen_scale import capability  # noqa: E402 (found through the sys.path insert above, as `engine` is)
 
 SEED = ROOT / "capabilities" / "posthog-task-runs.yaml"
 

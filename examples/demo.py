@@ -39,8 +39,10 @@ def _examples(listeners: list[Listener], upstream: str) -> str:
         "",
         "1) REST: create a task, start a run, then list its runs:",
         f"   curl -s -X POST '{tasks_rest}/v1/api/projects/@current/tasks' -H 'Content-Type: application/json' \\",
-        "        -d '{\"title\": \"Fix the flaky test\", \"description\": \"Make test_login stable\", \"repository\": \"acme/web\"}'",
-        f"   curl -s -X POST '{tasks_rest}/v1/api/projects/@current/tasks/<task id>/run' -H 'Content-Type: application/json' -d '{{}}'",
+        "        -d '{\"title\": \"Fix the flaky test\", \"description\": \"Make test_login stable\", "
+        "\"repository\": \"acme/web\"}'",
+        f"   curl -s -X POST '{tasks_rest}/v1/api/projects/@current/tasks/<task id>/run' "
+        "-H 'Content-Type: application/json' -d '{}'",
         f"   curl -s '{runs_rest}/v1/api/projects/@current/tasks/<task id>/runs'",
         f"   curl -N '{runs_rest}/v1/api/projects/@current/tasks/<task id>/runs/<run id>/stream'",
         "",
@@ -67,7 +69,8 @@ async def main(args: argparse.Namespace) -> None:
     runtime = Runtime.load(ROOT / "capabilities", environ={"POSTHOG_API_KEY": DEMO_KEY},
                            base_uris={"posthog-task-runs": upstream, "posthog-tasks": upstream})
     try:
-        await serve(runtime, ports=args.ports, on_ready=lambda listeners: print(_examples(listeners, upstream), flush=True))
+        await serve(runtime, ports=args.ports,
+                    on_ready=lambda listeners: print(_examples(listeners, upstream), flush=True))
     finally:
         standin.should_exit = True
         await standin_task

@@ -136,7 +136,8 @@ class RunSimulator:
             [
                 session_update(run, "agent_message", content=text(f"Working on: {first_line}")),
                 session_update(
-                    run, "tool_call", toolCallId=f"tool-{run.id[:8]}", title="Read README.md", kind="read", status="completed"
+                    run, "tool_call", toolCallId=f"tool-{run.id[:8]}", title="Read README.md", kind="read",
+                    status="completed",
                 ),
                 log_entry(run, "_posthog/sandbox_output", stream="stdout", output="All checks passed\n"),
             ],
@@ -147,8 +148,10 @@ class RunSimulator:
         repository = task.repository or "posthog-standin/demo"
         sha = hashlib.sha1(run.id.encode()).hexdigest()
         output = run.output if isinstance(run.output, dict) else {}
-        run.output = {**output, "pr_url": f"https://github.com/{repository}/pull/{task.task_number + 1}", "commit_sha": sha}
-        self.store.append_log(run, [log_entry(run, "_posthog/progress", step="pr", status="completed", message="Pull request opened")])
+        pr_url = f"https://github.com/{repository}/pull/{task.task_number + 1}"
+        run.output = {**output, "pr_url": pr_url, "commit_sha": sha}
+        opened = log_entry(run, "_posthog/progress", step="pr", status="completed", message="Pull request opened")
+        self.store.append_log(run, [opened])
         self.store.changed(run)
 
     def _complete(self, run: TaskRun, base_url: str) -> None:
