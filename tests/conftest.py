@@ -107,7 +107,10 @@ class RecordingUpstream:
                 await asyncio.sleep(reply.interval)
             await send({"type": "http.response.body", "body": b""})
             return
-        payload = reply.body if reply.body is not None else (json.dumps(reply.json).encode() if reply.json is not None else b"")
+        if reply.body is not None:
+            payload = reply.body
+        else:
+            payload = json.dumps(reply.json).encode() if reply.json is not None else b""
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -176,7 +179,8 @@ class RawUpstream:
                 head, _, data = data.partition(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1].split("?")[0]
-                length = next((int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")), 0)
+                length = next((int(line.split(":", 1)[1]) for line in lines
+                               if line.lower().startswith("content-length:")), 0)
                 while len(data) < length:
                     data += conn.recv(65536)
                 body, data = data[:length], data[length:]

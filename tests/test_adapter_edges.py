@@ -255,7 +255,8 @@ def test_stdio_line_limit_follows_the_request_body_limit(tmp_path: Path, files: 
 
 
 @pytest.mark.parametrize("era", [LEGACY, MODERN])
-@pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded", "multipart/form-data"])
+@pytest.mark.parametrize("content_type",
+                         ["text/plain", None, "application/x-www-form-urlencoded", "multipart/form-data"])
 def test_mcp_post_that_is_not_json_is_415_and_runs_nothing(edge: Edge, era: str, content_type: str | None) -> None:
     before = len(edge.upstream.paths)
     response = edge.rpc("tools/call", {"name": "echo", "arguments": {}}, era, content_type=content_type)
@@ -402,7 +403,8 @@ def test_a_lone_surrogate_is_the_callers_error(edge: Edge) -> None:
     body = b'{"body": {"text": "\\ud800"}}'
     response = httpx.post(edge.rest + "/echo", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and "lone surrogate" in response.json()["error"]["message"]
-    message = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": ' + body + b"}}"
+    message = (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": '
+               + body + b"}}")
     reply = httpx.post(edge.mcp, content=message, headers={"Content-Type": "application/json",
                                                            "MCP-Protocol-Version": LEGACY}).json()
     assert reply["result"]["isError"] is True and "lone surrogate" in reply["result"]["content"][0]["text"]

@@ -157,7 +157,10 @@ class DigestServer:
             return False
         parts = dict(p.strip().split("=", 1) for p in header[7:].split(","))
         parts = {k: v.strip('"') for k, v in parts.items()}
-        md5 = lambda text: hashlib.md5(text.encode()).hexdigest()
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
         ha1 = md5(f"{self.user}:test:{self.password}")
         ha2 = md5(f"{method}:{uri}")
         expected = md5(f"{ha1}:{self.nonce}:{parts.get('nc')}:{parts.get('cnonce')}:auth:{ha2}")
@@ -176,7 +179,8 @@ async def test_digest_authentication(tmp_path: Path) -> None:
 
 
 async def test_oauth2_client_credentials_token_is_cached(tmp_path: Path, upstream: RecordingUpstream) -> None:
-    upstream.reply("POST", "/oauth/token", Reply(json={"access_token": "at-1", "token_type": "Bearer", "expires_in": 600}))
+    token = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 600}
+    upstream.reply("POST", "/oauth/token", Reply(json=token))
     auth = textwrap.dedent(f"""\
         authentication:
           type: oauth2

@@ -97,7 +97,8 @@ def test_nested_object_mapping_keeps_the_root_and_numbers() -> None:
 def test_array_items_are_rerooted_and_first_non_null_wins() -> None:
     outputs = [out("array", mapping="$.missing"),
                out("array", mapping="$.ships", items=out("object", properties={"code": out("string", mapping="$.id")}))]
-    assert compile_outputs(outputs)({"ships": [{"id": "V1"}, {"id": "V2"}]}, scope({})) == [{"code": "V1"}, {"code": "V2"}]
+    shaped = compile_outputs(outputs)({"ships": [{"id": "V1"}, {"id": "V2"}]}, scope({}))
+    assert shaped == [{"code": "V1"}, {"code": "V2"}]
 
 
 def test_mock_values_render_against_the_caller() -> None:
@@ -128,7 +129,8 @@ def test_bindings_from_a_file_next_to_the_capability(tmp_path: Path, monkeypatch
     (tmp_path / "secrets.yaml").write_text("token: abc\nport: 5\n")
     monkeypatch.chdir("/")
     capability = load_file(write_capability(
-        tmp_path, "  - namespace: vault\n    location: file://./secrets.yaml\n    keys:\n      TOKEN: token\n      PORT: port\n"))
+        tmp_path, "  - namespace: vault\n    location: file://./secrets.yaml\n"
+                  "    keys:\n      TOKEN: token\n      PORT: port\n"))
     assert resolve(capability, {}) == {"TOKEN": "abc", "vault.TOKEN": "abc", "PORT": "5", "vault.PORT": "5"}
 
 

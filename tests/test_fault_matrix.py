@@ -216,7 +216,8 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     path = tmp_path_factory.mktemp("fault") / "fault.yaml"
     path.write_text(_capability())
     process = NaftikoProcess([str(path), "--base-uri", f"hostile={upstream.url}", "--timeout", "2",
-                              "--limit", "upstream-body=2M", "--port", "fault-rest=0", "--port", "fault-mcp=0"], env={"FAULT_TOKEN": SECRET})
+                              "--limit", "upstream-body=2M", "--port", "fault-rest=0", "--port", "fault-mcp=0"],
+                             env={"FAULT_TOKEN": SECRET})
     try:
         yield Matrix(process, upstream)
     finally:

@@ -298,7 +298,7 @@ Preamble is not a section.
 
 Text with **bold**, `code`, a [link](http://x.example "t"), ![an image](i.png), <span>html</span>,
 an entity &amp; an escape \\*; snake_case stays.
-Hard break here  
+Hard break here\x20\x20
 next line.
 
 ```

@@ -102,14 +102,16 @@ def ok(tmp_path: Path, text: str) -> Runtime:
 ])
 def test_validate_names_a_broken_template_without_a_traceback(tmp_path: Path, value: str, message: str) -> None:
     """Issue 12: these printed a traceback (or, for the mismatch, said ok)."""
-    text = BASE.replace("type: string\n              mapping: $.name", f"type: string\n              value: \"{value}\"")
+    text = BASE.replace("type: string\n              mapping: $.name",
+                        f"type: string\n              value: \"{value}\"")
     path = check(tmp_path, text)
     result = subprocess.run([sys.executable, "-m", "adapters.cli", "validate", str(path)], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     problem = result.stderr.strip().removeprefix(f"{path}:")
-    assert problem.endswith(f": invalid template: {message} (at capability.exposes[0].tools[0].outputParameters[0].value)")
+    where = "capability.exposes[0].tools[0].outputParameters[0].value"
+    assert problem.endswith(f": invalid template: {message} (at {where})")
     assert written_at(text, problem) == f'"{value}"', "line and column of the value itself"
 
 
@@ -287,7 +289,8 @@ capability:
 
 
 def test_duplicate_tools_resources_and_prompts(tmp_path: Path) -> None:
-    text = MCP_NAMES.replace("{name: other, description: d, ref: a.hello}", "{name: hello, description: d, ref: a.hello}")
+    text = MCP_NAMES.replace("{name: other, description: d, ref: a.hello}",
+                             "{name: hello, description: d, ref: a.hello}")
     found = problems(tmp_path, text)
     assert [message(p) for p in found] == [
         "tool 'hello' is already declared at L:C (capability.exposes[0].tools[0].name); tools of one block must be"
@@ -311,11 +314,13 @@ def test_duplicate_tools_resources_and_prompts(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("old,new,expected,written", [
-    ("              mapping: $.name", "              mapping: $.[broken", "invalid JSONPath '$.[broken'", "type: string"),
+    ("              mapping: $.name", "              mapping: $.[broken", "invalid JSONPath '$.[broken'",
+     "type: string"),
     ("                - {name: id, in: path}", "                - {name: id, in: path, pattern: '[a-'}",
      "'pattern' is not a valid regular expression: unterminated character set", "'[a-'"),
-    ("  aggregates:", "    - {type: rest, namespace: r, port: 1, authentication: {type: digest, username: u, password: p},"
-     " resources: []}\n  aggregates:", "digest authentication of exposed servers is not supported yet", "digest,"),
+    ("  aggregates:", "    - {type: rest, namespace: r, port: 1,"
+     " authentication: {type: digest, username: u, password: p}, resources: []}\n  aggregates:",
+     "digest authentication of exposed servers is not supported yet", "digest,"),
     ("  aggregates:", "    - type: rest\n      namespace: r\n      port: 1\n      resources:\n"
      "        - {path: '/f/{path}', forward: {targetNamespace: nowhere, trustedHeaders: [x]}}\n  aggregates:",
      "forward target 'nowhere' is not a consumes namespace (known: up)", "forward: {targetNamespace: nowhere"),
@@ -330,7 +335,8 @@ def test_duplicate_tools_resources_and_prompts(tmp_path: Path) -> None:
     ("        - name: f\n          description: f\n          call: up.get-user\n",
      "        - name: f\n          description: f\n          steps:\n"
      "            - {type: call, name: s, call: up.get-user}\n"
-     "          mappings:\n            - {targetName: a, value: $.s.x}\n            - {targetName: a.b, value: $.s.y}\n",
+     "          mappings:\n            - {targetName: a, value: $.s.x}\n"
+     "            - {targetName: a.b, value: $.s.y}\n",
      "'targetName' 'a.b' puts a field inside 'a', which another mapping sets as a whole value at L:C",
      "{targetName: a.b"),
     ('              body: {type: json, data: {name: "{{name}}"}}', "              body: {type: multipartForm, data: 5}",
@@ -412,7 +418,8 @@ def _emit(value: Any, indent: str) -> list[str]:
             else:
                 lines += [head, *_emit(item, indent + "  ")]
         else:
-            lines.append(f"{head} {'[]' if item == [] else '{}' if item == {} else json.dumps(item, ensure_ascii=False)}")
+            scalar = "[]" if item == [] else "{}" if item == {} else json.dumps(item, ensure_ascii=False)
+            lines.append(f"{head} {scalar}")
     return lines
 
 

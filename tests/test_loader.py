@@ -62,12 +62,13 @@ def test_missing_key_names_file_line_column_and_key_path(tmp_path: Path) -> None
 
 
 def test_wrong_value_says_what_would_be_right(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.yaml", GOOD.format(ns="shop").replace("method: GET\n  exposes", "method: FETCH\n  exposes")
-                 .replace("port: 8080", "port: eighty"))
+    text = GOOD.format(ns="shop").replace("method: GET\n  exposes", "method: FETCH\n  exposes")
+    path = write(tmp_path, "a.yaml", text.replace("port: 8080", "port: eighty"))
     found = problems(path)
     assert f"{path}:12:23: 'method' must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS; got 'FETCH'" \
            " (at capability.consumes[0].resources[0].operations[0].method)" in found
-    assert f"{path}:16:13: 'port' must be an integer from 1 to 65535; got 'eighty' (at capability.exposes[0].port)" in found
+    assert (f"{path}:16:13: 'port' must be an integer from 1 to 65535; got 'eighty' "
+            "(at capability.exposes[0].port)") in found
 
 
 def test_base_uri_with_trailing_slash_is_rejected(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from tests.conftest import RecordingUpstream, Reply
 
@@ -107,7 +108,8 @@ def mcp_url(tmp_path: Path, upstream: RecordingUpstream, naftiko) -> Iterator[st
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_tool_output_mapping_and_fixed_with(mcp_url: str, upstream: RecordingUpstream, mode: str) -> None:
-    upstream.reply("POST", "/databases/test-db-id-123/query", Reply(json={"results": [{"id": "a", "x": 1}, {"id": "b"}]}))
+    upstream.reply("POST", "/databases/test-db-id-123/query",
+                   Reply(json={"results": [{"id": "a", "x": 1}, {"id": "b"}]}))
     async with Client(mcp_url, mode=mode, cache=None) as mcp:
         (tool,) = (await mcp.list_tools()).tools
         assert tool.title == "Query Database" and tool.annotations.title == "Query Database"
@@ -134,8 +136,11 @@ async def test_resources_templates_and_reads(mcp_url: str, upstream: RecordingUp
         assert profile.contents[0].mime_type == "application/json"
         guide = await mcp.read_resource("docs://guides/intro.md")
         assert guide.contents[0].text == "# Intro\n"
-        with pytest.raises(Exception):
+        with pytest.raises(MCPError) as escaped:  # a path out of the served folder is an unknown resource
             await mcp.read_resource("docs://guides/../../etc/passwd")
+        # -32002 in the handshake era, -32602 in 2026-07-28 (which `auto` negotiates here)
+        assert escaped.value.error.code == (-32002 if mode == "legacy" else -32602)
+        assert "Resource not found" in escaped.value.error.message
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

@@ -35,8 +35,10 @@ TOOLS: dict[str, tuple[dict[str, Any], str, str, dict[str, list[str]], Any]] = {
     "create-task-run": ({**BASE, "body": {"environment": "cloud"}}, "POST", f"{RUNS}/", {}, {"environment": "cloud"}),
     "api-managing-task-runs-each": (RUN_ARGS, "GET", f"{RUNS}/{RUN}/", {}, None),
     "update-task-run": ({**RUN_ARGS, "body": {"stage": "build"}}, "PATCH", f"{RUNS}/{RUN}/", {}, {"stage": "build"}),
-    "append-log-entries": ({**RUN_ARGS, "body": {"entries": []}}, "POST", f"{RUNS}/{RUN}/append_log/", {}, {"entries": []}),
-    "upload-artifacts-task-run": ({**RUN_ARGS, "body": {"artifacts": []}}, "POST", f"{RUNS}/{RUN}/artifacts/", {}, {"artifacts": []}),
+    "append-log-entries": ({**RUN_ARGS, "body": {"entries": []}}, "POST",
+                           f"{RUNS}/{RUN}/append_log/", {}, {"entries": []}),
+    "upload-artifacts-task-run": ({**RUN_ARGS, "body": {"artifacts": []}}, "POST",
+                                  f"{RUNS}/{RUN}/artifacts/", {}, {"artifacts": []}),
     "download-artifact-through-backend": ({**RUN_ARGS, "body": {"storage_path": "p"}}, "POST",
                                           f"{RUNS}/{RUN}/artifacts/download/", {}, {"storage_path": "p"}),
     "finalize-direct-uploads-task-run": ({**RUN_ARGS, "body": {"artifacts": [1]}}, "POST",
@@ -49,11 +51,13 @@ TOOLS: dict[str, tuple[dict[str, Any], str, str, dict[str, list[str]], Any]] = {
                                   f"{RUNS}/{RUN}/command/", {}, {"jsonrpc": "2.0", "method": "cancel"}),
     "get-sandbox-connection-token": (RUN_ARGS, "GET", f"{RUNS}/{RUN}/connection_token/", {}, None),
     "get-task-run-logs": (RUN_ARGS, "GET", f"{RUNS}/{RUN}/logs/", {}, None),
-    "relay-run-message-slack": ({**RUN_ARGS, "body": {"text": "hi"}}, "POST", f"{RUNS}/{RUN}/relay_message/", {}, {"text": "hi"}),
+    "relay-run-message-slack": ({**RUN_ARGS, "body": {"text": "hi"}}, "POST",
+                                f"{RUNS}/{RUN}/relay_message/", {}, {"text": "hi"}),
     "resume-task-run-cloud": (RUN_ARGS, "POST", f"{RUNS}/{RUN}/resume_in_cloud/", {}, None),
     "get-filtered-task-run-session": ({**RUN_ARGS, "event_types": "a,b", "offset": 2}, "GET",
                                       f"{RUNS}/{RUN}/session_logs/", {"event_types": ["a,b"], "offset": ["2"]}, None),
-    "set-run-output": ({**RUN_ARGS, "body": {"output": {"x": 1}}}, "PATCH", f"{RUNS}/{RUN}/set_output/", {}, {"output": {"x": 1}}),
+    "set-run-output": ({**RUN_ARGS, "body": {"output": {"x": 1}}}, "PATCH",
+                       f"{RUNS}/{RUN}/set_output/", {}, {"output": {"x": 1}}),
     "start-task-run": ({**RUN_ARGS}, "POST", f"{RUNS}/{RUN}/start/", {}, None),
     "api-managing-task-runs-each-2": (RUN_ARGS, "GET", f"{RUNS}/{RUN}/stream/", {}, None),
 }
@@ -92,7 +96,8 @@ async def test_tools_list_schemas_and_annotations(mcp_url: str, mode: str, versi
         "required": ["task_id", "project_id"],
     }
     annotations = listing.annotations
-    assert (annotations.read_only_hint, annotations.destructive_hint, annotations.idempotent_hint) == (True, False, True)
+    hints = (annotations.read_only_hint, annotations.destructive_hint, annotations.idempotent_hint)
+    assert hints == (True, False, True)
     assert annotations.open_world_hint is None, "only the hints the file sets are listed"
     create = tools["create-task-run"].input_schema
     assert create["properties"]["body"] == {"type": "object", "description": "Request body (JSON)."}
@@ -113,7 +118,10 @@ async def test_every_tool_sends_the_exact_upstream_request(mcp_url: str, upstrea
             sent = upstream.last
             assert (sent.method, sent.path, parse_qs(sent.query)) == (method, path, query), name
             assert sent.headers["authorization"] == f"Bearer {KEY}"
-            assert (json.loads(sent.body) if body is not None else sent.body) == (body if body is not None else b""), name
+            if body is None:
+                assert sent.body == b"", name
+            else:
+                assert json.loads(sent.body) == body, name
 
 
 @pytest.mark.parametrize("mode,version", ERAS)
@@ -123,7 +131,8 @@ async def test_errors_are_reported_as_tool_errors(mcp_url: str, upstream: Record
         upstream.reply("GET", f"{RUNS}/{RUN}/", Reply(status=404, json={"detail": "Not found."}))
         missing = await mcp.call_tool("api-managing-task-runs-each", RUN_ARGS)
         assert missing.is_error and missing.structured_content is None
-        assert missing.content[0].text == 'upstream posthog-task-runs answered HTTP 404 Not Found: {"detail": "Not found."}'
+        assert missing.content[0].text == ('upstream posthog-task-runs answered HTTP 404 Not Found: '
+                                           '{"detail": "Not found."}')
 
         bad = await mcp.call_tool("list-task-runs", {**BASE, "limit": "ten"})
         assert bad.is_error and "limit" in bad.content[0].text

@@ -110,7 +110,8 @@ def test_agent_session_over_rest(stack: dict[str, str]) -> None:
 
     payload = b"artifact bytes \x00\x01"
     slot = httpx.post(f"{run_path}/artifacts/prepare-upload", json={"artifacts": [
-        {"name": "notes.bin", "type": "plan", "size": len(payload), "content_type": "application/x-test"}]}).json()["artifacts"][0]
+        {"name": "notes.bin", "type": "plan", "size": len(payload), "content_type": "application/x-test"}]}
+    ).json()["artifacts"][0]
     post = slot["presigned_post"]
     assert httpx.post(post["url"], data=post["fields"], files={"file": ("notes.bin", payload)}).status_code == 204
     item = {k: slot[k] for k in ("id", "name", "type", "storage_path", "content_type")}
@@ -148,7 +149,8 @@ async def test_agent_session_over_mcp(stack: dict[str, str]) -> None:
         logs = await runs.call_tool("get-task-run-logs", ids)
         assert not logs.is_error and logs.structured_content is None
         assert len(logs.content[0].text.splitlines()) >= 2
-        missing = await tasks.call_tool("get-task", {"project_id": "@current", "id": "00000000-0000-0000-0000-000000000000"})
+        missing = await tasks.call_tool("get-task",
+                                        {"project_id": "@current", "id": "00000000-0000-0000-0000-000000000000"})
         assert missing.is_error
         assert missing.content[0].text.startswith("upstream posthog-tasks answered HTTP 404 Not Found:")
 

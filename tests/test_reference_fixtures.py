@@ -77,7 +77,10 @@ async def test_aggregate_shared_mock_over_mcp_and_rest(naftiko, upstream: Record
 def test_mcp_wire_behaviour(naftiko, upstream: RecordingUpstream) -> None:
     url = serve_fixture(naftiko, upstream, "mcp/mcp-capability.yaml")
     url = next(iter(url.values()))
-    post = lambda body, **kw: httpx.post(url, content=body, headers={"Content-Type": "application/json", **kw})
+
+    def post(body: bytes | str, **headers: str) -> httpx.Response:
+        return httpx.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+
     assert httpx.get(url).status_code == 405
     assert post(b"").json()["error"]["code"] == -32700
     assert post(b"{not json").json()["error"]["code"] == -32700
@@ -90,7 +93,8 @@ def test_mcp_wire_behaviour(naftiko, upstream: RecordingUpstream) -> None:
     assert (notified.status_code, notified.content) == (202, b"")
     assert post(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "nope"}), **session).json()["error"]["code"] == -32601
     assert post(json.dumps({"jsonrpc": "1.0", "id": 3, "method": "ping"}), **session).json()["error"]["code"] == -32600
-    unknown = post(json.dumps({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope"}}), **session)
+    unknown = post(json.dumps({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope"}}),
+                   **session)
     assert unknown.json()["error"]["code"] == -32602
 
 
@@ -102,8 +106,9 @@ def test_mcp_stdio_fixture_answers_three_lines() -> None:
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "ping"},
     ]
-    result = subprocess.run([sys.executable, "-m", "adapters.cli", "serve", str(FIXTURES / "mcp/mcp-stdio-capability.yaml"),
-                             "--stdio"], cwd=ROOT, input="".join(json.dumps(m) + "\n" for m in lines),
+    fixture = FIXTURES / "mcp/mcp-stdio-capability.yaml"
+    result = subprocess.run([sys.executable, "-m", "adapters.cli", "serve", str(fixture), "--stdio"],
+                            cwd=ROOT, input="".join(json.dumps(m) + "\n" for m in lines),
                             capture_output=True, text=True, timeout=30)
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert [a["id"] for a in answers] == [1, 2, 3]
@@ -166,5 +171,5 @@ def test_ikanos_files_are_refused_with_one_clear_problem() -> None:
             assert problem.message.startswith("not valid YAML") and problem.location.line > 0
             continue
         assert problem.message.startswith("this is an Ikanos 1.0.0-beta5 file, the successor dialect"), path
-        assert problem.location.path == "ikanos" and path.read_text().splitlines()[problem.location.line - 1].startswith(
-            "ikanos:"), path
+        assert problem.location.path == "ikanos", path
+        assert path.read_text().splitlines()[problem.location.line - 1].startswith("ikanos:"), path

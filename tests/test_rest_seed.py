@@ -30,10 +30,14 @@ CASES = [
     ("GET", f"{V1}/{RUN}", {}, None, f"{RUNS}/{RUN}/", {}),
     ("PATCH", f"{V1}/{RUN}", {}, {"status": "in_progress", "state": {"k": 1}}, f"{RUNS}/{RUN}/", {}),
     ("POST", f"{V1}/{RUN}/append-log", {}, {"entries": [{"type": "notification"}]}, f"{RUNS}/{RUN}/append_log/", {}),
-    ("POST", f"{V1}/{RUN}/artifacts", {}, {"artifacts": [{"name": "a.txt", "content": "hi"}]}, f"{RUNS}/{RUN}/artifacts/", {}),
-    ("POST", f"{V1}/{RUN}/artifacts/download", {}, {"storage_path": "x/a.txt"}, f"{RUNS}/{RUN}/artifacts/download/", {}),
-    ("POST", f"{V1}/{RUN}/artifacts/finalize-upload", {}, {"artifacts": [{"id": "1"}]}, f"{RUNS}/{RUN}/artifacts/finalize_upload/", {}),
-    ("POST", f"{V1}/{RUN}/artifacts/prepare-upload", {}, {"artifacts": [{"name": "b"}]}, f"{RUNS}/{RUN}/artifacts/prepare_upload/", {}),
+    ("POST", f"{V1}/{RUN}/artifacts", {}, {"artifacts": [{"name": "a.txt", "content": "hi"}]},
+     f"{RUNS}/{RUN}/artifacts/", {}),
+    ("POST", f"{V1}/{RUN}/artifacts/download", {}, {"storage_path": "x/a.txt"},
+     f"{RUNS}/{RUN}/artifacts/download/", {}),
+    ("POST", f"{V1}/{RUN}/artifacts/finalize-upload", {}, {"artifacts": [{"id": "1"}]},
+     f"{RUNS}/{RUN}/artifacts/finalize_upload/", {}),
+    ("POST", f"{V1}/{RUN}/artifacts/prepare-upload", {}, {"artifacts": [{"name": "b"}]},
+     f"{RUNS}/{RUN}/artifacts/prepare_upload/", {}),
     ("POST", f"{V1}/{RUN}/artifacts/presign", {}, {"storage_path": "x/b"}, f"{RUNS}/{RUN}/artifacts/presign/", {}),
     ("POST", f"{V1}/{RUN}/command", {}, {"jsonrpc": "2.0", "method": "cancel", "id": 1}, f"{RUNS}/{RUN}/command/", {}),
     ("GET", f"{V1}/{RUN}/connection-token", {}, None, f"{RUNS}/{RUN}/connection_token/", {}),
@@ -43,7 +47,8 @@ CASES = [
     ("GET", f"{V1}/{RUN}/session-logs",
      {"after": "2026-01-01T00:00:00Z", "event_types": "a,b", "exclude_types": "c", "limit": "5", "offset": "1"}, None,
      f"{RUNS}/{RUN}/session_logs/",
-     {"after": ["2026-01-01T00:00:00Z"], "event_types": ["a,b"], "exclude_types": ["c"], "limit": ["5"], "offset": ["1"]}),
+     {"after": ["2026-01-01T00:00:00Z"], "event_types": ["a,b"], "exclude_types": ["c"], "limit": ["5"],
+      "offset": ["1"]}),
     ("PATCH", f"{V1}/{RUN}/set-output", {}, {"output": {"pr": "url"}}, f"{RUNS}/{RUN}/set_output/", {}),
     ("POST", f"{V1}/{RUN}/start", {}, {"pending_user_message": "go"}, f"{RUNS}/{RUN}/start/", {}),
     ("GET", f"{V1}/{RUN}/stream", {}, None, f"{RUNS}/{RUN}/stream/", {}),
@@ -69,7 +74,8 @@ def test_nineteen_rest_operations_are_served(served) -> None:
 def test_exact_upstream_request(served, method, path, query, body, upstream_path, upstream_query) -> None:
     """Method, filled-in path with its trailing slash, bearer key, query and JSON body reach the upstream."""
     base, upstream, _ = served
-    upstream.reply(method, upstream_path, Reply(status=201 if method == "POST" else 200, json={"answer": upstream_path}))
+    status = 201 if method == "POST" else 200
+    upstream.reply(method, upstream_path, Reply(status=status, json={"answer": upstream_path}))
     response = httpx.request(method, base + path, params=query, json=body)
     assert response.status_code == (201 if method == "POST" else 200)
     assert response.json() == {"answer": upstream_path}

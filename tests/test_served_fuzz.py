@@ -134,8 +134,9 @@ SEGMENT_TEXT = st.one_of(
     st.integers(min_value=1000, max_value=9000).map(lambda n: "a" * n),
 )
 ROUTES = [("GET", ""), ("POST", ""), ("GET", "/{id}"), ("PATCH", "/{id}"), ("POST", "/{id}/append-log"),
-          ("POST", "/{id}/artifacts"), ("POST", "/{id}/artifacts/download"), ("POST", "/{id}/artifacts/finalize-upload"),
-          ("POST", "/{id}/artifacts/prepare-upload"), ("POST", "/{id}/artifacts/presign"), ("POST", "/{id}/command"),
+          ("POST", "/{id}/artifacts"), ("POST", "/{id}/artifacts/download"),
+          ("POST", "/{id}/artifacts/finalize-upload"), ("POST", "/{id}/artifacts/prepare-upload"),
+          ("POST", "/{id}/artifacts/presign"), ("POST", "/{id}/command"),
           ("GET", "/{id}/connection-token"), ("GET", "/{id}/logs"), ("POST", "/{id}/relay-message"),
           ("POST", "/{id}/resume-in-cloud"), ("GET", "/{id}/session-logs"), ("PATCH", "/{id}/set-output"),
           ("POST", "/{id}/start"), ("GET", "/{id}/stream")]
@@ -216,7 +217,8 @@ def _framed(body: bytes | None, chunked: bool, pieces: int) -> tuple[list[tuple[
 @given(target=rest_targets(), query=queries(), extra=st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=4),
        content_type=CONTENT_TYPES, body=bodies(), chunked=st.booleans(), pieces=st.integers(1, 4))
 def test_random_rest_requests_never_fail_the_server(served: Served, caplog: pytest.LogCaptureFixture,
-                                                    target: tuple[str, bytes], query: bytes, extra: list[tuple[bytes, bytes]],
+                                                    target: tuple[str, bytes], query: bytes,
+                                                    extra: list[tuple[bytes, bytes]],
                                                     content_type: bytes, body: bytes | None, chunked: bool,
                                                     pieces: int) -> None:
     caplog.set_level(logging.WARNING)

@@ -131,7 +131,8 @@ async def test_aggregate_refs_over_mcp_and_rest(serve: Serve, upstream: Recordin
     assert list(tools) == ["get-forecast", "get-forecast-inherited", "hello", "delete-item"]
     inherited = tools["get-forecast-inherited"]
     assert inherited.description == "Fetch current weather forecast for a location."
-    assert inherited.input_schema["properties"] == {"location": {"type": "string", "description": "City or coordinates"}}
+    assert inherited.input_schema["properties"] == {
+        "location": {"type": "string", "description": "City or coordinates"}}
     hints = inherited.annotations
     assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint) == \
         (True, False, True, None)
@@ -264,9 +265,10 @@ async def test_steps_lookups_and_dotted_mappings(serve: Serve, upstream: Recordi
 
 def test_lookup_of_a_later_step_fails_at_load(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text(STEPS.replace("index: list-crew\n              match: id\n              lookupValue: $.fetch-voyage.captain",
-                                  "index: all-crew\n              match: id\n              lookupValue: $.fetch-voyage.captain"))
-    with pytest.raises(CapabilityError, match="lookup step 'captain' uses index 'all-crew', which is not an earlier step"):
+    lookup = "\n              match: id\n              lookupValue: $.fetch-voyage.captain"
+    path.write_text(STEPS.replace("index: list-crew" + lookup, "index: all-crew" + lookup))
+    with pytest.raises(CapabilityError,
+                       match="lookup step 'captain' uses index 'all-crew', which is not an earlier step"):
         Runtime(load_capabilities([path]), resolve_environment=False)
 
 
@@ -438,7 +440,8 @@ capability:
 """
 
 
-def test_forward_passes_path_method_query_body_and_trusted_headers_only(serve: Serve, upstream: RecordingUpstream) -> None:
+def test_forward_passes_path_method_query_body_and_trusted_headers_only(serve: Serve,
+                                                                        upstream: RecordingUpstream) -> None:
     base = serve(FORWARD)["docs-rest"]
     upstream.reply("PATCH", "/v1/pages/p%201", Reply(status=202, body=b"accepted", content_type="text/plain"))
     response = httpx.patch(f"{base}/notion/v1/pages/p%201", params={"a": "1"}, content=b'{"x": 1}',
@@ -590,7 +593,8 @@ def test_skill_load_time_checks(tmp_path: Path) -> None:
     with pytest.raises(CapabilityError) as caught:
         load_capabilities([path])
     messages = [p.message for p in caught.value.problems]
-    assert "skill tool 'order-guide' is an instruction, which needs a 'location' on skill 'order-management'" in messages
+    assert ("skill tool 'order-guide' is an instruction, which needs a 'location' on skill 'order-management'"
+            in messages)
     path.write_text(SKILLS.replace("sourceNamespace: orders-rest", "sourceNamespace: nowhere"))
     with pytest.raises(CapabilityError, match="sourceNamespace 'nowhere' is not a REST or MCP block"):
         load_capabilities([path])
@@ -696,7 +700,8 @@ def test_items_lists_that_cannot_be_read(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     broken = ITEMS_LISTS.replace("                    - {name: role, type: string}\n                    - {name: badge",
                                  "                    - {type: string}\n                    - {name: badge")
-    broken = broken.replace("                - {name: role, type: string}\n", "                - {name: fullName, type: number}\n")
+    broken = broken.replace("                - {name: role, type: string}\n",
+                            "                - {name: fullName, type: number}\n")
     path.write_text(broken)
     with pytest.raises(CapabilityError) as caught:
         load_capabilities([path])

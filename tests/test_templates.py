@@ -28,7 +28,8 @@ def test_literal_jinja_syntax_is_text_not_code() -> None:
     """The issue-12 case rendered 'xxx': the raw/endraw escape let a for loop run."""
     source = "{{#t}}{% endraw %}{% for i in range(3) %}x{% endfor %}{% raw %}{{/t}}"
     assert render(source, t=True) == "{% endraw %}{% for i in range(3) %}x{% endfor %}{% raw %}"
-    assert render("{{#t}}{{ 7*7 }}|{# c #}|{%- if 1 -%}y{%- endif -%}{{/t}}", t=True) == "|{# c #}|{%- if 1 -%}y{%- endif -%}"
+    assert render("{{#t}}{{ 7*7 }}|{# c #}|{%- if 1 -%}y{%- endif -%}{{/t}}", t=True) \
+        == "|{# c #}|{%- if 1 -%}y{%- endif -%}"
     assert render("{{#t}}{{x}}{{/t}}", t=True, x="{% for i in range(3) %}x{% endfor %}") \
         == "{% for i in range(3) %}x{% endfor %}", "values are text too"
 

@@ -31,7 +31,8 @@ def modern(method: str, params: dict[str, Any] | None = None, **extra: str) -> t
 def initialize(http: httpx.Client, version: str = "2025-11-25") -> str:
     response = http.post(
         "/mcp",
-        json=rpc("initialize", {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+        json=rpc("initialize", {"protocolVersion": version, "capabilities": {},
+                                "clientInfo": {"name": "t", "version": "1"}}),
     )
     assert response.status_code == 200
     return response.headers["mcp-session-id"]

@@ -23,6 +23,11 @@ def line(message: Any) -> bytes:
     return json.dumps(message).encode() + b"\n"
 
 
+def call(request_id: int | str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    params = {"name": tool, "arguments": arguments}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
 def test_stdio_process_lines_and_eof() -> None:
     lines = [
         line({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}),
@@ -33,7 +38,8 @@ def test_stdio_process_lines_and_eof() -> None:
         line({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_items", "_meta": META}}),
         line({"jsonrpc": "2.0", "id": 4, "method": "ping", "params": {"_meta": META}}),
         line([1]),
-        line({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "a\nb"}}}),
+        line({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+              "params": {"name": "echo", "arguments": {"text": "a\nb"}}}),
     ]
     started = time.monotonic()
     done = subprocess.run(
@@ -78,8 +84,8 @@ async def test_serve_stdio_in_process_concurrency_and_cancel() -> None:
     reader = asyncio.StreamReader()
     writer = Collector()
     server = asyncio.create_task(serve_stdio(build_backend(), reader, writer))
-    reader.feed_data(line({"jsonrpc": "2.0", "id": "slow", "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 30}}}))
-    reader.feed_data(line({"jsonrpc": "2.0", "id": "fast", "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 1}}}))
+    reader.feed_data(line(call("slow", "slow", {"seconds": 30})))
+    reader.feed_data(line(call("fast", "add", {"a": 1, "b": 1})))
     await asyncio.wait_for(writer.arrived.wait(), 5)
     assert [m["id"] for m in writer.messages()] == ["fast"]  # not held up by the slow call
     reader.feed_data(line({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow"}}))
@@ -91,8 +97,8 @@ async def test_serve_stdio_in_process_concurrency_and_cancel() -> None:
 async def test_serve_stdio_waits_briefly_for_in_flight_calls() -> None:
     reader = asyncio.StreamReader()
     writer = Collector()
-    reader.feed_data(line({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 0.1}}}))
-    reader.feed_data(line({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 30}}}))
+    reader.feed_data(line(call(1, "slow", {"seconds": 0.1})))
+    reader.feed_data(line(call(2, "slow", {"seconds": 30})))
     reader.feed_eof()
     started = asyncio.get_running_loop().time()
     await asyncio.wait_for(serve_stdio(build_backend(), reader, writer, grace_seconds=0.5), 5)

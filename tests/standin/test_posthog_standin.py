@@ -273,15 +273,18 @@ def entry(method: str, ts: str, update: str | None = None) -> dict[str, Any]:
     params: dict[str, Any] = {"sessionId": "s"}
     if update:
         params["update"] = {"sessionUpdate": update}
-    return {"type": "notification", "timestamp": ts, "notification": {"jsonrpc": "2.0", "method": method, "params": params}}
+    notification = {"jsonrpc": "2.0", "method": method, "params": params}
+    return {"type": "notification", "timestamp": ts, "notification": notification}
 
 
 def test_append_log_logs_and_session_log_filters(client: httpx.Client) -> None:
     run = create_run(client, create_task(client)["id"])
     missing = client.post(run_url(run, "append_log/"), json={})
     assert missing.status_code == 400
-    assert missing.json() == {"type": "validation_error", "code": "required", "detail": "This field is required.", "attr": "entries"}
-    assert client.post(run_url(run, "append_log/"), json={"entries": []}).json()["detail"] == "At least one log entry is required"
+    assert missing.json() == {"type": "validation_error", "code": "required", "detail": "This field is required.",
+                              "attr": "entries"}
+    empty = client.post(run_url(run, "append_log/"), json={"entries": []})
+    assert empty.json()["detail"] == "At least one log entry is required"
 
     entries = [
         entry("_posthog/console", "2025-01-01T00:00:01Z"),
@@ -308,7 +311,8 @@ def test_append_log_logs_and_session_log_filters(client: httpx.Client) -> None:
     everything = session_logs()
     assert len(everything.json()) == 5 and everything.headers["x-total-count"] == "5"
     only = session_logs(event_types="agent_message,tool_call")
-    assert [e["notification"]["params"]["update"]["sessionUpdate"] for e in only.json()] == ["agent_message", "tool_call"]
+    updates = [e["notification"]["params"]["update"]["sessionUpdate"] for e in only.json()]
+    assert updates == ["agent_message", "tool_call"]
     assert only.headers["x-filtered-count"] == "2" == only.headers["x-matching-count"]
     excluded = session_logs(exclude_types="_posthog/console,")
     assert len(excluded.json()) == 4  # the undated entry has event type "" and stays
@@ -332,7 +336,8 @@ def test_artifact_presigned_round_trip(client: httpx.Client) -> None:
     payload = bytes(range(256)) * 4 + b"\r\n--not-a-boundary\r\n"
     prepared = client.post(
         run_url(run, "artifacts/prepare_upload/"),
-        json={"artifacts": [{"name": "dir/plan.bin", "type": "plan", "size": len(payload), "content_type": "application/x-test"}]},
+        json={"artifacts": [{"name": "dir/plan.bin", "type": "plan", "size": len(payload),
+                             "content_type": "application/x-test"}]},
     )
     assert prepared.status_code == 200, prepared.text
     slot = prepared.json()["artifacts"][0]
@@ -368,7 +373,8 @@ def test_artifact_presigned_round_trip(client: httpx.Client) -> None:
 
     inline = client.post(
         run_url(run, "artifacts/"),
-        json={"artifacts": [{"name": "notes.md", "type": "context", "content": base64.b64encode(b"# hi").decode(), "content_encoding": "base64"}]},
+        json={"artifacts": [{"name": "notes.md", "type": "context", "content": base64.b64encode(b"# hi").decode(),
+                             "content_encoding": "base64"}]},
     ).json()
     assert [a["name"] for a in inline["artifacts"]] == ["plan.bin", "notes.md"]  # whole manifest
     broken = client.post(
@@ -391,10 +397,12 @@ def test_command_json_rpc_and_errors(client: httpx.Client) -> None:
     no_params = command({"jsonrpc": "2.0", "method": "user_message", "params": {}})
     assert no_params.status_code == 400 and no_params.json()["attr"] == "params"
     assert command({"jsonrpc": "2.0", "method": "rm -rf"}).json()["code"] == "invalid_choice"
-    assert command({"jsonrpc": "2.0", "method": "cancel", "id": True}).json()["detail"] == "id must be a string or number"
+    bad_id = command({"jsonrpc": "2.0", "method": "cancel", "id": True})
+    assert bad_id.json()["detail"] == "id must be a string or number"
     assert command({"jsonrpc": "2.0", "method": "cancel"}).json() == {"error": "No active sandbox for this task run"}
     unknown_artifact = command({"jsonrpc": "2.0", "method": "user_message", "params": {"artifact_ids": ["zz"]}})
-    assert unknown_artifact.json() == {"error": "Some artifact_ids are invalid for this run", "missing_artifact_ids": ["zz"]}
+    assert unknown_artifact.json() == {"error": "Some artifact_ids are invalid for this run",
+                                       "missing_artifact_ids": ["zz"]}
     queued = command({"jsonrpc": "2.0", "method": "user_message", "params": {"content": "hi"}, "id": 7})
     assert queued.json() == {"jsonrpc": "2.0", "result": {"queued": True}, "id": 7}
 
@@ -403,7 +411,8 @@ def test_command_json_rpc_and_errors(client: httpx.Client) -> None:
     cancel = client.post(run_url(cloud, "command/"), json={"jsonrpc": "2.0", "method": "cancel", "id": "c1"})
     assert cancel.status_code == 200 and cancel.json() == {"jsonrpc": "2.0", "result": {"cancelled": True}, "id": "c1"}
     assert client.get(run_url(cloud)).json()["status"] == "cancelled"
-    ended = client.post(run_url(cloud, "command/"), json={"jsonrpc": "2.0", "method": "user_message", "params": {"content": "x"}})
+    ended = client.post(run_url(cloud, "command/"),
+                        json={"jsonrpc": "2.0", "method": "user_message", "params": {"content": "x"}})
     assert ended.status_code == 409
     gone = client.post(run_url(cloud, "command/"), json={"jsonrpc": "2.0", "method": "close"})
     assert gone.status_code == 502  # sandbox no longer answers
