@@ -116,8 +116,12 @@ def bind(host: str, port: int, what: str) -> socket.socket:
     return sock
 
 
-def _servable(runtime: Runtime, quiet: bool = False) -> list[Exposes]:
-    servable: list[Exposes] = []
+Served = RestExposes | McpExposes | SkillExposes
+"""The exposes blocks this runtime listens for (an OtherExposes is only warned about)."""
+
+
+def _servable(runtime: Runtime, quiet: bool = False) -> list[Served]:
+    servable: list[Served] = []
     for exposes in runtime.exposes:
         if isinstance(exposes, (RestExposes, SkillExposes)) \
                 or (isinstance(exposes, McpExposes) and exposes.transport == "http"):
@@ -130,7 +134,7 @@ def _servable(runtime: Runtime, quiet: bool = False) -> list[Exposes]:
 
 def port_clashes(runtime: Runtime, host: str | None = None, ports: Mapping[str, int] | None = None) -> list[Problem]:
     """Blocks that would listen on one address and port: `validate` reports what `serve` would meet."""
-    taken: dict[tuple[str, int], Exposes] = {}
+    taken: dict[tuple[str, int], Served] = {}
     problems: list[Problem] = []
     for exposes in _servable(runtime, quiet=True):
         port = (ports or {}).get(exposes.namespace, exposes.port or 0)
@@ -143,7 +147,7 @@ def port_clashes(runtime: Runtime, host: str | None = None, ports: Mapping[str, 
     return problems
 
 
-def _summary(exposes: Exposes, app: Any) -> str:
+def _summary(exposes: Served, app: Any) -> str:
     if isinstance(exposes, RestExposes):
         return f"REST {exposes.namespace}: {len(app.routes)} routes"
     if isinstance(exposes, SkillExposes):

@@ -67,16 +67,18 @@ class _SeqMarks:
         return self.items[index]
 
 
-class MarkedMap(dict):
+class MarkedMap(dict[Any, Any]):
     """A mapping that remembers where each key and value was written."""
 
     __slots__ = ("lc",)
+    lc: _MapMarks
 
 
-class MarkedSeq(list):
+class MarkedSeq(list[Any]):
     """A sequence that remembers where each item was written."""
 
     __slots__ = ("lc",)
+    lc: _SeqMarks
 
 
 DEFAULT_MAX_DEPTH = 100
@@ -101,7 +103,8 @@ def _implicit_tags() -> dict[str, list[tuple[str, Pattern[str]]]]:
     for versions, tag, regexp, first in _RUAMEL_IMPLICIT:
         if (1, 2) in versions:
             for char in first:
-                table.setdefault(char, []).append((tag.rsplit(":", 1)[-1], regexp))
+                # ruamel's pattern is a lazy proxy: compile the real one (from re's cache) once here
+                table.setdefault(char, []).append((tag.rsplit(":", 1)[-1], re.compile(regexp.pattern, regexp.flags)))
     return table
 
 

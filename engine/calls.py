@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 
 from engine.errors import CapabilityError, FormatNotSupported, Location, UnknownOperation, UpstreamError
 from engine.errors import NotSupported as NotSupported  # re-exported: its home was here
 from engine.formats import OFF_LOOP_BYTES, FormatError
 from engine.jsoncodec import loads
-from engine.outputs import Mapper, compile_mock, compile_outputs, is_passthrough
+from engine.outputs import compile_mock, compile_outputs, is_passthrough
 from engine.params import Scope, WithRules
 from engine.registry import Operation
 from engine.spec import Invocation
@@ -99,7 +99,7 @@ class ExposedCall:
         self.operation: Operation | None = None
         self.steps: Steps | None = None
         self.delegate: ExposedCall | None = None
-        self.mock = None
+        self.mock: Callable[[Scope], Any] | None = None
         self.function = runtime.functions.get(invocation.ref or "")
         if invocation.ref is not None:
             self.delegate = runtime.function_call(invocation.ref, _at(where, "ref"))
@@ -120,7 +120,8 @@ class ExposedCall:
         return self.rules.references()
 
     def _map(self, data: Any, scope: Scope) -> Any:
-        return data if self.passthrough or data is None else self.mapper(data, scope)
+        # passthrough is true whenever mapper is None (set in __init__), so mapper is callable here
+        return data if self.passthrough or data is None else self.mapper(data, scope)  # type: ignore[misc]
 
     def invoke(self, params: dict[str, Any], *, stream: bool = False,
                parse: bool = True) -> Coroutine[Any, Any, Outcome]:
@@ -158,7 +159,7 @@ class ExposedCall:
         data = self._map(result.last_json, scope) if result.last_status < 400 else result.last_json
         return Outcome(result.last_status, json=data) if data is not None else Outcome(result.last_status, body=b"")
 
-    async def _answer_mock(self, mock: Mapper, scope: Scope) -> Outcome:
+    async def _answer_mock(self, mock: Callable[[Scope], Any], scope: Scope) -> Outcome:
         data = mock(scope)
         return Outcome(200, json=data) if data is not None else Outcome(204, body=b"")
 

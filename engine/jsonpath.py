@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from jsonpath_ng import jsonpath as _ast
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-from jsonpath_ng.ext import parse as _parse
+from jsonpath_ng.ext.parser import parse as _parse
 from jsonpath_ng.ext.filter import Filter as _Filter
 from jsonpath_ng.ext.iterable import SortedThis as _SortedThis
 

@@ -7,6 +7,7 @@ files written for newer spec versions still load.
 
 from __future__ import annotations
 
+import builtins  # the getters of _Map named str, int and bool hide these in its annotations
 import os
 import re
 from dataclasses import dataclass, replace
@@ -61,7 +62,9 @@ class _Map:
         """Where `key` (or, with `value`, its value) was written."""
         child = f"{self.path}.{key}" if self.path else key
         try:
-            line, col = self.data.lc.value(key) if value else self.data.lc.key(key)
+            # a MarkedMap or ruamel's CommentedMap; a plain dict has no `lc` and falls back below
+            marks = self.data.lc  # type: ignore[attr-defined]
+            line, col = marks.value(key) if value else marks.key(key)
             return Location(self.ctx.file, line + 1, col + 1, child)
         except (KeyError, AttributeError, TypeError):
             return Location(self.ctx.file, self.where.line, self.where.column, child)
@@ -95,7 +98,7 @@ class _Map:
             return default
         return text
 
-    def int(self, key: str, *, required: bool = False, low: int = 1, high: int = 65535) -> int | None:
+    def int(self, key: builtins.str, *, required: builtins.bool = False, low: int = 1, high: int = 65535) -> int | None:
         value = self.data.get(key)
         if value is None:
             if required:
@@ -106,7 +109,7 @@ class _Map:
             return None
         return value
 
-    def bool(self, key: str, default: bool | None = None) -> bool | None:
+    def bool(self, key: builtins.str, default: builtins.bool | None = None) -> bool | None:
         value = self.data.get(key)
         if value is None:
             return default
@@ -115,7 +118,7 @@ class _Map:
             return default
         return value
 
-    def map(self, key: str, *, required: bool = False) -> _Map | None:
+    def map(self, key: builtins.str, *, required: builtins.bool = False) -> _Map | None:
         value = self.data.get(key)
         if value is None:
             if required:
@@ -126,7 +129,8 @@ class _Map:
             return None
         return _Map(self.ctx, value, f"{self.path}.{key}" if self.path else key, self.loc(key))
 
-    def items(self, key: str, build: Callable[[_Map], T | None], *, required: bool = False) -> tuple[T, ...]:
+    def items(self, key: builtins.str, build: Callable[[_Map], T | None], *,
+              required: builtins.bool = False) -> tuple[T, ...]:
         """Build each mapping of a list with `build`, skipping entries that had problems."""
         value = self.data.get(key)
         if value is None:
@@ -148,10 +152,10 @@ class _Map:
                 built.append(result)
         return tuple(built)
 
-    def plain(self, key: str, default: Any = None) -> Any:
+    def plain(self, key: builtins.str, default: Any = None) -> Any:
         return _plain(self.data[key]) if key in self.data else default
 
-    def _missing(self, key: str, what: str) -> None:
+    def _missing(self, key: builtins.str, what: builtins.str) -> None:
         self.ctx.problem(Location(self.ctx.file, self.where.line, self.where.column,
                                   f"{self.path}.{key}" if self.path else key),
                          f"missing required key '{key}' ({what})")

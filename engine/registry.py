@@ -12,7 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import quote, urlencode
 
 from engine import formats
@@ -222,12 +222,7 @@ def _check_type(param: OperationParameter, value: Any) -> None:
     """Text that claims a numeric or boolean type must parse as one (REST gives text)."""
     if not isinstance(value, str) or param.type not in ("integer", "number", "boolean"):
         return
-    ok = {
-        "integer": lambda v: bool(_INTEGER.match(v)),
-        "number": _is_number,
-        "boolean": lambda v: v in ("true", "false"),
-    }[param.type](value.strip())
-    if not ok:
+    if not _TYPE_CHECKS[param.type](value.strip()):
         article = "an" if param.type == "integer" else "a"
         raise RequestError(f"parameter '{param.name}' must be {article} {param.type}; got {value!r}",
                            parameter=param.name)
@@ -239,6 +234,14 @@ def _is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+# Built once, not per parameter checked.
+_TYPE_CHECKS: dict[str, Callable[[str], bool]] = {
+    "integer": lambda v: bool(_INTEGER.match(v)),
+    "number": _is_number,
+    "boolean": lambda v: v in ("true", "false"),
+}
 
 
 def _compile_param(param: InputParameter) -> OperationParameter:
@@ -440,7 +443,7 @@ class Registry:
             raise UnknownOperation(f"no consumed operation '{key}'; known: {known}")
         return operation
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Operation]:
         return iter(self.operations.values())
 
     def __len__(self) -> int:

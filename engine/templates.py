@@ -221,9 +221,9 @@ class _Frame:
 def _render(nodes: tuple[_Node, ...], scope: Scope, out: list[str], budget: list[int]) -> None:
     for node in nodes:
         if node.__class__ is str:
-            out.append(node)  # type: ignore[arg-type]
+            out.append(node)
         elif node.__class__ is _Var:
-            out.append(to_text(scope.get(node.name)))  # type: ignore[union-attr]
+            out.append(to_text(scope.get(node.name)))
         else:
             _render_section(node, scope, out, budget)  # type: ignore[arg-type]
 

@@ -102,10 +102,18 @@ class ServerInfo:
 class McpBackend(Protocol):
     """What an MCP server serves. Lists are fixed at construction (they never vary per call)."""
 
-    info: ServerInfo
-    tools: Sequence[McpTool]
-    resources: Sequence[McpResource]
-    prompts: Sequence[McpPrompt]
+    # Read-only (properties), so a backend may hold them as tuples or lists.
+    @property
+    def info(self) -> ServerInfo: ...
+
+    @property
+    def tools(self) -> Sequence[McpTool]: ...
+
+    @property
+    def resources(self) -> Sequence[McpResource]: ...
+
+    @property
+    def prompts(self) -> Sequence[McpPrompt]: ...
 
     async def call_tool(self, name: str, arguments: dict[str, JSON]) -> ToolResult:
         """Run a tool whose arguments were already validated against its input schema.

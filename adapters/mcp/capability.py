@@ -93,12 +93,12 @@ def input_schema(declared: tuple[ToolParameter, ...], call: ExposedCall) -> dict
     elif call.operation is not None:
         references = call.references()
         fixed = {key for key, _ in call.rules.literals} | {key for key, _ in call.rules.templates}
-        for param in call.operation.parameters():
-            if param.name in fixed or param.template is not None or param.constant is not None:
+        for upstream in call.operation.parameters():  # the consumed operation's, not a declared ToolParameter
+            if upstream.name in fixed or upstream.template is not None or upstream.constant is not None:
                 continue
-            name = references.get(param.name, param.name)
-            properties[name] = _property(param.type, param.description)
-            if param.required and name not in required:
+            name = references.get(upstream.name, upstream.name)
+            properties[name] = _property(upstream.type, upstream.description)
+            if upstream.required and name not in required:
                 required.append(name)
         for _, template in call.rules.templates:
             for name in template.names:

@@ -396,7 +396,7 @@ class McpHttpApp:
                 HEADER_MISMATCH, "Header mismatch: MCP-Protocol-Version does not match params._meta protocol version"
             )
         method = body.get("method")
-        if headers.method is None or decode_header_value(headers.method) != method:
+        if not isinstance(method, str) or headers.method is None or decode_header_value(headers.method) != method:
             raise McpError(HEADER_MISMATCH, "Header mismatch: Mcp-Method does not match the request method")
         key = _NAME_PARAM.get(method)
         if key is None:

@@ -21,7 +21,7 @@ backend, but rejects `"3"` and `true`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 from collections.abc import Callable
 
 __all__ = ["ArgumentValidator", "compile_schema", "json_type_name"]
@@ -52,7 +52,7 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -267,14 +267,18 @@ def _compile_array(schema: dict[str, Any]) -> _Check:
     return check
 
 
+_BOUNDS: tuple[tuple[str, Callable[[float, float], bool], str], ...] = (
+    ("minimum", lambda v, b: v < b, "at least"),
+    ("maximum", lambda v, b: v > b, "at most"),
+    ("exclusiveMinimum", lambda v, b: v <= b, "greater than"),
+    ("exclusiveMaximum", lambda v, b: v >= b, "less than"),
+)
+"""Each bound keyword: when a value fails it, and how the error says what was wanted."""
+
+
 def _compile_bounds(schema: dict[str, Any]) -> _Check:
     bounds: list[tuple[Callable[[float, float], bool], float, str]] = []
-    for key, fails, words in (
-        ("minimum", lambda v, b: v < b, "at least"),
-        ("maximum", lambda v, b: v > b, "at most"),
-        ("exclusiveMinimum", lambda v, b: v <= b, "greater than"),
-        ("exclusiveMaximum", lambda v, b: v >= b, "less than"),
-    ):
+    for key, fails, words in _BOUNDS:
         bound = schema.get(key)
         if _is_number(bound):
             bounds.append((fails, bound, words))

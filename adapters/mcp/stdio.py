@@ -13,6 +13,7 @@ requests finish for at most `grace_seconds`, then returns.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import stat
@@ -112,7 +113,7 @@ class _StdioConnection:
         key = _key(message["id"])
         if key is not None:
             self._in_flight[key] = task
-            task.add_done_callback(lambda _t, k=key: self._forget(k, _t))
+            task.add_done_callback(functools.partial(self._forget, key))
 
     def _forget(self, key: Any, task: asyncio.Task[None]) -> None:
         if self._in_flight.get(key) is task:

@@ -251,17 +251,19 @@ def _attributes(text: str, position: int, attrs: dict[str, str] | None) -> int:
     """Read attributes up to the closing `>`; its end, or -1 when the document ends first."""
     length = len(text)
     while True:
-        position = _ATTRIBUTE_GAP.match(text, position).end()
+        # _ATTRIBUTE_GAP, _SPACE and _UNQUOTED match the empty string, so their match is never None (not said
+        # with an assert: this runs for every attribute of every decoded document).
+        position = _ATTRIBUTE_GAP.match(text, position).end()  # type: ignore[union-attr]
         if position >= length:
             return -1
         if text[position] == ">":
             return position + 1
         name = _ATTRIBUTE_NAME.match(text, position)  # never None here; a leading `=` is part of the name
         assert name is not None
-        position = _SPACE.match(text, name.end()).end()
+        position = _SPACE.match(text, name.end()).end()  # type: ignore[union-attr]
         value = ""
         if position < length and text[position] == "=":
-            position = _SPACE.match(text, position + 1).end()
+            position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
             if position >= length:
                 return -1
             quote = text[position]
@@ -272,7 +274,7 @@ def _attributes(text: str, position: int, attrs: dict[str, str] | None) -> int:
                 value, position = text[position + 1:close], close + 1
             else:
                 unquoted = _UNQUOTED.match(text, position)
-                value, position = unquoted.group(), unquoted.end()
+                value, position = unquoted.group(), unquoted.end()  # type: ignore[union-attr]
         if attrs is not None:
             key = name.group().lower()
             if key not in attrs:  # the first of repeated attributes wins

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml as pyyaml
 from yaml import events
@@ -81,7 +81,12 @@ _FIRST_11 = {_BOOL: "yYnNtTfFoO", _FLOAT: "-+0123456789.", _INT: "-+0123456789"}
 _FIRST_COMMON = {_MERGE: "<", _NULL: "~nN", _TIMESTAMP: "0123456789", _VALUE: "="}
 
 
-def _by_first_char(rules: tuple[tuple[str, re.Pattern[str]], ...], first: dict[str, str]) -> dict[str, tuple]:
+Rules = tuple[tuple[str, re.Pattern[str]], ...]
+"""(tag, pattern) pairs, tried in order."""
+_Number = TypeVar("_Number", int, float)
+
+
+def _by_first_char(rules: Rules, first: dict[str, str]) -> dict[str, Rules]:
     table: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
     for tag, pattern in rules + _COMMON_RULES:
         for char in {**first, **_FIRST_COMMON}[tag]:
@@ -94,7 +99,7 @@ _BOOLS_12 = {"true": True, "false": False, "yes": True, "no": False, "y": True, 
              "on": True, "off": False}
 
 
-def _resolve(value: str, resolvers: dict[str, tuple]) -> str:
+def _resolve(value: str, resolvers: dict[str, Rules]) -> str:
     """The tag of a plain scalar (`str` unless a resolver for its first character matches)."""
     if not value:
         return _NULL
@@ -136,7 +141,7 @@ def _float(text: str, version: tuple[int, int]) -> float:
     return sign * float(digits)
 
 
-def _sexagesimal(digits: str, kind: Any) -> Any:
+def _sexagesimal(digits: str, kind: type[_Number]) -> _Number:
     value, base = kind(0), 1
     for part in reversed(digits.split(":")):
         value += kind(part) * base
