@@ -78,10 +78,6 @@ def _parse(raw: bytes, operation: Operation) -> Any:
         raise UpstreamError(operation.namespace, operation.name, f"answered JSON that is not valid ({exc})") from None
 
 
-def _at(where: Location, key: str) -> Location:
-    return Location(where.file, where.line, where.column, f"{where.path}.{key}")
-
-
 class ExposedCall:
     """One compiled invocation."""
 
@@ -93,7 +89,7 @@ class ExposedCall:
 
         self.runtime = runtime
         self.where = where
-        self.rules = WithRules(invocation.with_, runtime.prefixes, _at(where, "with"))
+        self.rules = WithRules(invocation.with_, runtime.prefixes, where.key("with"))
         self.mapper = compile_outputs(invocation.output_parameters)
         self.passthrough = self.mapper is None or is_passthrough(invocation.output_parameters)
         self.operation: Operation | None = None
@@ -102,12 +98,12 @@ class ExposedCall:
         self.mock: Callable[[Scope], Any] | None = None
         self.function = runtime.functions.get(invocation.ref or "")
         if invocation.ref is not None:
-            self.delegate = runtime.function_call(invocation.ref, _at(where, "ref"))
+            self.delegate = runtime.function_call(invocation.ref, where.key("ref"))
         elif invocation.call is not None:
             try:
                 self.operation = runtime.registry.get(invocation.call)
             except UnknownOperation as exc:
-                raise CapabilityError.at(_at(where, "call"), str(exc)) from None
+                raise CapabilityError.at(where.key("call"), str(exc)) from None
         elif invocation.steps:
             self.steps = Steps(runtime, invocation.steps, invocation.mappings, where)
         elif invocation.output_parameters:

@@ -59,6 +59,10 @@ class Location:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
 
+    def key(self, key: str) -> Location:
+        """The same place, one key deeper in the key path (for a value written at its key)."""
+        return Location(self.file, self.line, self.column, f"{self.path}.{key}" if self.path else key)
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:

@@ -210,10 +210,6 @@ def _plain(value: Any) -> Any:
 _SECTION_TAG = re.compile(r"\{\{\s*[#^/]")
 
 
-def _at(where: Location, key: str) -> Location:
-    return Location(where.file, where.line, where.column, f"{where.path}.{key}" if where.path else key)
-
-
 def _template_problem(text: str, *, path: bool = False) -> str | None:
     """What is wrong with `text` as a template, if anything (only sections can be wrong)."""
     if "{{" not in text or not _SECTION_TAG.search(text):
@@ -558,13 +554,13 @@ def _check_mapping_targets(m: _Map, mappings: tuple[spec.StepMapping, ...]) -> N
     for mapping in mappings:
         parts = mapping.target_name.split(".")
         if "" in parts:
-            m.ctx.problem(_at(mapping.where, "targetName"), f"'targetName' '{mapping.target_name}' has an empty"
-                                                            " segment; write names joined by single dots")
+            m.ctx.problem(mapping.where.key("targetName"), f"'targetName' '{mapping.target_name}' has an empty"
+                                                           " segment; write names joined by single dots")
             continue
         for end in range(1, len(parts)):
             prefix = ".".join(parts[:end])
             if prefix in targets:
-                m.ctx.problem(_at(mapping.where, "targetName"),
+                m.ctx.problem(mapping.where.key("targetName"),
                               f"'targetName' '{mapping.target_name}' puts a field inside '{prefix}', which another"
                               f" mapping sets as a whole value at {targets[prefix].where}")
                 break
@@ -760,9 +756,9 @@ def _exposes(m: _Map) -> spec.Exposes | None:
         tools = m.items("tools", _tool, required=True)
         mcp_resources = m.items("resources", _mcp_resource)
         prompts = m.items("prompts", _prompt)
-        _duplicates(m.ctx, "tool", [(tool.name, _at(tool.where, "name")) for tool in tools if tool.name])
-        _duplicates(m.ctx, "resource URI", [(r.uri, _at(r.where, "uri")) for r in mcp_resources])
-        _duplicates(m.ctx, "prompt", [(p.name, _at(p.where, "name")) for p in prompts])
+        _duplicates(m.ctx, "tool", [(tool.name, tool.where.key("name")) for tool in tools if tool.name])
+        _duplicates(m.ctx, "resource URI", [(r.uri, r.where.key("uri")) for r in mcp_resources])
+        _duplicates(m.ctx, "prompt", [(p.name, p.where.key("name")) for p in prompts])
         if namespace is None:
             return None
         return spec.McpExposes(
@@ -812,7 +808,7 @@ def _duplicate_routes(ctx: _Context, resources: tuple[spec.ExposedResource, ...]
         shape = spec.route_shape(resource.path)
         entries = [(op.method, op.where) for op in resource.operations]
         if resource.forward is not None:
-            entries.append(("forward", _at(resource.where, "forward")))
+            entries.append(("forward", resource.where.key("forward")))
         for method, where in entries:
             first = seen.setdefault((shape, method), (resource.path, where))
             if first[1] is not where:

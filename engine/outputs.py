@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Callable, Sequence
 
-from engine.errors import CapabilityError, Location
+from engine.errors import CapabilityError
 from engine.jsonpath import JsonPathError, compile_path
 from engine.spec import OutputParameter
 from engine.templates import MISSING, Scope, Template, TemplateError
@@ -43,15 +43,12 @@ def is_passthrough(outputs: Sequence[OutputParameter]) -> bool:
             and outputs[0].items is None and (outputs[0].mapping or "").strip() in ("$", "$."))
 
 
-def _key(where: Location, key: str) -> Location:
-    return Location(where.file, where.line, where.column, f"{where.path}.{key}" if where.path else key)
-
-
-def _path(output: OutputParameter) -> Callable[[Any], Any]:
+def mapping_path(output: OutputParameter, key: str = "mapping") -> Callable[[Any], Any]:
+    """The output's compiled JSONPath; a bad one is a problem at `key`, where the file wrote it."""
     try:
         return compile_path(output.mapping or "$")
     except JsonPathError as exc:
-        raise CapabilityError.at(_key(output.where, "mapping"), str(exc)) from None
+        raise CapabilityError.at(output.where.key(key), str(exc)) from None
 
 
 def _compile(output: OutputParameter) -> Mapper:
@@ -64,7 +61,7 @@ def _compile(output: OutputParameter) -> Mapper:
         return _array(output)
     if output.type == "object":
         return _object(output)
-    extract = _path(output) if output.mapping else (lambda body: None)
+    extract = mapping_path(output) if output.mapping else (lambda body: None)
     return lambda body, scope: extract(body)
 
 
@@ -74,13 +71,13 @@ def _constant(output: OutputParameter) -> Mapper:
         try:
             template = Template.compile(value)
         except TemplateError as exc:  # the loader finds these first, with the value's own position
-            raise CapabilityError.at(_key(output.where, "value"), f"invalid template: {exc}") from None
+            raise CapabilityError.at(output.where.key("value"), f"invalid template: {exc}") from None
         return lambda body, scope: template.render(scope)
     return lambda body, scope: value
 
 
 def _object(output: OutputParameter) -> Mapper:
-    extract = _path(output) if output.mapping else None
+    extract = mapping_path(output) if output.mapping else None
     if not output.properties:
         if extract is None:
             return lambda body, scope: {}
@@ -101,7 +98,7 @@ def _property(prop: OutputParameter) -> Mapper:
 
 
 def _array(output: OutputParameter) -> Mapper:
-    extract = _path(output)
+    extract = mapping_path(output)
     items = output.items
     if items is None or (items.type != "object" and not items.mapping and items.value is None):
         element: Mapper | None = None

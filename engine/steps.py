@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Sequence
 
 from engine.errors import CapabilityError, Location, RequestError, UnknownOperation
-from engine.jsonpath import JsonPathError, compile_path
-from engine.outputs import compile_outputs
+from engine.outputs import compile_outputs, mapping_path
 from engine.params import Scope, WithRules, walk as _walk
 from engine.registry import Operation
 from engine.spec import OutputParameter, Step, StepMapping
@@ -40,20 +39,9 @@ def _dollar_path(text: str) -> list[str]:
     return [part for part in text[2:].split(".") if part]
 
 
-def _at(where: Location, key: str) -> Location:
-    return Location(where.file, where.line, where.column, f"{where.path}.{key}" if where.path else key)
-
-
-def _named_path(output: OutputParameter) -> Callable[[Any], Any]:
-    try:
-        return compile_path(output.mapping or "$")
-    except JsonPathError as exc:
-        raise CapabilityError.at(_at(output.where, "value"), str(exc)) from None
-
-
 def _projector(outputs: Sequence[OutputParameter]) -> Callable[[Any, Scope], Any]:
     """The consumed operation's outputParameters applied to a step's raw answer."""
-    named = [(o.name, _named_path(o)) for o in outputs if o.name and o.mapping]
+    named = [(o.name, mapping_path(o, "value")) for o in outputs if o.name and o.mapping]
     if not named:
         unnamed = compile_outputs([o for o in outputs if not o.name])
         return (lambda data, scope: unnamed(data, scope)) if unnamed else (lambda data, scope: data)
@@ -74,7 +62,7 @@ class _CallStep:
         except UnknownOperation as exc:
             raise CapabilityError.at(step.where, str(exc)) from None
         self.name = step.name
-        self.rules = WithRules(step.with_, runtime.prefixes, _at(step.where, "with"))
+        self.rules = WithRules(step.with_, runtime.prefixes, step.where.key("with"))
         self.project = _projector(self.operation.spec.output_parameters)
 
 
@@ -87,7 +75,7 @@ class _LookupStep:
         try:
             self.template = None if self.value.startswith("$.") else Template.compile(self.value)
         except TemplateError as exc:
-            raise CapabilityError.at(_at(step.where, "lookupValue"), f"invalid template: {exc}") from None
+            raise CapabilityError.at(step.where.key("lookupValue"), f"invalid template: {exc}") from None
         self.fields = step.output_parameters
 
     def run(self, outputs: dict[str, Any], scope: Scope) -> Any:
