@@ -7,24 +7,22 @@ a mock from constant outputs. The JSON answer is then mapped by the invocation's
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
-from engine.errors import CapabilityError, FormatNotSupported, Location, UnknownOperation, UpstreamError
+from engine.answers import decodes, parse_json, read_json
+from engine.errors import CapabilityError, Location, UnknownOperation
 from engine.errors import NotSupported as NotSupported  # re-exported: its home was here
-from engine.formats import OFF_LOOP_BYTES, FormatError
-from engine.jsoncodec import loads
 from engine.outputs import compile_mock, compile_outputs, is_passthrough
 from engine.params import Scope, WithRules
 from engine.registry import Operation
 from engine.spec import Invocation
+from engine.steps import Steps
 from engine.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
-    from engine.steps import Steps
 
 NO_JSON: Any = object()
 
@@ -41,43 +39,6 @@ class Outcome:
     content_type: str | None = None
 
 
-def decodes(operation: Operation, response: UpstreamResponse) -> bool:
-    """Whether the answer is read as data (JSON, or a declared non-JSON format) or passed on raw."""
-    return response.is_json if operation.decoder is None else True
-
-
-async def read_json(operation: Operation, response: UpstreamResponse) -> Any:
-    """The answer as JSON-like data (None when empty or not data), converting declared formats.
-
-    A body over `OFF_LOOP_BYTES` is decoded in a worker thread: the decoders are linear and
-    bounded, but a large body still takes them a while, and the event loop keeps serving others.
-    """
-    if operation.decoder is None:
-        if response.is_json:
-            return await response.json()
-        await response.read()
-        return None
-    raw = await response.read()
-    if not raw.strip():
-        return None
-    try:
-        if len(raw) > OFF_LOOP_BYTES:
-            return await asyncio.to_thread(operation.decoder, raw, response.charset)
-        return operation.decoder(raw, response.charset)
-    except FormatNotSupported as exc:  # protobuf, avro: the file is fine, this runtime cannot decode them yet
-        raise NotSupported(f"{operation.namespace}.{operation.name}: {exc}") from None
-    except FormatError as exc:
-        reason = f"answered a body past a limit: {exc}" if exc.limit else f"answered a body that is not valid {exc}"
-        raise UpstreamError(operation.namespace, operation.name, reason) from None
-
-
-def _parse(raw: bytes, operation: Operation) -> Any:
-    try:
-        return loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise UpstreamError(operation.namespace, operation.name, f"answered JSON that is not valid ({exc})") from None
-
-
 class ExposedCall:
     """One compiled invocation."""
 
@@ -85,8 +46,6 @@ class ExposedCall:
                  "where")
 
     def __init__(self, runtime: Runtime, invocation: Invocation, where: Location) -> None:
-        from engine.steps import Steps
-
         self.runtime = runtime
         self.where = where
         self.rules = WithRules(invocation.with_, runtime.prefixes, where.key("with"))
@@ -165,7 +124,7 @@ class ExposedCall:
         if operation.decoder is None and response.is_json and (self.passthrough or response.status >= 400):
             # Nothing to map: keep the upstream's bytes (parsing and re-encoding 1 MB costs ~30 ms).
             raw = await response.read()
-            data = _parse(raw, operation) if parse and raw.strip() else NO_JSON
+            data = parse_json(raw, operation) if parse and raw.strip() else NO_JSON
             return Outcome(response.status, response.headers(keep_length=False), json=data, body=raw,
                            content_type="application/json")
         if decodes(operation, response):

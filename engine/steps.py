@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Sequence
 
+from engine.answers import read_json
 from engine.errors import CapabilityError, Location, RequestError, UnknownOperation
 from engine.outputs import compile_outputs, mapping_path
 from engine.params import Scope, WithRules, walk as _walk
@@ -126,8 +127,6 @@ class Steps:
         self.mappings = [(m.target_name.split("."), _dollar_path(m.value)) for m in mappings]
 
     async def run(self, params: dict[str, Any]) -> StepsResult:
-        from engine.calls import read_json
-
         values = dict(params)
         outputs: dict[str, Any] = {}
         last_status, last_json = 200, None

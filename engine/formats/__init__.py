@@ -43,7 +43,7 @@ Every decoder is linear in the body and bounded: the body by `Limits.upstream_bo
 client stops a larger one before it gets here), the values it decodes to by `Limits.decoded_items`
 (YAML aliases, wide CSV rows and table cells all count), nesting by `common.MAX_DEPTH`. Past a
 limit the decoder raises a `FormatError` whose `limit` names it. `OFF_LOOP_BYTES` is the size above
-which `engine.calls.read_json` decodes in a worker thread, so a large body never holds up the
+which `engine.answers.read_json` decodes in a worker thread, so a large body never holds up the
 event loop. One module per format: `xml`, `yaml`, `delimited`, `html` (with `css` selectors),
 `markdown`.
 """
