@@ -514,3 +514,17 @@ def test_decoder_built_by_the_registry_uses_the_runtime_limit(tmp_path: Path) ->
     assert decoder(b"[1, 2, 3, 4]") == [1, 2, 3, 4]
     with pytest.raises(FormatError, match="more than 5 values"):
         decoder(b"[1, 2, 3, 4, 5]")
+
+
+def test_a_json_integer_past_the_conversion_limit_is_a_format_error() -> None:
+    """Found by fuzzing: Python refuses to build an int of more than 4,300 digits (ValueError)."""
+    with pytest.raises(FormatError, match="json: .*digits"):
+        decode(b"[" + b"1" * 6000 + b"]", "json")
+
+
+@pytest.mark.parametrize("scalar", [b"0x" + b"f" * 6000, b"0b" + b"1" * 20000, b"-0o" + b"7" * 6000])
+def test_a_yaml_integer_too_large_to_write_out_is_a_format_error(scalar: bytes) -> None:
+    """Found by fuzzing: a hex or binary int reads past 4,300 digits, then the JSON encoder refuses it."""
+    with pytest.raises(FormatError, match="as int"):
+        decode(b"a: " + scalar, "yaml")
+    assert decode(b"a: 0x" + b"f" * 100, "yaml") == {"a": 16 ** 100 - 1}

@@ -168,6 +168,8 @@ def _decode_json(budget: Budget, text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise FormatError(f"json: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        raise FormatError(f"json: {exc}") from None
     except RecursionError:
         raise FormatError("json: the document is nested too deeply") from None
 

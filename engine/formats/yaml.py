@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any, TypeVar
 
 import yaml as pyyaml
@@ -109,7 +110,19 @@ def _resolve(value: str, resolvers: dict[str, Rules]) -> str:
     return _STR
 
 
+#: Python writes out no integer of more than `sys.get_int_max_str_digits()` digits (4,300 by default);
+#: a hex or binary scalar is not bound by that when read, so it is bounded here by its size in bits.
+_MAX_INT_BITS = int((sys.get_int_max_str_digits() or 1_000_000) * 3.32)
+
+
 def _int(text: str, version: tuple[int, int]) -> int:
+    value = _int_value(text, version)
+    if value.bit_length() > _MAX_INT_BITS:
+        raise ValueError("an integer too large to write out as JSON")
+    return value
+
+
+def _int_value(text: str, version: tuple[int, int]) -> int:
     digits = text.replace("_", "")
     sign = -1 if digits[:1] == "-" else 1
     digits = digits[1:] if digits[:1] in ("-", "+") else digits
