@@ -15,6 +15,7 @@ from typing import Any
 import yaml as pyyaml
 from yaml import events
 
+from engine.blockyaml import DEFAULT_MAX_DEPTH, Position, Unsupported
 from engine.formats.yaml import (
     _BOOL,
     _FLOAT,
@@ -26,8 +27,6 @@ from engine.formats.yaml import (
     _int,
 )
 
-Position = tuple[int, int]
-
 _Loader = pyyaml.CBaseLoader if getattr(pyyaml, "__with_libyaml__", False) else pyyaml.BaseLoader
 _RESOLVE = _RESOLVERS[(1, 2)]
 # Characters libyaml and ruamel read differently or only one of them accepts: tabs, lone CR, NEL, LS,
@@ -36,16 +35,6 @@ _RESOLVE = _RESOLVERS[(1, 2)]
 _ASCII_OK = bytes([10, *range(0x20, 0x7F)])
 _STRANGE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
 _HEADER_COMMENT = re.compile(r"[|>][-+0-9]*#")
-DEFAULT_MAX_DEPTH = 100
-"""Nested mappings and sequences beyond this are left to the loader, which refuses them with a position."""
-
-
-class Unsupported(Exception):
-    """libyaml refused the text, or it holds what only ruamel builds; `line`/`column` (0-based) say where."""
-
-    def __init__(self, reason: str, line: int | None = None, column: int | None = None) -> None:
-        super().__init__(reason)
-        self.line, self.column = line, column
 
 
 class _MapMarks:
