@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.lifespan import RuntimeLifespan
-from engine.runtime import Runtime
-from engine.spec import McpExposes, RestExposes, SkillExposes
+from .lifespan import RuntimeLifespan
+from ..engine import McpExposes, RestExposes, Runtime, SkillExposes
 
 
 def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
@@ -25,21 +24,21 @@ def exposes_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
     """`build_app` without the lifespan, for a server that starts and stops the runtime itself."""
     exposes = runtime.exposes_named(namespace)
     if isinstance(exposes, RestExposes):
-        from adapters.rest.app import RestApp
+        from .rest.app import RestApp
 
         app: Any = RestApp(runtime, exposes)
     elif isinstance(exposes, McpExposes):
-        from adapters.mcp.capability import mcp_http_app
+        from .mcp.capability import mcp_http_app
 
         app = mcp_http_app(runtime, exposes, **options)
     elif isinstance(exposes, SkillExposes):
-        from adapters.skill.app import skill_app
+        from .skill.app import skill_app
 
         app = skill_app(runtime, exposes)
     else:
         raise ValueError(f"exposes '{namespace}' is of type {exposes.type}, which this runtime cannot serve yet")
     if exposes.authentication is not None:
-        from adapters.auth import ServerAuth
+        from .auth import ServerAuth
 
         app = ServerAuth(app, exposes.authentication, runtime)
     return app
@@ -47,7 +46,7 @@ def exposes_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
 
 def __getattr__(name: str) -> Any:
     if name == "serve":
-        from adapters.server import serve
+        from .server import serve
 
         return serve
     raise AttributeError(name)

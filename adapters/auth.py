@@ -13,11 +13,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qsl
 
-from engine.errors import CapabilityError
-from engine.params import Scope
-from engine.runtime import Runtime
-from engine.spec import Authentication
-from engine.templates import MissingValue, Template
+from ..engine import Authentication, CapabilityError, MissingValue, Runtime, Scope, Template
 
 
 class ServerAuth:

@@ -12,11 +12,21 @@ import sys
 from typing import Any
 from collections.abc import Callable, Sequence
 
-from engine import loader
-from engine.errors import CapabilityError, NaftikoError, RequestError, UnknownOperation, answer_for
-from engine.limits import Limits
-from engine.runtime import Runtime, base_uri_variable
-from engine.spec import Capability, McpExposes, RestExposes, SkillExposes
+from ..engine import (
+    Capability,
+    CapabilityError,
+    Limits,
+    McpExposes,
+    NaftikoError,
+    RequestError,
+    RestExposes,
+    Runtime,
+    SkillExposes,
+    UnknownOperation,
+    answer_for,
+    base_uri_variable,
+    load_capabilities,
+)
 
 log = logging.getLogger("naftiko")
 
@@ -64,12 +74,12 @@ def _settle(*_: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from adapters.server import serve
+    from .server import serve
 
     gc.disable()  # loading builds many small objects that are never garbage; see _settle
     runtime = _runtime(args)
     if args.stdio is not None:
-        from adapters.mcp.capability import serve_stdio
+        from .mcp.capability import serve_stdio
 
         _settle()
         _run(serve_stdio(runtime, args.stdio or None))
@@ -81,9 +91,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
-        from adapters.server import port_clashes
+        from .server import port_clashes
 
-        capabilities = loader.load(args.paths)
+        capabilities = load_capabilities(args.paths)
         clashes = port_clashes(Runtime(capabilities, resolve_environment=False))
         if clashes:
             raise CapabilityError(clashes)
@@ -99,7 +109,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    for capability in loader.load(args.paths):
+    for capability in load_capabilities(args.paths):
         print(_describe(capability))
     return 0
 

@@ -10,8 +10,7 @@ import asyncio
 from typing import Any
 from collections.abc import Awaitable, Callable, MutableMapping
 
-from engine.errors import RequestTooLarge
-from engine.limits import describe
+from ..engine import RequestTooLarge, describe
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]

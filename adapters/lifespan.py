@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.runtime import Runtime
+from ..engine import Runtime
 
 
 class RuntimeLifespan:

@@ -19,10 +19,19 @@ from collections.abc import Callable, Iterator, Mapping
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from adapters.edges import ABORT_EXTENSION
-from engine.errors import CapabilityError, Location, NaftikoError, Problem
-from engine.runtime import Runtime, gc_paused
-from engine.spec import Exposes, McpExposes, RestExposes, SkillExposes
+from .edges import ABORT_EXTENSION
+from ..engine import (
+    CapabilityError,
+    Exposes,
+    Location,
+    McpExposes,
+    NaftikoError,
+    Problem,
+    RestExposes,
+    Runtime,
+    SkillExposes,
+    gc_paused,
+)
 
 log = logging.getLogger("naftiko")
 DEFAULT_HOST = "127.0.0.1"
@@ -183,7 +192,7 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
 
     `allowed_hosts`/`allowed_origins` are the MCP endpoints' DNS-rebinding allow-lists.
     """
-    from adapters import exposes_app
+    from . import exposes_app
 
     ports = dict(ports or {})
     unknown = [ns for ns in ports if ns not in {e.namespace for e in runtime.exposes}]

@@ -18,8 +18,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters import exposes_app  # noqa: E402
-from engine import Runtime  # noqa: E402
+from naftiko.adapters import exposes_app  # noqa: E402
+from naftiko.engine import Runtime  # noqa: E402
 
 SMALL = json.dumps({"id": 42, "name": "naftiko-bench", "ok": True, "tags": ["a", "b"], "score": 0.5},
                    separators=(",", ":")).encode()

@@ -150,7 +150,7 @@ def nginx_proxy(tmp: Path, port: int, upstream_port: int) -> Server:
 def naftiko(name: str, capability: Path, base_uris: dict[str, str], ports: dict[str, int],
             env: dict[str, str] | None = None) -> Server:
     """`naftiko serve` as a user runs it, from a venv holding only the project's dependencies."""
-    cmd = [str(NAFTIKO_PY), "-m", "adapters.cli", "serve", str(capability)]
+    cmd = [str(NAFTIKO_PY), "-m", "naftiko", "serve", str(capability)]
     for ns, url in base_uris.items():
         cmd += ["--base-uri", f"{ns}={url}"]
     for ns, port in ports.items():

@@ -34,7 +34,7 @@ SEED = ROOT / "capabilities" / "posthog-task-runs.yaml"
 
 
 def blockyaml_reader(text: str) -> Any:
-    from engine import blockyaml
+    from naftiko.engine.spec import blockyaml
     return blockyaml.load(text)
 
 
@@ -67,7 +67,7 @@ def yamlread_reader(text: str) -> Any:
 
 
 def loader_parse(text: str) -> Any:
-    from engine import loader
+    from naftiko.engine.spec import loader
     return loader._parse_yaml(text, "bench.yaml")
 
 
@@ -132,7 +132,7 @@ def main(n: int = 10_000, rounds: int = 5) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "scale.yaml")
         path.write_text(big)
-        from engine import loader
+        from naftiko.engine.spec import loader
         runs = [timed(lambda _: loader.load([path]), "") for _ in range(3)]
         print(f"\nengine.loader.load({n} ops): best {min(runs):.3f} s, median {statistics.median(runs):.3f} s")
 

@@ -15,8 +15,8 @@ from typing import Any
 import yaml as pyyaml
 from yaml import events
 
-from engine.blockyaml import DEFAULT_MAX_DEPTH, Position, Unsupported
-from engine.formats.yaml import (
+from naftiko.engine.spec.blockyaml import DEFAULT_MAX_DEPTH, Position, Unsupported
+from naftiko.engine.formats.yaml import (
     _BOOL,
     _FLOAT,
     _INT,

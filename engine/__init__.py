@@ -1,27 +1,81 @@
-"""naftiko's engine: capability files → spec model → operation registry → runtime.
+"""naftiko's engine: capability files → spec model → operation registry → exposed calls → runtime.
 
-The public surface is small on purpose: `Runtime` to load and call, `load_capabilities` to
-only read and check files, and the error types an embedding service may want to catch.
+The stages, in the order data flows through them (each imports only the ones above it in this list
+from below, never the other way; `lint-imports` checks it):
+
+    spec/        YAML files read into the typed spec model, every problem found once, with its position
+    registry/    every consumed operation compiled: parameters, bodies, credentials, addressable as `ns.op`
+    upstream/    the wire: the prepared request, the HTTP/1.1 pool, proxies, upstream auth
+    formats/     the answer formats an operation may declare (XML, YAML, CSV, HTML, Markdown) as data
+    calls/       what an exposed operation, tool or function does: one call, steps, output mapping
+    bindings.py  `binds` resolved into values at start-up
+    runtime.py   the Runtime, owning all of the above for one set of capability files
+
+Beside them, used by every stage: `errors` (the one hierarchy), `limits`, `templates` (Mustache),
+`jsonpath` and `jsoncodec`.
+
+Adapters import only from this module: the names below are the seam between the engine and the
+edges (REST, MCP, skills, the command line). Library users want `naftiko` itself.
 """
 
-from engine.errors import (
+from .calls import NO_JSON, ExposedCall, Outcome
+from .errors import (
     CapabilityError,
+    Location,
     NaftikoError,
+    NotSupported,
+    Problem,
     RequestError,
+    RequestTooLarge,
     UnknownOperation,
     UpstreamError,
     UpstreamTimeout,
+    answer_for,
 )
-from engine.loader import load as load_capabilities
-from engine.runtime import Runtime
+from .jsoncodec import RawJSON, dumps, loads, passthrough
+from .jsonpath import compile_path
+from .limits import Limits, describe
+from .registry import Forwarder, Scope, with_aliases
+from .runtime import Runtime, base_uri_variable, gc_paused
+from .spec import (
+    GREEDY_VARIABLE,
+    PATH_VARIABLE,
+    Authentication,
+    Capability,
+    Exposes,
+    Forward,
+    InputParameter,
+    McpExposes,
+    Prompt,
+    ReadLimits,
+    Resource,
+    RestExposes,
+    Semantics,
+    Skill,
+    SkillExposes,
+    SkillTool,
+    Tool,
+    ToolHints,
+    ToolParameter,
+    load_capabilities,
+    path_segments,
+)
+from .templates import MISSING, MissingValue, Template
+from .upstream import UpstreamResponse
 
 __all__ = [
-    "Runtime",
-    "load_capabilities",
-    "NaftikoError",
-    "CapabilityError",
-    "RequestError",
-    "UnknownOperation",
-    "UpstreamError",
-    "UpstreamTimeout",
+    # loading and running
+    "Runtime", "load_capabilities", "ReadLimits", "Limits", "describe", "base_uri_variable", "gc_paused",
+    # the spec model the adapters mount
+    "Capability", "Exposes", "RestExposes", "McpExposes", "SkillExposes", "Authentication", "InputParameter",
+    "Forward", "Tool", "ToolHints", "ToolParameter", "Resource", "Prompt", "Semantics", "Skill", "SkillTool",
+    "GREEDY_VARIABLE", "PATH_VARIABLE", "path_segments",
+    # calling
+    "ExposedCall", "Outcome", "NO_JSON", "Forwarder", "UpstreamResponse", "Scope", "with_aliases",
+    "Template", "MISSING", "MissingValue", "compile_path",
+    # JSON in and out
+    "dumps", "loads", "passthrough", "RawJSON",
+    # errors
+    "NaftikoError", "CapabilityError", "Problem", "Location", "RequestError", "RequestTooLarge", "UnknownOperation",
+    "UpstreamError", "UpstreamTimeout", "NotSupported", "answer_for",
 ]

@@ -14,9 +14,9 @@ from typing import Any
 from collections.abc import Mapping
 from urllib.parse import unquote, urlparse
 
-from engine.errors import CapabilityError, Location
-from engine.loader import READ_LIMITS, read_document
-from engine.spec import Binding, Capability
+from .errors import CapabilityError, Location
+from .spec.loader import READ_LIMITS, read_document
+from .spec.model import Binding, Capability
 
 
 def resolve(capability: Capability, environ: Mapping[str, str], cwd: Path | None = None) -> dict[str, str]:

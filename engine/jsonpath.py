@@ -25,7 +25,7 @@ from jsonpath_ng.ext.parser import parse as _parse
 from jsonpath_ng.ext.filter import Filter as _Filter
 from jsonpath_ng.ext.iterable import SortedThis as _SortedThis
 
-from engine.errors import JsonPathError as JsonPathError  # re-exported: its home was here
+from .errors import JsonPathError as JsonPathError  # raised here, defined in errors.py
 
 _DOTTED = re.compile(r"^\$(?:\.[A-Za-z_][\w-]*)+$")
 

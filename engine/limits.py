@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from collections.abc import Mapping
 
-from engine.errors import NaftikoError
+from .errors import NaftikoError
 
 KiB, MiB, GiB = 1024, 1024 ** 2, 1024 ** 3
 ENV_PREFIX = "NAFTIKO_MAX_"

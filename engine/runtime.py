@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
 
-from engine import bindings as binding_values
-from engine import loader
-from engine.calls import ExposedCall
-from engine.errors import CapabilityError, Location, Problem
-from engine.limits import Limits
-from engine.params import CALLER_PREFIXES, Scope, with_aliases
-from engine.registry import Forwarder, Operation, Registry
-from engine.spec import AggregateFunction, Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
-from engine.templates import Template
-from engine.upstream import OAuth2ClientCredentials, Upstream, UpstreamResponse
+from . import bindings as binding_values
+from .spec import loader
+from .calls.invocation import ExposedCall
+from .errors import CapabilityError, Location, Problem
+from .limits import Limits
+from .registry.params import CALLER_PREFIXES, Scope, with_aliases
+from .registry.operations import Forwarder, Operation, Registry
+from .spec.model import AggregateFunction, Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
+from .templates import Template
+from .upstream.client import OAuth2ClientCredentials, Upstream, UpstreamResponse
 
 log = logging.getLogger("naftiko")
 

@@ -25,9 +25,9 @@ import re
 from typing import Any, Protocol
 from collections.abc import Callable
 
-from engine.errors import MissingValue as MissingValue  # re-exported: its home was here
-from engine.errors import RequestError
-from engine.errors import TemplateError as TemplateError  # re-exported: its home was here
+from .errors import MissingValue as MissingValue  # raised here, defined in errors.py
+from .errors import RequestError
+from .errors import TemplateError as TemplateError  # raised here, defined in errors.py
 
 _TAG = re.compile(r"\{\{\{\s*([^{}]+?)\s*\}\}\}|\{\{\s*([#^/!&]?)\s*([^{}]*?)\s*\}\}|<<\s*([\w.-]+)\s*>>")
 _COMMENT = re.compile(r"\{\{!.*?\}\}", re.DOTALL)

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import uvicorn
 
-from adapters.server import Listener, bind, serve
-from engine import NaftikoError, Runtime
-from engine.errors import CapabilityError
+from naftiko.adapters.server import Listener, bind, serve
+from naftiko import CapabilityError, NaftikoError, Runtime
 from examples.posthog_standin import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

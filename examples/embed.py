@@ -20,8 +20,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from adapters import build_app
-from engine import Runtime
+from naftiko import Runtime, build_app
 from examples.posthog_standin import create_app as posthog_standin
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,15 +18,31 @@ from typing import Any
 from collections.abc import Callable, Coroutine, Iterable
 from urllib.parse import unquote, urlparse
 
-from adapters.edges import UNENCODABLE
-from engine.calls import NO_JSON, ExposedCall, Outcome
-from engine.errors import NotSupported, RequestError, UpstreamError, UpstreamTimeout, answer_for
-from engine.jsoncodec import dumps, loads, passthrough
-from engine.limits import describe
-from engine.params import with_aliases
-from engine.runtime import Runtime
-from engine.spec import McpExposes, Prompt, Resource, Semantics, Tool, ToolHints, ToolParameter
-from engine.templates import MISSING
+from ..edges import UNENCODABLE
+from ...engine import (
+    MISSING,
+    NO_JSON,
+    ExposedCall,
+    McpExposes,
+    NotSupported,
+    Outcome,
+    Prompt,
+    RequestError,
+    Resource,
+    Runtime,
+    Semantics,
+    Tool,
+    ToolHints,
+    ToolParameter,
+    UpstreamError,
+    UpstreamTimeout,
+    answer_for,
+    describe,
+    dumps,
+    loads,
+    passthrough,
+    with_aliases,
+)
 
 from .backend import (
     INTERNAL_ERROR,

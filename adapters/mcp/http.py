@@ -35,7 +35,7 @@ from typing import Any, Final
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from urllib.parse import urlsplit
 
-from adapters.edges import BodyTooLarge, Disconnected, DisconnectWatch, read_body
+from ..edges import BodyTooLarge, Disconnected, DisconnectWatch, read_body
 
 from .backend import INVALID_PARAMS, METHOD_NOT_FOUND, McpBackend, McpError
 from .protocol import (

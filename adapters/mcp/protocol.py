@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from collections.abc import Awaitable, Callable
 
-from engine.jsoncodec import RawJSON, dumps, loads
+from ...engine import RawJSON, dumps, loads
 
 from .backend import (
     INTERNAL_ERROR,

@@ -23,26 +23,30 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from engine.calls import NO_JSON, ExposedCall
-from engine.errors import (
+from ...engine import (
+    NO_JSON,
     CapabilityError,
+    ExposedCall,
+    Forward,
+    Forwarder,
+    InputParameter,
     NotSupported,
     RequestError,
     RequestTooLarge,
+    RestExposes,
+    Runtime,
     UnknownOperation,
     UpstreamError,
+    UpstreamResponse,
     UpstreamTimeout,
     answer_for,
+    compile_path,
+    dumps,
+    loads,
+    with_aliases,
 )
-from engine.jsoncodec import dumps, loads
-from engine.jsonpath import compile_path
-from engine.params import with_aliases
-from engine.runtime import Runtime
-from engine.registry import Forwarder
-from engine.spec import Forward, InputParameter, RestExposes
-from engine.upstream import UpstreamResponse
-from adapters.edges import UNENCODABLE, Disconnected, DisconnectWatch, abort, read_body
-from adapters.rest.routing import Router
+from ..edges import UNENCODABLE, Disconnected, DisconnectWatch, abort, read_body
+from .routing import Router
 
 log = logging.getLogger("naftiko.rest")
 

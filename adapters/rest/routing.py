@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from engine.spec import GREEDY_VARIABLE, PATH_VARIABLE, path_segments
+from ...engine import GREEDY_VARIABLE, PATH_VARIABLE, path_segments
 
 T = TypeVar("T")
 

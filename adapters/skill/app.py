@@ -21,9 +21,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.rest.app import error_response
-from engine.runtime import Runtime
-from engine.spec import McpExposes, Skill, SkillExposes, SkillTool
+from ..rest.app import error_response
+from ...engine import McpExposes, Runtime, Skill, SkillExposes, SkillTool
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 

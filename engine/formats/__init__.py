@@ -55,13 +55,13 @@ from functools import partial
 from typing import Any
 from collections.abc import Callable
 
-from engine.formats.common import DEFAULT_ITEMS, MAX_DEPTH, Budget, FormatError, FormatNotSupported, as_text
-from engine.formats.css import compile_selector
-from engine.formats.delimited import SEPARATORS, decode_delimited
-from engine.formats.html import decode_html
-from engine.formats.markdown import decode_markdown
-from engine.formats.xml import decode_xml
-from engine.formats.yaml import load_yaml
+from .common import DEFAULT_ITEMS, MAX_DEPTH, Budget, FormatError, FormatNotSupported, as_text
+from .css import compile_selector
+from .delimited import SEPARATORS, decode_delimited
+from .html import decode_html
+from .markdown import decode_markdown
+from .xml import decode_xml
+from .yaml import load_yaml
 
 __all__ = [
     "KNOWN_FORMATS",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import codecs
 
-from engine.errors import FormatError as FormatError  # re-exported: its home was here
-from engine.errors import FormatNotSupported as FormatNotSupported
-from engine.limits import Limits, advice
+from ..errors import FormatError as FormatError  # raised here, defined in errors.py
+from ..errors import FormatNotSupported as FormatNotSupported
+from ..limits import Limits, advice
 
 DEFAULT_ITEMS = Limits().decoded_items
 """The expansion limit when a decoder is built without one (`Limits.decoded_items`)."""

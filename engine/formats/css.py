@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from engine.formats.common import FormatError
-from engine.formats.html import Node
+from .common import FormatError
+from .html import Node
 
 _SELECTOR_TOKEN = re.compile(r"""
     \s*(?P<combinator>[>,])\s*

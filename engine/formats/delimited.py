@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
-from engine.formats.common import Budget, FormatError
+from .common import Budget, FormatError
 
 SEPARATORS = {"csv": ",", "tsv": "\t", "psv": "|"}
 

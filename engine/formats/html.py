@@ -22,7 +22,7 @@ from html import unescape
 from typing import Any
 from collections.abc import Callable, Iterator
 
-from engine.formats.common import Budget, FormatError, rows_to_objects
+from .common import Budget, FormatError, rows_to_objects
 
 MAX_HTML_DEPTH = 512
 """Open elements nest at most this deep (Blink's parser limit); deeper ones become siblings."""

@@ -25,8 +25,8 @@ from html import unescape
 from typing import Any
 from collections.abc import Callable
 
-from engine.formats.common import Budget, rows_to_objects
-from engine.formats.yaml import load_yaml
+from .common import Budget, rows_to_objects
+from .yaml import load_yaml
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")  # content and closing `#`s trimmed in code: no backtracking
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")

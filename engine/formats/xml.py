@@ -11,7 +11,7 @@ import codecs
 from typing import Any
 from xml.parsers import expat
 
-from engine.formats.common import MAX_DEPTH, Budget, FormatError, too_deep
+from .common import MAX_DEPTH, Budget, FormatError, too_deep
 
 
 class _XmlElement:

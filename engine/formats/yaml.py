@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import yaml as pyyaml
 from yaml import events
 
-from engine.formats.common import MAX_DEPTH, Budget, FormatError, too_deep
+from .common import MAX_DEPTH, Budget, FormatError, too_deep
 
 _Loader = pyyaml.CBaseLoader if getattr(pyyaml, "__with_libyaml__", False) else pyyaml.BaseLoader
 

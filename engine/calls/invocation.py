@@ -1,0 +1,144 @@
+"""Exposed invocations: what a REST operation, an MCP tool or an aggregate function does.
+
+Both adapters share this. An invocation is compiled once into one of four modes: `call` a
+consumed operation, run `steps`, delegate through `ref` to an aggregate function, or answer
+a mock from constant outputs. The JSON answer is then mapped by the invocation's outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .answers import decodes, parse_json, read_json
+from ..errors import CapabilityError, Location, UnknownOperation
+from ..errors import NotSupported as NotSupported  # raised here, defined in errors.py
+from .outputs import compile_mock, compile_outputs, is_passthrough
+from ..registry.params import Scope, WithRules
+from ..registry.operations import Operation
+from ..spec.model import Invocation
+from .steps import Steps
+from ..upstream.client import UpstreamResponse
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+NO_JSON: Any = object()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The answer of one invocation: mapped JSON, raw bytes, or a response left to stream."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    json: Any = NO_JSON
+    body: bytes | None = None
+    stream: UpstreamResponse | None = None
+    content_type: str | None = None
+
+
+class ExposedCall:
+    """One compiled invocation."""
+
+    __slots__ = ("runtime", "operation", "rules", "mapper", "passthrough", "steps", "delegate", "function", "mock",
+                 "where")
+
+    def __init__(self, runtime: Runtime, invocation: Invocation, where: Location) -> None:
+        self.runtime = runtime
+        self.where = where
+        self.rules = WithRules(invocation.with_, runtime.prefixes, where.key("with"))
+        self.mapper = compile_outputs(invocation.output_parameters)
+        self.passthrough = self.mapper is None or is_passthrough(invocation.output_parameters)
+        self.operation: Operation | None = None
+        self.steps: Steps | None = None
+        self.delegate: ExposedCall | None = None
+        self.mock: Callable[[Scope], Any] | None = None
+        self.function = runtime.functions.get(invocation.ref or "")
+        if invocation.ref is not None:
+            self.delegate = runtime.function_call(invocation.ref, where.key("ref"))
+        elif invocation.call is not None:
+            try:
+                self.operation = runtime.registry.get(invocation.call)
+            except UnknownOperation as exc:
+                raise CapabilityError.at(where.key("call"), str(exc)) from None
+        elif invocation.steps:
+            self.steps = Steps(runtime, invocation.steps, invocation.mappings, where)
+        elif invocation.output_parameters:
+            self.mock = compile_mock(invocation.output_parameters)
+        else:
+            raise CapabilityError.at(where, "nothing to do: give a 'call', 'steps', 'ref'"
+                                            " or mock outputParameters with 'value'")
+
+    def references(self) -> dict[str, str]:
+        return self.rules.references()
+
+    def _map(self, data: Any, scope: Scope) -> Any:
+        # passthrough is true whenever mapper is None (set in __init__), so mapper is callable here
+        return data if self.passthrough or data is None else self.mapper(data, scope)  # type: ignore[misc]
+
+    def invoke(self, params: dict[str, Any], *, stream: bool = False,
+               parse: bool = True) -> Coroutine[Any, Any, Outcome]:
+        """Run the invocation (await the result).
+
+        With `stream`, a raw (non-data) answer is left unread for streaming. Without `parse`, an
+        unmapped JSON answer is returned as its bytes only (`json` stays NO_JSON). What comes
+        back is the coroutine of the mode that runs, not one wrapping it: a frame less for every
+        wait on the upstream to resume through.
+        """
+        runtime = self.runtime
+        bindings = runtime.bindings_for(self.operation.namespace if self.operation else None)
+        call_params = self.rules.apply(params, Scope(bindings, params, runtime.prefixes))
+        scope = Scope(bindings, call_params, runtime.prefixes)
+        if self.delegate is not None:
+            return self._delegated(self.delegate, call_params, scope, stream, parse)
+        if self.steps is not None:
+            return self._run_steps(self.steps, call_params, scope)
+        if self.mock is not None:
+            return self._answer_mock(self.mock, scope)
+        assert self.operation is not None
+        return self._call(self.operation, call_params, scope, stream, parse)
+
+    async def _delegated(self, delegate: ExposedCall, params: dict[str, Any], scope: Scope, stream: bool,
+                         parse: bool) -> Outcome:
+        outcome = await delegate.invoke(params, stream=stream, parse=parse or not self.passthrough)
+        if delegate.passthrough and not self.passthrough and outcome.json is not NO_JSON and outcome.status < 400:
+            outcome.json, outcome.body = self._map(outcome.json, scope), None
+        return outcome
+
+    async def _run_steps(self, steps: Steps, params: dict[str, Any], scope: Scope) -> Outcome:
+        result = await steps.run(params)
+        if result.mapped is not None:
+            return Outcome(200, json=result.mapped)
+        data = self._map(result.last_json, scope) if result.last_status < 400 else result.last_json
+        return Outcome(result.last_status, json=data) if data is not None else Outcome(result.last_status, body=b"")
+
+    async def _answer_mock(self, mock: Callable[[Scope], Any], scope: Scope) -> Outcome:
+        data = mock(scope)
+        return Outcome(200, json=data) if data is not None else Outcome(204, body=b"")
+
+    async def _call(self, operation: Operation, params: dict[str, Any], scope: Scope, stream: bool,
+                    parse: bool) -> Outcome:
+        response = await self.runtime.send(operation, params)
+        if operation.decoder is None and response.is_json and (self.passthrough or response.status >= 400):
+            # Nothing to map: keep the upstream's bytes (parsing and re-encoding 1 MB costs ~30 ms).
+            raw = await response.read()
+            data = parse_json(raw, operation) if parse and raw.strip() else NO_JSON
+            return Outcome(response.status, response.headers(keep_length=False), json=data, body=raw,
+                           content_type="application/json")
+        if decodes(operation, response):
+            data = await read_json(operation, response)
+            if response.status < 400:
+                data = self._map(data, scope)
+            headers = response.headers(keep_length=False)
+            if data is None:
+                return Outcome(response.status, headers, body=b"")
+            return Outcome(response.status, headers, json=data)
+        if stream:
+            return Outcome(response.status, response.headers(), stream=response, content_type=response.content_type)
+        body = await response.read()
+        return Outcome(response.status, response.headers(), body=body, content_type=response.content_type)
+
+
+__all__ = ["ExposedCall", "Outcome", "NO_JSON", "NotSupported", "read_json"]

@@ -1,0 +1,401 @@
+"""The spec model: plain typed data for what a capability file says.
+
+Built and checked once by `engine.loader`; everything downstream (registry, adapters) reads
+these objects, never raw YAML. Field names follow the file's keys in snake_case; `where`
+remembers the file position so later stages can still point at the source.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Location
+
+JSON = Any
+
+PATH_VARIABLE = re.compile(r"^\{\{?\s*([A-Za-z_][\w.-]*)\s*\}?\}$")
+"""One whole segment of an exposed REST path that is a variable: `{name}` or `{{name}}`."""
+GREEDY_VARIABLE = "path"
+"""A final `{path}` takes the rest of the path (forward resources)."""
+
+
+def path_segments(path: str) -> list[str]:
+    """The segments of a path as the router sees them: empty ones (trailing or doubled `/`) dropped."""
+    return [segment for segment in path.strip("/").split("/") if segment]
+
+
+def route_shape(path: str) -> tuple[str, ...]:
+    """What the router tells apart: literal segments, variables (whatever their names), a final `{path}`."""
+    segments = path_segments(path)
+    shape: list[str] = []
+    for index, segment in enumerate(segments):
+        match = PATH_VARIABLE.match(segment) if "{" in segment else None
+        if match is None:
+            shape.append(segment)
+        elif match.group(1) == GREEDY_VARIABLE and index == len(segments) - 1:
+            shape.append("{path...}")
+        else:
+            shape.append("{}")
+    return tuple(shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A `binds` entry: variables read from the environment or from a file."""
+
+    namespace: str
+    keys: dict[str, str]
+    location: str | None
+    description: str | None
+    where: Location
+
+
+@dataclass(frozen=True, slots=True)
+class InputParameter:
+    """An input parameter, consumed or exposed; the seed's extra type/required keys are kept."""
+
+    name: str
+    in_: str
+    where: Location
+    value: JSON = None
+    type: str | None = None
+    description: str | None = None
+    required: bool = False
+    pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputParameter:
+    """An output parameter: a JSONPath `mapping`, a constant `value`, or nested shape."""
+
+    type: str
+    where: Location
+    name: str | None = None
+    mapping: str | None = None
+    value: JSON = None
+    const: JSON = None
+    properties: dict[str, OutputParameter] | None = None
+    items: OutputParameter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    type: str
+    where: Location
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    key: str | None = None
+    value: str | None = None
+    placement: str | None = None
+    extra: dict[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedOperation:
+    name: str
+    method: str
+    where: Location
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+    output_raw_format: str | None = None
+    output_schema: str | None = None
+    output_parameters: tuple[OutputParameter, ...] = ()
+    body: JSON = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedResource:
+    name: str
+    path: str
+    where: Location
+    operations: tuple[ConsumedOperation, ...]
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Consumes:
+    """An inline `consumes` entry of type http: one upstream API under one namespace."""
+
+    namespace: str
+    base_uri: str
+    where: Location
+    resources: tuple[ConsumedResource, ...]
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+    authentication: Authentication | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumesImport:
+    """A `consumes` entry that imports a namespace from a shared consumes file."""
+
+    location: str
+    import_: str
+    where: Location
+    as_: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """An orchestration step: `call` a consumed operation, or `lookup` in an earlier output."""
+
+    type: str
+    name: str
+    where: Location
+    call: str | None = None
+    with_: dict[str, JSON] = field(default_factory=dict)
+    index: str | None = None
+    match: str | None = None
+    lookup_value: str | None = None
+    output_parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepMapping:
+    """`mappings` entry: copy `$.<step>.<path>` to a (dotted) target name."""
+
+    target_name: str
+    value: str
+    where: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """What an exposed operation or tool does: call a consumed operation, run steps, or ref."""
+
+    call: str | None = None
+    with_: dict[str, JSON] = field(default_factory=dict)
+    steps: tuple[Step, ...] = ()
+    mappings: tuple[StepMapping, ...] = ()
+    ref: str | None = None
+    output_parameters: tuple[OutputParameter, ...] = ()
+    ref_where: Location | None = None  # where the `ref` value was written, for cycle errors
+
+
+@dataclass(frozen=True, slots=True)
+class ExposedOperation:
+    method: str
+    where: Location
+    invocation: Invocation
+    name: str | None = None
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    target_namespace: str
+    trusted_headers: tuple[str, ...]
+    where: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ExposedResource:
+    path: str
+    where: Location
+    operations: tuple[ExposedOperation, ...] = ()
+    name: str | None = None
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[InputParameter, ...] = ()
+    forward: Forward | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestExposes:
+    namespace: str
+    port: int
+    where: Location
+    resources: tuple[ExposedResource, ...] = ()
+    address: str | None = None
+    authentication: Authentication | None = None
+    type: str = "rest"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolHints:
+    read_only: bool | None = None
+    destructive: bool | None = None
+    idempotent: bool | None = None
+    open_world: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolParameter:
+    name: str
+    type: str
+    description: str | None
+    required: bool
+    where: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    where: Location
+    invocation: Invocation
+    label: str | None = None
+    description: str | None = None
+    input_parameters: tuple[ToolParameter, ...] = ()
+    hints: ToolHints | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """An MCP resource: dynamic (an invocation) or static files from `location`."""
+
+    name: str
+    uri: str
+    where: Location
+    label: str | None = None
+    description: str | None = None
+    mime_type: str | None = None
+    invocation: Invocation | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromptArgument:
+    name: str
+    description: str | None
+    required: bool
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    name: str
+    where: Location
+    label: str | None = None
+    description: str | None = None
+    arguments: tuple[PromptArgument, ...] = ()
+    template: tuple[tuple[str, str], ...] = ()  # (role, content)
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class McpExposes:
+    namespace: str
+    where: Location
+    tools: tuple[Tool, ...]
+    port: int | None = None
+    address: str | None = None
+    transport: str = "http"
+    description: str | None = None
+    authentication: Authentication | None = None
+    resources: tuple[Resource, ...] = ()
+    prompts: tuple[Prompt, ...] = ()
+    type: str = "mcp"
+
+
+@dataclass(frozen=True, slots=True)
+class SkillTool:
+    """A skill's tool: derived `from` a sibling REST/MCP action, or an instruction file."""
+
+    name: str
+    description: str
+    where: Location
+    source_namespace: str | None = None
+    action: str | None = None
+    instruction: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skill:
+    name: str
+    description: str
+    where: Location
+    tools: tuple[SkillTool, ...] = ()
+    location: str | None = None
+    license: str | None = None
+    compatibility: str | None = None
+    metadata: dict[str, JSON] = field(default_factory=dict)
+    allowed_tools: str | None = None
+    argument_hint: str | None = None
+    user_invocable: bool = True
+    disable_model_invocation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SkillExposes:
+    """A read-only catalogue of agent skills; it never runs tools itself."""
+
+    namespace: str
+    port: int
+    where: Location
+    skills: tuple[Skill, ...]
+    address: str | None = None
+    description: str | None = None
+    authentication: Authentication | None = None
+    type: str = "skill"
+
+
+@dataclass(frozen=True, slots=True)
+class OtherExposes:
+    """An exposes block this runtime reads but does not serve yet (control)."""
+
+    type: str
+    where: Location
+    namespace: str | None = None
+    port: int | None = None
+    fields: dict[str, JSON] = field(default_factory=dict)
+
+
+Exposes = RestExposes | McpExposes | SkillExposes | OtherExposes
+
+
+@dataclass(frozen=True, slots=True)
+class Semantics:
+    safe: bool | None = None
+    idempotent: bool | None = None
+    cacheable: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateFunction:
+    """A reusable function that REST operations and MCP tools reach through `ref`."""
+
+    name: str
+    description: str | None
+    where: Location
+    invocation: Invocation
+    semantics: Semantics | None = None
+    input_parameters: tuple[ToolParameter, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    label: str
+    namespace: str
+    where: Location
+    functions: tuple[AggregateFunction, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    label: str
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """One loaded capability file."""
+
+    path: str
+    version: str
+    where: Location
+    info: Info | None = None
+    binds: tuple[Binding, ...] = ()
+    consumes: tuple[Consumes, ...] = ()
+    imports: tuple[ConsumesImport, ...] = ()
+    exposes: tuple[Exposes, ...] = ()
+    aggregates: tuple[Aggregate, ...] = ()
+    warnings: tuple[str, ...] = ()

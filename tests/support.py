@@ -1,0 +1,323 @@
+"""What the tests share: the repository's paths, upstreams on real loopback (a recording HTTP server, a
+raw-TCP one for hostile answers, a scripted asyncio one for the HTTP/1.1 client) and `naftiko serve` run as
+a real process the way a user starts it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import uvicorn
+
+from naftiko.engine.upstream import Prepared, Upstream
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SEED = ROOT / "capabilities" / "posthog-task-runs.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str  # raw, still percent-encoded
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    json: Any = None
+    body: bytes | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[bytes] | None = None  # streamed with `interval` seconds between them
+    interval: float = 0.0
+    delay: float = 0.0
+
+
+class RecordingUpstream:
+    """An upstream API stand-in: records every request, answers what the test set up.
+
+    By default it answers 200 with a JSON echo of the request it received.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.replies: dict[tuple[str, str], Reply] = {}
+        self.url = ""
+
+    def reply(self, method: str, path: str, reply: Reply) -> None:
+        self.replies[(method, path)] = reply
+
+    @property
+    def last(self) -> Recorded:
+        assert self.requests, "the upstream received no request"
+        return self.requests[-1]
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        raw_path = scope["raw_path"].decode().split("?")[0]
+        record = Recorded(scope["method"], raw_path, scope["query_string"].decode(),
+                          {k.decode().lower(): v.decode() for k, v in scope["headers"]}, body)
+        self.requests.append(record)
+        reply = self.replies.get((scope["method"], raw_path)) or Reply(
+            json={"echo": {"method": record.method, "path": record.path, "query": record.query}})
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        headers = [(b"content-type", reply.content_type.encode())]
+        headers += [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        if reply.chunks is not None:
+            for chunk in reply.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await asyncio.sleep(reply.interval)
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if reply.body is not None:
+            payload = reply.body
+        else:
+            payload = json.dumps(reply.json).encode() if reply.json is not None else b""
+        await send({"type": "http.response.body", "body": payload})
+
+
+class ThreadedServer:
+    """uvicorn serving an ASGI app on a free loopback port in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class RawUpstream:
+    """A raw TCP upstream for faults no HTTP server would commit: each request goes to the
+    method named after its path's last segment (`/bomb-stream` → `_bomb_stream(conn, body)`,
+    `_ok` when there is none); a method returning False ends the connection. Records the paths,
+    bodies and heads it saw."""
+
+    keep_alive = True  # False: one request per connection, closed after its answer
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.paths: list[str] = []
+        self.heads: list[str] = []
+        self.bodies: dict[str, bytes] = {}
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1].split("?")[0]
+                length = next((int(line.split(":", 1)[1]) for line in lines
+                               if line.lower().startswith("content-length:")), 0)
+                while len(data) < length:
+                    data += conn.recv(65536)
+                body, data = data[:length], data[length:]
+                self.paths.append(path)
+                self.heads.append(head.decode("latin-1"))
+                self.bodies[path] = body
+                handler = getattr(self, "_" + path.strip("/").split("/")[-1].replace("-", "_"), self._ok)
+                try:
+                    if handler(conn, body) is False or not self.keep_alive:
+                        return
+                except OSError:
+                    return
+
+    @staticmethod
+    def _answer(conn: socket.socket, status: str, body: bytes, content_type: str = "application/json",
+                **headers: str) -> None:
+        head = [f"HTTP/1.1 {status}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+        head += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
+        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+
+    def _ok(self, conn: socket.socket, body: bytes) -> None:
+        self._answer(conn, "200 OK", json.dumps({"size": len(body)}).encode())
+
+
+_LISTENING = re.compile(r"(REST|MCP|SKILL) (\S+): .* at (http://\S+)")
+
+
+class NaftikoProcess:
+    """`naftiko serve ...` as a real subprocess; URLs read from its log lines."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, **(env or {})}
+        self.proc = subprocess.Popen([sys.executable, "-m", "naftiko", "serve", *args],
+                                     cwd=ROOT, env=full_env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.urls: dict[str, str] = {}
+        self.log: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip())
+            match = _LISTENING.search(line)
+            if match:
+                self.urls[match.group(2)] = match.group(3)
+        self._ready.set()
+
+    def wait_for(self, *namespaces: str, timeout: float = 15) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while not all(ns in self.urls for ns in namespaces):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                time.sleep(0.1)
+                raise RuntimeError("naftiko serve did not start:\n" + "\n".join(self.log))
+            time.sleep(0.02)
+        return self.urls
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+# --- a scripted raw-socket server for the HTTP/1.1 client -----------------------------------------------
+
+# A handler gets the request head, its body and its index on the connection; it writes what it
+# likes, and returning False closes the connection.
+Handler = Callable[[str, bytes, asyncio.StreamWriter, int], Awaitable[bool]]
+
+
+class ScriptedServer:
+    """Reads requests off raw sockets and lets a test answer byte by byte."""
+
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.tls = tls
+        self.connections = 0
+        self.requests: list[str] = []
+        self.url = ""
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> ScriptedServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        nth = 0
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                               if line.lower().startswith("content-length:")), 0)
+                body = await reader.readexactly(length) if length else b""
+                self.requests.append(head)
+                if not await self.handler(head, body, writer, nth):
+                    break
+                nth += 1
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def answer(status: str, headers: list[str], body: bytes = b"") -> bytes:
+    return ("HTTP/1.1 " + status + "\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
+
+
+def json_answer(body: bytes = b'{"ok": true}') -> bytes:
+    return answer("200 OK", ["Content-Type: application/json", f"Content-Length: {len(body)}"], body)
+
+
+async def ok(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+    """A handler that answers every request with a small JSON object."""
+    writer.write(json_answer())
+    return True
+
+
+@contextlib.asynccontextmanager
+async def client(url: str, timeout: float = 2.0) -> AsyncIterator[Upstream]:
+    upstream = Upstream("t", url, timeout)
+    try:
+        yield upstream
+    finally:
+        await upstream.close()
+
+
+async def send(upstream: Upstream, target: str = "/x", method: str = "GET", headers=(), body: bytes | None = None):
+    return await upstream.send("op", Prepared(method, target, tuple(headers), body))
