@@ -13,12 +13,14 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v 
   $SUDO apt-get install -y -qq wrk nginx-light curl >/dev/null
 fi
 
-# naftiko as a user gets it: only the dependencies pyproject declares (run from the source tree).
+# naftiko as a user gets it: only the dependencies pyproject declares, and the source tree installed
+# editable (without its extras) so `python -m naftiko` runs what is checked out.
 if [ ! -x bench/.venv-naftiko/bin/python ]; then
   "$PY" -m venv bench/.venv-naftiko
 fi
 DEPS=$("$PY" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
 echo "$DEPS" | bench/.venv-naftiko/bin/pip install -q --disable-pip-version-check -r /dev/stdin 2> >(grep -v "^WARNING: Location" >&2)
+bench/.venv-naftiko/bin/pip install -q --disable-pip-version-check --no-deps -e . 2> >(grep -v "^WARNING: Location" >&2)
 
 # Peers, the pure proxy's stack, the chart and the profiler.
 if [ ! -x bench/.venv/bin/python ]; then
