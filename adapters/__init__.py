@@ -1,47 +1,22 @@
-"""Adapters: the edges through which a runtime is reached (REST, MCP, skills, the command line).
+"""Adapters: the edges through which a runtime is reached, one per `exposes` type, over the engine.
 
-`build_app(runtime, namespace)` gives the ASGI app of one exposes block, to mount in your
-own server; `serve(runtime)` runs every exposes block of a runtime on its own port.
+    rest/, mcp/, skill/   one ASGI adapter per exposes type (mcp/ also speaks stdio)
+    auth.py               the exposes block's own authentication, in front of any of them
+    edges.py, lifespan.py what every adapter shares: bounded request bodies, disconnects, start/stop
+    apps.py               one exposes block as an ASGI app: `build_app`, `exposes_app`
+    server.py             `serve`: every exposes block of a runtime on its own port, until SIGTERM
+    cli.py                `naftiko serve | validate | list | call`
+
+They reach the engine only through what `naftiko.engine` exports, and each turns the engine's
+typed errors into its own answers with one table (`ERRORS` in rest/app.py and mcp/capability.py,
+`EXIT_CODES` in cli.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .lifespan import RuntimeLifespan
-from ..engine import McpExposes, RestExposes, Runtime, SkillExposes
-
-
-def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
-    """The ASGI app serving the exposes block named `namespace`, behind its authentication.
-
-    Its lifespan starts and stops the runtime.
-    """
-    return RuntimeLifespan(exposes_app(runtime, namespace, **options), runtime)
-
-
-def exposes_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
-    """`build_app` without the lifespan, for a server that starts and stops the runtime itself."""
-    exposes = runtime.exposes_named(namespace)
-    if isinstance(exposes, RestExposes):
-        from .rest.app import RestApp
-
-        app: Any = RestApp(runtime, exposes)
-    elif isinstance(exposes, McpExposes):
-        from .mcp.capability import mcp_http_app
-
-        app = mcp_http_app(runtime, exposes, **options)
-    elif isinstance(exposes, SkillExposes):
-        from .skill.app import skill_app
-
-        app = skill_app(runtime, exposes)
-    else:
-        raise ValueError(f"exposes '{namespace}' is of type {exposes.type}, which this runtime cannot serve yet")
-    if exposes.authentication is not None:
-        from .auth import ServerAuth
-
-        app = ServerAuth(app, exposes.authentication, runtime)
-    return app
+from .apps import build_app, exposes_app
 
 
 def __getattr__(name: str) -> Any:
@@ -52,4 +27,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["build_app", "serve"]
+__all__ = ["build_app", "exposes_app", "serve"]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .apps import exposes_app
 from .edges import ABORT_EXTENSION
 from ..engine import (
     CapabilityError,
@@ -192,8 +193,6 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
 
     `allowed_hosts`/`allowed_origins` are the MCP endpoints' DNS-rebinding allow-lists.
     """
-    from . import exposes_app
-
     ports = dict(ports or {})
     unknown = [ns for ns in ports if ns not in {e.namespace for e in runtime.exposes}]
     if unknown:

@@ -1,0 +1,40 @@
+"""One exposes block as an ASGI app: the adapter its type names, behind its authentication."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .lifespan import RuntimeLifespan
+from ..engine import McpExposes, RestExposes, Runtime, SkillExposes
+
+
+def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
+    """The ASGI app serving the exposes block named `namespace`, behind its authentication.
+
+    Its lifespan starts and stops the runtime.
+    """
+    return RuntimeLifespan(exposes_app(runtime, namespace, **options), runtime)
+
+
+def exposes_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
+    """`build_app` without the lifespan, for a server that starts and stops the runtime itself."""
+    exposes = runtime.exposes_named(namespace)
+    if isinstance(exposes, RestExposes):
+        from .rest.app import RestApp
+
+        app: Any = RestApp(runtime, exposes)
+    elif isinstance(exposes, McpExposes):
+        from .mcp.capability import mcp_http_app
+
+        app = mcp_http_app(runtime, exposes, **options)
+    elif isinstance(exposes, SkillExposes):
+        from .skill.app import skill_app
+
+        app = skill_app(runtime, exposes)
+    else:
+        raise ValueError(f"exposes '{namespace}' is of type {exposes.type}, which this runtime cannot serve yet")
+    if exposes.authentication is not None:
+        from .auth import ServerAuth
+
+        app = ServerAuth(app, exposes.authentication, runtime)
+    return app
