@@ -1,7 +1,6 @@
 """naftiko's engine: capability files → spec model → operation registry → exposed calls → runtime.
 
-The stages, in the order data flows through them (each imports only the ones above it in this list
-from below, never the other way; `lint-imports` checks it):
+The stages, in the order data flows through them:
 
     spec/        YAML files read into the typed spec model, every problem found once, with its position
     registry/    every consumed operation compiled: parameters, bodies, credentials, addressable as `ns.op`
@@ -12,7 +11,9 @@ from below, never the other way; `lint-imports` checks it):
     runtime.py   the Runtime, owning all of the above for one set of capability files
 
 Beside them, used by every stage: `errors` (the one hierarchy), `limits`, `templates` (Mustache),
-`jsonpath` and `jsoncodec`.
+`jsonpath` and `jsoncodec`. Imports go one way, checked by `lint-imports` (pyproject.toml):
+runtime over calls and bindings, over the registry, over upstream, spec and formats, over the shared
+modules; no stage imports the runtime.
 
 Adapters import only from this module: the names below are the seam between the engine and the
 edges (REST, MCP, skills, the command line). Library users want `naftiko` itself.
