@@ -1,6 +1,6 @@
 """One pooled HTTP client per consumes namespace, and what it answers.
 
-The wire work is `engine.http1`'s; this module adds what a namespace needs on top of it:
+The wire work is `pool.Pool`'s (HTTP/1.1 keep-alive); this module adds what a namespace needs on top of it:
 its base URI, digest and OAuth2 credentials, redirects, and errors that name the namespace.
 """
 
@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ..errors import NaftikoError, RequestError, UpstreamError, UpstreamTimeout
-from .http1 import BodyTooLarge, ConnectFailure, HTTPFailure, Origin, Pool, ProxyFailure, ReadTimeout, Response
 from ..jsoncodec import loads
 from ..limits import Limits, advice
+from .connection import Origin, Response
+from .failures import BodyTooLarge, ConnectFailure, HTTPFailure, ProxyFailure, ReadTimeout
+from .pool import Pool
 from .proxy import Proxies, ProxyConfigError
 from .request import Prepared
 

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import ProxyConfigError as ProxyConfigError  # raised here, defined in errors.py
 
-Origin = tuple[str, str, int]  # scheme, host, port (as engine.http1 has it)
+Origin = tuple[str, str, int]  # scheme, host, port (as engine.upstream.connection has it)
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

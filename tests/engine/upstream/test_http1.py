@@ -9,7 +9,7 @@ import gzip
 import pytest
 
 from naftiko.engine.errors import RequestError, UpstreamError, UpstreamTimeout
-from naftiko.engine.upstream.http1 import HIGH_WATER
+from naftiko.engine.upstream.connection import HIGH_WATER
 from naftiko.engine.upstream.client import Upstream
 from tests.support import ScriptedServer, answer, client, json_answer, ok, send
 

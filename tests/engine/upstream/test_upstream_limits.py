@@ -21,7 +21,8 @@ import pytest
 from mcp import Client
 
 from naftiko.engine.errors import UpstreamError
-from naftiko.engine.upstream.http1 import HIGH_WATER, STEP
+from naftiko.engine.upstream.connection import HIGH_WATER
+from naftiko.engine.upstream.decoders import STEP
 from naftiko.engine.limits import Limits, MiB
 from naftiko.engine.upstream.client import Upstream
 from tests.support import ROOT, RecordingUpstream, Reply
