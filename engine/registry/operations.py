@@ -1,15 +1,14 @@
 """The operation registry: every consumed operation, compiled and addressable as `ns.op`.
 
-Compiling does all the per-file work once (templates, parameter plans, auth); preparing a
-request is then a walk over small tuples. One registry serves every adapter.
+Compiling does all the per-file work once (templates, the parameter plan here, the body in
+`bodies`, the credentials in `credentials`); preparing a request is then a walk over small
+tuples. One registry serves every adapter.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable, Iterator, Mapping
@@ -18,10 +17,12 @@ from urllib.parse import quote, urlencode
 from .. import formats
 from ..errors import CapabilityError, Problem, RequestError, UnknownOperation
 from ..limits import Limits
-from .params import Scope, lookup
-from ..spec.model import Authentication, ConsumedOperation, ConsumedResource, Consumes, InputParameter
-from ..upstream.request import Prepared
+from ..spec.model import ConsumedOperation, ConsumedResource, Consumes, InputParameter
 from ..templates import MISSING, MissingValue, Template, TemplateError, to_text
+from ..upstream.request import Prepared
+from .bodies import compile_body
+from .credentials import compile_auth
+from .params import Scope, lookup
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
 
@@ -70,8 +71,8 @@ class Operation:
         path = resource.path if resource.path.startswith("/") else "/" + resource.path
         self.path = Template.compile(path, single_braces=True)
         self.path_names = self.path.names
-        self.body_plan = _compile_body(op.body)
-        self.auth = _compile_auth(consumes.authentication)
+        self.body_plan = compile_body(op.body)
+        self.auth = compile_auth(consumes.authentication)
         self.output_format = (op.output_raw_format or "json").lower()
         self.decoder = None if self.output_format == "json" else _decoder(op, limits or Limits())
 
@@ -167,7 +168,7 @@ class Forwarder:
     def __init__(self, consumes: Consumes) -> None:
         self.namespace = consumes.namespace
         self.params = tuple(_compile_param(p) for p in consumes.input_parameters)
-        self.auth = _compile_auth(consumes.authentication)
+        self.auth = compile_auth(consumes.authentication)
 
     def prepare(self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes | None,
                 bindings: Mapping[str, str], prefixes: frozenset[str]) -> Prepared:
@@ -244,149 +245,6 @@ def _compile_param(param: InputParameter) -> OperationParameter:
         constant = param.value
     required = param.required or param.in_ == "path"
     return OperationParameter(param.name, param.in_, template, constant, param.type, required, param.description)
-
-
-# --- bodies -------------------------------------------------------------------------------------
-
-
-class _Data:
-    """Structured data whose string leaves are templates; a lone `{{name}}` keeps its type."""
-
-    __slots__ = ("render",)
-
-    def __init__(self, data: Any) -> None:
-        self.render = _compile_data(data)
-
-
-def _compile_data(data: Any) -> Callable[[Scope], Any]:
-    if isinstance(data, str):
-        template = Template.compile(data)
-        if template.is_constant:
-            return lambda scope: data
-        if template.single_name is not None:
-            name = template.single_name
-            return lambda scope: None if (value := scope.get(name)) is MISSING else value
-        return template.render
-    if isinstance(data, dict):
-        fields = [(str(k), _compile_data(v)) for k, v in data.items()]
-        return lambda scope: {k: render(scope) for k, render in fields}
-    if isinstance(data, list):
-        items = [_compile_data(v) for v in data]
-        return lambda scope: [render(scope) for render in items]
-    return lambda scope: data
-
-
-class _BodyPlan:
-    """A declared `body`, compiled: rendered per call into bytes and a content type."""
-
-    __slots__ = ("kind", "content_type", "template", "data", "parts")
-
-    def __init__(self, kind: str, content_type: str, template: Template | None = None, data: _Data | None = None,
-                 parts: list[tuple[str, Template, str | None, str | None]] | None = None) -> None:
-        self.kind, self.content_type = kind, content_type
-        self.template, self.data, self.parts = template, data, parts
-
-    def render(self, scope: Scope) -> tuple[bytes, str]:
-        if self.kind == "json":
-            assert self.data is not None
-            text = json.dumps(self.data.render(scope), separators=(",", ":"), ensure_ascii=False)
-            return text.encode(), self.content_type
-        if self.kind == "form":
-            assert self.data is not None
-            return urlencode({k: to_text(v) for k, v in self.data.render(scope).items()}).encode(), self.content_type
-        if self.kind == "multipart":
-            return _multipart(self.parts or [], scope)
-        assert self.template is not None
-        return self.template.render(scope).encode(), self.content_type
-
-
-def _multipart(parts: list[tuple[str, Template, str | None, str | None]], scope: Scope) -> tuple[bytes, str]:
-    boundary = "naftiko-" + secrets.token_hex(12)
-    chunks: list[bytes] = []
-    for name, value, filename, content_type in parts:
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
-        if content_type:
-            head += f"Content-Type: {content_type}\r\n"
-        chunks.append(head.encode() + b"\r\n" + value.render(scope).encode() + b"\r\n")
-    chunks.append(f"--{boundary}--\r\n".encode())
-    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
-
-
-_TEXT_TYPES = {"text": "text/plain; charset=utf-8", "xml": "application/xml", "sparql": "application/sparql-query"}
-
-
-def _compile_body(body: Any) -> _BodyPlan | None:
-    """Every RequestBody form of the spec: a raw template, or {type, data}."""
-    if body is None:
-        return None
-    if isinstance(body, str):
-        return _BodyPlan("raw", "application/json", template=Template.compile(body))
-    if not (isinstance(body, dict) and "type" in body):
-        return _BodyPlan("json", "application/json", data=_Data(body))
-    kind, data = body.get("type"), body.get("data")
-    if kind == "formUrlEncoded":
-        if isinstance(data, dict):
-            return _BodyPlan("form", "application/x-www-form-urlencoded", data=_Data(data))
-        return _BodyPlan("raw", "application/x-www-form-urlencoded", template=Template.compile(str(data or "")))
-    if kind == "multipartForm":
-        parts = [(str(p.get("name")), Template.compile(str(p.get("value", ""))), p.get("filename"),
-                  p.get("contentType"))
-                 for p in (data if isinstance(data, list) else ()) if isinstance(p, dict)]
-        return _BodyPlan("multipart", "multipart/form-data", parts=parts)
-    if kind in _TEXT_TYPES:
-        return _BodyPlan("raw", _TEXT_TYPES[kind], template=Template.compile(str(data or "")))
-    if isinstance(data, str):
-        return _BodyPlan("raw", "application/json", template=Template.compile(data))
-    return _BodyPlan("json", "application/json", data=_Data(data))
-
-
-# --- authentication ---------------------------------------------------------------------------
-
-
-class _Auth:
-    """Client credentials, rendered per call so they may use bindings or call parameters."""
-
-    __slots__ = ("kind", "templates", "placement", "key")
-
-    def __init__(self, auth: Authentication) -> None:
-        self.kind = auth.type
-        self.placement = auth.placement or "header"
-        self.key = auth.key
-        raw = {"token": auth.token, "username": auth.username, "password": auth.password, "value": auth.value}
-        self.templates = {k: Template.compile(v) for k, v in raw.items() if v is not None}
-
-    def names(self) -> set[str]:
-        return {name for t in self.templates.values() for name in t.names}
-
-    def apply(self, scope: Scope, headers: list[tuple[str, str]], query: list[tuple[str, str]]) -> None:
-        text = {k: t.render(scope) for k, t in self.templates.items()}
-        if self.kind == "bearer":
-            headers.append(("Authorization", f"Bearer {text['token']}"))
-        elif self.kind == "basic":
-            pair = f"{text['username']}:{text['password']}".encode()
-            headers.append(("Authorization", "Basic " + base64.b64encode(pair).decode()))
-        elif self.kind == "apikey" and self.key:
-            if self.placement == "cookie":
-                _add_cookie(headers, f"{self.key}={quote(text['value'], safe='')}")
-            else:
-                (query if self.placement == "query" else headers).append((self.key, text["value"]))
-
-
-def _add_cookie(headers: list[tuple[str, str]], pair: str) -> None:
-    """One Cookie header per request (RFC 6265), so a cookie key joins the parameters' cookies."""
-    for index, (name, value) in enumerate(headers):
-        if name.lower() == "cookie":
-            headers[index] = (name, f"{value}; {pair}")
-            return
-    headers.append(("Cookie", pair))
-
-
-def _compile_auth(auth: Authentication | None) -> _Auth | None:
-    """Header/query credentials; digest and OAuth2 are handled by the namespace's client."""
-    if auth is None or auth.type in ("digest", "oauth2"):
-        return None
-    return _Auth(auth)
 
 
 # --- the registry -------------------------------------------------------------------------------
