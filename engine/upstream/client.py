@@ -19,7 +19,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from ..errors import NaftikoError, RequestError, UpstreamError, UpstreamTimeout
 from ..jsoncodec import loads
 from ..limits import Limits, advice
-from .connection import Origin, Response
+from .connection import Response
+from .request import Origin
 from .failures import BodyTooLarge, ConnectFailure, HTTPFailure, ProxyFailure, ReadTimeout
 from .pool import Pool
 from .proxy import Proxies, ProxyConfigError

@@ -21,11 +21,11 @@ import httptools
 from ..limits import Limits, describe
 from .decoders import Decoder
 from .failures import BodyTooLarge, HTTPFailure, ReadTimeout
+from .request import Origin
 
 HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
 BUDGET = 1024 * 1024  # the most a whole read inflates before it lets the event loop run others
 UNBOUNDED = 1 << 62  # a ratio no stream reaches: buffered bodies are bounded by size alone
-Origin = tuple[str, str, int]  # scheme, host, port
 
 
 class Response:

@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 
 from ..errors import NaftikoError
 from ..limits import Limits
-from .connection import Connection, Origin, Response
+from .connection import Connection, Response
+from .request import Origin
 from .failures import ConnectFailure, HTTPFailure, ProxyFailure, ReadTimeout
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ProxyConfigError as ProxyConfigError  # raised here, defined in errors.py
+from .request import Origin
 
-Origin = tuple[str, str, int]  # scheme, host, port (as engine.upstream.connection has it)
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

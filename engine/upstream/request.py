@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+Origin = tuple[str, str, int]  # scheme, host, port: what a pooled connection is keyed by
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
