@@ -6,7 +6,7 @@ Generates the N-operation file of bench/gen_scale.py (default 10,000) and reads 
 capability, with each reader in one process, alternating, ROUNDS times (default 5): best and
 median seconds, peak traced memory (tracemalloc, a separate run), and whether the reader gives
 what the loader needs (values plus the line and column of every mapping key, mapping value and
-sequence item). `engine.loader.load` of the big file is timed the same way, for reference.
+sequence item). `engine.spec.loader.load` of the big file is timed the same way, for reference.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ def yamlread_reader(text: str) -> Any:
     return yamlread_candidate.load(text)
 
 
-def loader_parse(text: str) -> Any:
-    from naftiko.engine.spec import loader
-    return loader._parse_yaml(text, "bench.yaml")
+def reading_parse(text: str) -> Any:
+    from naftiko.engine.spec import reading
+    return reading.parse_yaml(text, "bench.yaml")
 
 
 def has_positions(value: Any) -> bool:
@@ -104,7 +104,7 @@ def main(n: int = 10_000, rounds: int = 5) -> None:
     readers: dict[str, Callable[[str], Any]] = {
         "blockyaml": blockyaml_reader,
         "libyaml events + position builder": yamlread_reader,
-        "loader._parse_yaml": loader_parse,
+        "reading.parse_yaml": reading_parse,
         "libyaml events only": pyyaml_events_only,
         "yaml.compose CSafeLoader": pyyaml_compose,
         "ruamel safe (C)": ruamel_safe_c,
@@ -134,7 +134,7 @@ def main(n: int = 10_000, rounds: int = 5) -> None:
         path.write_text(big)
         from naftiko.engine.spec import loader
         runs = [timed(lambda _: loader.load([path]), "") for _ in range(3)]
-        print(f"\nengine.loader.load({n} ops): best {min(runs):.3f} s, median {statistics.median(runs):.3f} s")
+        print(f"\nengine.spec.loader.load({n} ops): best {min(runs):.3f} s, median {statistics.median(runs):.3f} s")
 
 
 if __name__ == "__main__":

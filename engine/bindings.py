@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from urllib.parse import unquote, urlparse
 
 from .errors import CapabilityError, Location
-from .spec.loader import READ_LIMITS, read_document
+from .spec.reading import READ_LIMITS, read_document
 from .spec.model import Binding, Capability
 
 

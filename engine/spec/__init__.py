@@ -1,13 +1,16 @@
 """Capability files into the spec model: reading YAML, building the typed model, checking it.
 
-`load_capabilities` (`loader.load`) is the whole stage: every problem of every file is collected,
-positioned (file, line, column, key path) and raised as one `CapabilityError`. `blockyaml` is the
-fast reader for plain block YAML (proven equal to ruamel.yaml by a differential test); `model` is
-the plain typed data everything downstream reads.
+`load_capabilities` (`loader.load`) is the whole stage, in flow order: `reading` turns a file into
+YAML data with positions (`blockyaml` is its fast reader for plain block YAML, proven equal to
+ruamel.yaml by a differential test); the builders `consumed` and `exposed` read that data through
+`fields.Map` into `model`, the plain typed data everything downstream reads; `checks` compiles
+what the runtime compiles later and checks entries against each other. Every problem of every
+file is collected, positioned (file, line, column, key path) and raised as one `CapabilityError`.
 """
 
-from .loader import READ_LIMITS, ReadLimits, expand_paths, load_file, read_document
+from .loader import expand_paths, load_file
 from .loader import load as load_capabilities
+from .reading import READ_LIMITS, ReadLimits, read_document
 from .model import (
     GREEDY_VARIABLE,
     PATH_VARIABLE,

@@ -15,7 +15,8 @@ import pytest
 
 from naftiko.engine import CapabilityError, Runtime, load_capabilities
 from naftiko.engine.errors import Problem
-from naftiko.engine.spec.loader import READ_LIMITS, ReadLimits, load_file, read_document
+from naftiko.engine.spec.loader import load_file
+from naftiko.engine.spec.reading import READ_LIMITS, ReadLimits, read_document
 from tests.support import ROOT
 
 HEAD = "naftiko: 1.0.0-alpha2\ncapability:\n"

@@ -1,0 +1,222 @@
+"""Typed access to the YAML mappings of a capability file, recording problems instead of raising.
+
+The builders (`consumed`, `exposed`, `loader`) read every key through a `Map`: its getters check
+the type (and choices, ranges) of a value, and on a wrong one record a positioned Problem in the
+file's `Context` and return a default, so one pass over a file reports all its problems. The
+positions come from the `lc` marks `reading` leaves on mappings and sequences.
+"""
+
+from __future__ import annotations
+
+import builtins  # the getters of Map named str, int and bool hide these in its annotations
+from pathlib import Path
+from urllib.parse import unquote
+from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+
+from ..errors import Location, Problem
+
+T = TypeVar("T")
+
+
+class Context:
+    """Collects problems and warnings for one file while it is read."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+
+    def problem(self, where: Location, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def warn(self, where: Location, message: str) -> None:
+        self.warnings.append(str(Problem(where, message)))
+
+
+class Map:
+    """A YAML mapping being read: typed getters that record problems instead of raising."""
+
+    def __init__(self, ctx: Context, data: dict[str, Any], path: str, where: Location) -> None:
+        self.ctx, self.data, self.path, self.where = ctx, data, path, where
+
+    def loc(self, key: str, *, value: bool = False) -> Location:
+        """Where `key` (or, with `value`, its value) was written."""
+        child = f"{self.path}.{key}" if self.path else key
+        try:
+            # a MarkedMap or ruamel's CommentedMap; a plain dict has no `lc` and falls back below
+            marks = self.data.lc  # type: ignore[attr-defined]
+            line, col = marks.value(key) if value else marks.key(key)
+            return Location(self.ctx.file, line + 1, col + 1, child)
+        except (KeyError, AttributeError, TypeError):
+            return Location(self.ctx.file, self.where.line, self.where.column, child)
+
+    def bad(self, key: str, message: str) -> None:
+        self.ctx.problem(self.loc(key, value=True), message)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def known(self, *keys: str) -> None:
+        """Warn about keys this spec version does not define."""
+        for key in self.data:
+            if key not in keys:
+                self.ctx.warn(self.loc(key), f"unknown key '{key}' is ignored")
+
+    def str(self, key: str, *, required: bool = False, choices: Iterable[str] = (),
+            default: str | None = None, hint: str = "") -> str | None:
+        if key not in self.data or self.data[key] is None:
+            if required:
+                self.missing(key, hint or "a string")
+            return default
+        value = self.data[key]
+        if isinstance(value, (dict, list)) or isinstance(value, bool):
+            self.bad(key, f"'{key}' must be a string, got {kind_of(value)}")
+            return default
+        text = str(value)
+        options = tuple(choices)
+        if options and text not in options:
+            self.bad(key, f"'{key}' must be one of {', '.join(options)}; got '{text}'")
+            return default
+        return text
+
+    def int(self, key: builtins.str, *, required: builtins.bool = False, low: int = 1, high: int = 65535) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.missing(key, f"an integer from {low} to {high}")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.bad(key, f"'{key}' must be an integer from {low} to {high}; got {_shown(value)}")
+            return None
+        return value
+
+    def bool(self, key: builtins.str, default: builtins.bool | None = None) -> bool | None:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.bad(key, f"'{key}' must be true or false; got {_shown(value)}")
+            return default
+        return value
+
+    def map(self, key: builtins.str, *, required: builtins.bool = False) -> Map | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.missing(key, "a mapping")
+            return None
+        if not isinstance(value, dict):
+            self.bad(key, f"'{key}' must be a mapping; got {kind_of(value)}")
+            return None
+        return Map(self.ctx, value, f"{self.path}.{key}" if self.path else key, self.loc(key))
+
+    def items(self, key: builtins.str, build: Callable[[Map], T | None], *,
+              required: builtins.bool = False) -> tuple[T, ...]:
+        """Build each mapping of a list with `build`, skipping entries that had problems."""
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.missing(key, "a list")
+            return ()
+        if not isinstance(value, list):
+            self.bad(key, f"'{key}' must be a list; got {kind_of(value)}")
+            return ()
+        built: list[T] = []
+        base = f"{self.path}.{key}" if self.path else key
+        for index, item in enumerate(value):
+            where = item_loc(self.ctx.file, value, index, f"{base}[{index}]", self.loc(key))
+            if not isinstance(item, dict):
+                self.ctx.problem(where, f"each entry of '{key}' must be a mapping; got {kind_of(item)}")
+                continue
+            result = build(Map(self.ctx, item, where.path, where))
+            if result is not None:
+                built.append(result)
+        return tuple(built)
+
+    def plain(self, key: builtins.str, default: Any = None) -> Any:
+        return plain(self.data[key]) if key in self.data else default
+
+    def missing(self, key: builtins.str, what: builtins.str) -> None:
+        """Record that the required `key` (`what` it should be) is not there."""
+        self.ctx.problem(Location(self.ctx.file, self.where.line, self.where.column,
+                                  f"{self.path}.{key}" if self.path else key),
+                         f"missing required key '{key}' ({what})")
+
+
+def item_loc(file: str, seq: Any, index: int, path: str, fallback: Location) -> Location:
+    """Where item `index` of a sequence was written (`fallback`'s place when it has no marks)."""
+    try:
+        line, col = seq.lc.item(index)
+        return Location(file, line + 1, col + 1, path)
+    except (KeyError, AttributeError, TypeError):
+        return Location(file, fallback.line, fallback.column, path)
+
+
+def value_loc(file: str, mapping: Any, key: Any, parent: Location) -> Location:
+    """Where the value of `key` in a mapping was written (`parent`'s place when it has no marks)."""
+    path = f"{parent.path}.{key}" if parent.path else str(key)
+    try:
+        line, col = mapping.lc.value(key)
+        return Location(file, line + 1, col + 1, path)
+    except (KeyError, AttributeError, TypeError):
+        return Location(file, parent.line, parent.column, path)
+
+
+def strings(m: Map, key: str) -> tuple[str, ...]:
+    """A list of strings (a lone string counts as one); anything else is a problem."""
+    value = m.data.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(item, (str, int, float)) and not isinstance(item, bool)
+                                       for item in value):
+        return tuple(str(item) for item in value)
+    m.bad(key, f"'{key}' must be a list of strings; got {kind_of(value)}")
+    return ()
+
+
+def is_required(m: Map, default: bool) -> bool:
+    """`required: true|false`; the reference serializer also writes JSON Schema's list of required
+    child properties here, which says nothing about the parameter itself."""
+    if isinstance(m.data.get("required"), list):
+        return default
+    return bool(m.bool("required", default))
+
+
+def file_location(location: str | None, file: str) -> str | None:
+    """A `file://` location made absolute: relative paths are read next to the capability file."""
+    if location is None or not location.startswith("file://"):
+        return location
+    raw = unquote(location[len("file://"):])
+    if raw.startswith("/./"):
+        raw = raw[1:]
+    path = Path(raw)
+    return "file://" + str(path if path.is_absolute() else (Path(file).parent / path).resolve())
+
+
+def kind_of(value: Any) -> str:
+    """A value as a problem message names it: `a mapping`, `the boolean true`, `int 7`."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    return f"{type(value).__name__} {_shown(value)}"
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut short: a problem message quotes the value, not a whole 10 MB string."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 5]}...{text[-2:]}"
+
+
+def plain(value: Any) -> Any:
+    """ruamel's commented containers → plain dicts and lists."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
