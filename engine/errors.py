@@ -26,7 +26,7 @@ table is a bug: logged, and answered as a 500 / -32603 without its traceback.
 Left out on purpose, as httpx keeps its transport exceptions apart: the wire-level failures of
 the HTTP/1.1 client (`engine.http1.HTTPFailure` and its kinds), which `engine.upstream` turns
 into `UpstreamError`s before anyone else sees them; and private control flow that never leaves
-its module (`engine.blockyaml.Unsupported`: "let ruamel read this file"; `engine.loader._Exceeded`:
+its module (`engine.spec.blockyaml.Unsupported`: "let ruamel read this file"; `engine.spec.reading._Exceeded`:
 a read bound, turned into a CapabilityError; `engine.registry._EmptySegment`; and
 `adapters.edges.Disconnected`: the caller left, nobody to answer). Protocol-level MCP failures
 (`adapters.mcp.backend.McpError`, carrying their JSON-RPC code) belong to the MCP adapter.
