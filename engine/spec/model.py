@@ -1,6 +1,6 @@
 """The spec model: plain typed data for what a capability file says.
 
-Built and checked once by `engine.loader`; everything downstream (registry, adapters) reads
+Built and checked once by `engine.spec.loader`; everything downstream (registry, adapters) reads
 these objects, never raw YAML. Field names follow the file's keys in snake_case; `where`
 remembers the file position so later stages can still point at the source.
 """
