@@ -2,7 +2,9 @@
 
 No global state: tests and embedding services build their own. Start-up problems (an
 unresolved binding, a namespace with no base URI) are raised when the runtime is built,
-before anything listens.
+before anything listens. Exposed calls are compiled against the narrow `calls.CallContext`
+seam (operations by key, bindings, caller prefixes, `send`, functions by `ref`), which the
+Runtime satisfies and passes as itself: calls never see the Runtime's type.
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ from typing import Any
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
 
 from . import bindings as binding_values
-from .spec import loader
-from .calls.invocation import ExposedCall
+from .calls import ExposedCall
 from .errors import CapabilityError, Location, Problem
 from .limits import Limits
-from .registry.params import CALLER_PREFIXES, Scope, with_aliases
-from .registry.operations import Forwarder, Operation, Registry
-from .spec.model import AggregateFunction, Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
+from .registry import CALLER_PREFIXES, Forwarder, Operation, Registry, Scope, with_aliases
+from .spec import AggregateFunction, Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
+from .spec import load_capabilities
 from .templates import Template
-from .upstream.client import OAuth2ClientCredentials, Upstream, UpstreamResponse
+from .upstream import OAuth2ClientCredentials, Upstream, UpstreamResponse
 
 log = logging.getLogger("naftiko")
 
@@ -103,9 +104,9 @@ class Runtime:
 
     @classmethod
     def load(cls, *paths: str | Path, **options: Any) -> Runtime:
-        """Load capability files or folders (see `engine.loader.load`) into a runtime."""
+        """Load capability files or folders (see `spec.load_capabilities`) into a runtime."""
         with gc_paused():
-            return cls(loader.load(paths), **options)
+            return cls(load_capabilities(paths), **options)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -129,7 +130,11 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # --- calling -------------------------------------------------------------------------------
+    # --- calling: the seam exposed calls are built on (this satisfies `calls.CallContext`) -----------
+
+    def operation(self, key: str) -> Operation:
+        """The consumed operation `namespace.name`; `UnknownOperation` when there is none."""
+        return self.registry.get(key)
 
     def bindings_for(self, namespace: str | None) -> dict[str, str]:
         return self._bindings.get(namespace, self._bindings[None])
@@ -176,7 +181,7 @@ class Runtime:
         key = id(invocation)
         call = self._calls.get(key)
         if call is None:
-            call = self._calls[key] = ExposedCall(self, invocation, where)
+            call = self._calls[key] = ExposedCall(self, invocation, where)  # mypy checks self is a CallContext
         return call
 
     def send(self, operation: Operation, params: Mapping[str, Any]) -> Coroutine[Any, Any, UpstreamResponse]:

@@ -3,9 +3,12 @@
 `invocation.ExposedCall` is compiled once per exposed operation into one of four modes (call a
 consumed operation, run `steps`, delegate to a function, answer a mock); `outputs` maps the JSON
 answer; `answers` reads an upstream answer as data. Calls reach the registry and the wire only
-through the narrow `Upstreams` seam, which the Runtime provides.
+through the narrow `seam.Upstreams` protocol (operations by key, bindings, caller prefixes,
+`send`), widened by `invocation.CallContext` with the aggregate functions a `ref` delegates to;
+the Runtime satisfies both structurally.
 """
 
-from .invocation import NO_JSON, ExposedCall, Outcome
+from .invocation import NO_JSON, CallContext, ExposedCall, Outcome
+from .seam import Upstreams
 
-__all__ = ["ExposedCall", "Outcome", "NO_JSON"]
+__all__ = ["ExposedCall", "Outcome", "NO_JSON", "CallContext", "Upstreams"]

@@ -8,21 +8,18 @@ a mock from constant outputs. The JSON answer is then mapped by the invocation's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol
 
 from .answers import decodes, parse_json, read_json
 from ..errors import CapabilityError, Location, UnknownOperation
 from ..errors import NotSupported as NotSupported  # raised here, defined in errors.py
 from .outputs import compile_mock, compile_outputs, is_passthrough
-from ..registry.params import Scope, WithRules
-from ..registry.operations import Operation
-from ..spec.model import Invocation
+from ..registry import Operation, Scope, WithRules
+from .seam import Upstreams
+from ..spec import AggregateFunction, Invocation
 from .steps import Steps
-from ..upstream.client import UpstreamResponse
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from ..upstream import UpstreamResponse
 
 NO_JSON: Any = object()
 
@@ -39,32 +36,45 @@ class Outcome:
     content_type: str | None = None
 
 
+class CallContext(Upstreams, Protocol):
+    """The upstream seam, and the aggregate functions a `ref` delegates to (each compiled once, shared)."""
+
+    @property
+    def functions(self) -> Mapping[str, AggregateFunction]:
+        """Every aggregate function, by `<aggregate namespace>.<function name>`."""
+        ...
+
+    def function_call(self, ref: str, where: Location) -> ExposedCall:
+        """The compiled function `ref` names; a `CapabilityError` at `where` when it names none."""
+        ...
+
+
 class ExposedCall:
     """One compiled invocation."""
 
-    __slots__ = ("runtime", "operation", "rules", "mapper", "passthrough", "steps", "delegate", "function", "mock",
+    __slots__ = ("upstreams", "operation", "rules", "mapper", "passthrough", "steps", "delegate", "function", "mock",
                  "where")
 
-    def __init__(self, runtime: Runtime, invocation: Invocation, where: Location) -> None:
-        self.runtime = runtime
+    def __init__(self, context: CallContext, invocation: Invocation, where: Location) -> None:
+        self.upstreams: Upstreams = context  # all a call needs once built
         self.where = where
-        self.rules = WithRules(invocation.with_, runtime.prefixes, where.key("with"))
+        self.rules = WithRules(invocation.with_, context.prefixes, where.key("with"))
         self.mapper = compile_outputs(invocation.output_parameters)
         self.passthrough = self.mapper is None or is_passthrough(invocation.output_parameters)
         self.operation: Operation | None = None
         self.steps: Steps | None = None
         self.delegate: ExposedCall | None = None
         self.mock: Callable[[Scope], Any] | None = None
-        self.function = runtime.functions.get(invocation.ref or "")
+        self.function = context.functions.get(invocation.ref or "")
         if invocation.ref is not None:
-            self.delegate = runtime.function_call(invocation.ref, where.key("ref"))
+            self.delegate = context.function_call(invocation.ref, where.key("ref"))
         elif invocation.call is not None:
             try:
-                self.operation = runtime.registry.get(invocation.call)
+                self.operation = context.operation(invocation.call)
             except UnknownOperation as exc:
                 raise CapabilityError.at(where.key("call"), str(exc)) from None
         elif invocation.steps:
-            self.steps = Steps(runtime, invocation.steps, invocation.mappings, where)
+            self.steps = Steps(context, invocation.steps, invocation.mappings, where)
         elif invocation.output_parameters:
             self.mock = compile_mock(invocation.output_parameters)
         else:
@@ -87,10 +97,10 @@ class ExposedCall:
         back is the coroutine of the mode that runs, not one wrapping it: a frame less for every
         wait on the upstream to resume through.
         """
-        runtime = self.runtime
-        bindings = runtime.bindings_for(self.operation.namespace if self.operation else None)
-        call_params = self.rules.apply(params, Scope(bindings, params, runtime.prefixes))
-        scope = Scope(bindings, call_params, runtime.prefixes)
+        upstreams = self.upstreams
+        bindings = upstreams.bindings_for(self.operation.namespace if self.operation else None)
+        call_params = self.rules.apply(params, Scope(bindings, params, upstreams.prefixes))
+        scope = Scope(bindings, call_params, upstreams.prefixes)
         if self.delegate is not None:
             return self._delegated(self.delegate, call_params, scope, stream, parse)
         if self.steps is not None:
@@ -120,7 +130,7 @@ class ExposedCall:
 
     async def _call(self, operation: Operation, params: dict[str, Any], scope: Scope, stream: bool,
                     parse: bool) -> Outcome:
-        response = await self.runtime.send(operation, params)
+        response = await self.upstreams.send(operation, params)
         if operation.decoder is None and response.is_json and (self.passthrough or response.status >= 400):
             # Nothing to map: keep the upstream's bytes (parsing and re-encoding 1 MB costs ~30 ms).
             raw = await response.read()
@@ -141,4 +151,4 @@ class ExposedCall:
         return Outcome(response.status, response.headers(), body=body, content_type=response.content_type)
 
 
-__all__ = ["ExposedCall", "Outcome", "NO_JSON", "NotSupported", "read_json"]
+__all__ = ["ExposedCall", "CallContext", "Outcome", "NO_JSON", "NotSupported", "read_json"]

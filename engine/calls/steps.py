@@ -11,19 +11,17 @@ is not checked: an error body is stored like any other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from collections.abc import Callable, Sequence
 
 from .answers import read_json
 from ..errors import CapabilityError, Location, RequestError, UnknownOperation
 from .outputs import compile_outputs, mapping_path
-from ..registry.params import Scope, WithRules, walk as _walk
-from ..registry.operations import Operation
-from ..spec.model import OutputParameter, Step, StepMapping
+from ..registry import Operation, Scope, WithRules
+from ..registry.params import walk as _walk
+from .seam import Upstreams
+from ..spec import OutputParameter, Step, StepMapping
 from ..templates import MISSING, Template, TemplateError
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
 
 
 @dataclass(slots=True)
@@ -57,13 +55,13 @@ def _projector(outputs: Sequence[OutputParameter]) -> Callable[[Any, Scope], Any
 
 
 class _CallStep:
-    def __init__(self, runtime: Runtime, step: Step) -> None:
+    def __init__(self, upstreams: Upstreams, step: Step) -> None:
         try:
-            self.operation: Operation = runtime.registry.get(step.call or "")
+            self.operation: Operation = upstreams.operation(step.call or "")
         except UnknownOperation as exc:
             raise CapabilityError.at(step.where, str(exc)) from None
         self.name = step.name
-        self.rules = WithRules(step.with_, runtime.prefixes, step.where.key("with"))
+        self.rules = WithRules(step.with_, upstreams.prefixes, step.where.key("with"))
         self.project = _projector(self.operation.spec.output_parameters)
 
 
@@ -110,13 +108,13 @@ def _text(value: Any) -> str:
 class Steps:
     """A compiled list of steps with their mappings."""
 
-    def __init__(self, runtime: Runtime, steps: Sequence[Step], mappings: Sequence[StepMapping],
+    def __init__(self, upstreams: Upstreams, steps: Sequence[Step], mappings: Sequence[StepMapping],
                  where: Location) -> None:
-        self.runtime = runtime
+        self.upstreams = upstreams
         self.steps: list[_CallStep | _LookupStep] = []
         for step in steps:
             if step.type == "call":
-                self.steps.append(_CallStep(runtime, step))
+                self.steps.append(_CallStep(upstreams, step))
             elif step.type == "lookup":
                 if step.index not in {s.name for s in self.steps}:
                     raise CapabilityError.at(step.where, f"lookup step '{step.name}' uses index '{step.index}',"
@@ -130,20 +128,21 @@ class Steps:
         values = dict(params)
         outputs: dict[str, Any] = {}
         last_status, last_json = 200, None
+        upstreams = self.upstreams
         for step in self.steps:
-            scope = Scope(self.runtime.bindings_for(None), values, self.runtime.prefixes)
+            scope = Scope(upstreams.bindings_for(None), values, upstreams.prefixes)
             if isinstance(step, _LookupStep):
                 found = step.run(outputs, scope)
                 if found is not MISSING:
                     outputs[step.name] = found
                 continue
             operation = step.operation
-            bindings = self.runtime.bindings_for(operation.namespace)
-            call_params = step.rules.apply(values, Scope(bindings, values, self.runtime.prefixes))
-            response = await self.runtime.send(operation, call_params)
+            bindings = upstreams.bindings_for(operation.namespace)
+            call_params = step.rules.apply(values, Scope(bindings, values, upstreams.prefixes))
+            response = await upstreams.send(operation, call_params)
             last_status, last_json = response.status, await read_json(operation, response)
             if last_json is not None:
-                shaped = step.project(last_json, Scope(bindings, call_params, self.runtime.prefixes))
+                shaped = step.project(last_json, Scope(bindings, call_params, upstreams.prefixes))
                 outputs[step.name] = values[step.name] = shaped
         return StepsResult(self._map(outputs), last_status, last_json)
 
