@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from naftiko.adapters import exposes_app
+from naftiko.engine import Runtime
 
-from naftiko.adapters import exposes_app  # noqa: E402
-from naftiko.engine import Runtime  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SMALL = json.dumps({"id": 42, "name": "naftiko-bench", "ok": True, "tags": ["a", "b"], "score": 0.5},
                    separators=(",", ":")).encode()
