@@ -23,8 +23,10 @@ class ServerAuth:
         self.app = app
         self.kind = auth.type
         if self.kind not in ("bearer", "apikey", "basic"):
-            raise CapabilityError.at(auth.where, f"{auth.type} authentication of exposed servers is not supported yet;"
-                                                 " use bearer, apikey or basic")
+            raise CapabilityError.at(
+                auth.where,
+                f"{auth.type} authentication of exposed servers is not supported yet; use bearer, apikey or basic",
+            )
         scope = Scope(runtime.bindings_for(None), {}, runtime.prefixes)
 
         def secret(name: str, value: str | None) -> bytes:
@@ -33,8 +35,9 @@ class ServerAuth:
             try:
                 return Template.compile(value).render(scope, strict=True).encode()
             except MissingValue as exc:
-                raise CapabilityError.at(auth.where, f"{auth.type} authentication uses {{{{{exc.name}}}}},"
-                                                     " which no binding provides") from None
+                raise CapabilityError.at(
+                    auth.where, f"{auth.type} authentication uses {{{{{exc.name}}}}}, which no binding provides"
+                ) from None
 
         if self.kind == "bearer":
             self.expected = secret("token", auth.token)
@@ -56,9 +59,17 @@ class ServerAuth:
             await self.app(scope, receive, send)
             return
         body = json.dumps({"error": {"type": "unauthorized", "message": "missing or invalid credentials"}}).encode()
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"www-authenticate", self.challenge.encode()),
-            (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", self.challenge.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _allowed(self, scope: Any) -> bool:

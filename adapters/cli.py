@@ -52,8 +52,7 @@ def _ports(values: Sequence[str]) -> dict[str, int]:
 
 def _runtime(args: argparse.Namespace) -> Runtime:
     limits = Limits.from_env(os.environ, _pairs(args.limit, "--limit"))
-    return Runtime.load(*args.paths, base_uris=_pairs(args.base_uri, "--base-uri"), timeout=args.timeout,
-                        limits=limits)
+    return Runtime.load(*args.paths, base_uris=_pairs(args.base_uri, "--base-uri"), timeout=args.timeout, limits=limits)
 
 
 def _run(main: Any) -> None:
@@ -84,8 +83,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _settle()
         _run(serve_stdio(runtime, args.stdio or None))
         return 0
-    _run(serve(runtime, host=args.host, ports=_ports(args.port), allowed_hosts=args.allow_host,
-                      allowed_origins=args.allow_origin, on_ready=_settle))
+    _run(
+        serve(
+            runtime,
+            host=args.host,
+            ports=_ports(args.port),
+            allowed_hosts=args.allow_host,
+            allowed_origins=args.allow_origin,
+            on_ready=_settle,
+        )
+    )
     return 0
 
 
@@ -136,8 +143,10 @@ def _describe(capability: Capability) -> str:
                 lines.append(f"    tool {tool.name:<40} -> {tool.invocation.call or tool.invocation.ref or 'steps'}")
         elif isinstance(exposes, SkillExposes):
             lines.append(f"  exposes skill {exposes.namespace}  port {exposes.port}")
-            lines += [f"    skill {skill.name}: {', '.join(t.name for t in skill.tools) or 'no tools'}"
-                      for skill in exposes.skills]
+            lines += [
+                f"    skill {skill.name}: {', '.join(t.name for t in skill.tools) or 'no tools'}"
+                for skill in exposes.skills
+            ]
         else:
             lines.append(f"  exposes {exposes.type} {exposes.namespace or ''} (not served yet)")
     return "\n".join(lines)
@@ -183,24 +192,60 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
 
     def with_upstream(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--base-uri", action="append", default=[], metavar="NS=URL",
-                       help="base URI of a consumes namespace (or set NAFTIKO_BASE_URI_<NS>)")
-        p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                       help="upstream timeout (default 30, or NAFTIKO_UPSTREAM_TIMEOUT)")
-        p.add_argument("--limit", action="append", default=[], metavar="NAME=SIZE",
-                       help="a limit such as upstream-body=64M (or NAFTIKO_MAX_<NAME>); see the README")
+        p.add_argument(
+            "--base-uri",
+            action="append",
+            default=[],
+            metavar="NS=URL",
+            help="base URI of a consumes namespace (or set NAFTIKO_BASE_URI_<NS>)",
+        )
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="upstream timeout (default 30, or NAFTIKO_UPSTREAM_TIMEOUT)",
+        )
+        p.add_argument(
+            "--limit",
+            action="append",
+            default=[],
+            metavar="NAME=SIZE",
+            help="a limit such as upstream-body=64M (or NAFTIKO_MAX_<NAME>); see the README",
+        )
 
     serve = commands.add_parser("serve", help="serve every exposes block of the files")
     serve.add_argument("paths", nargs="+", metavar="PATH", help="capability file or folder")
     serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", action="append", default=[], metavar="NS=PORT",
-                       help="port of the exposes block NS (0 picks a free port)")
-    serve.add_argument("--allow-host", action="append", default=None, metavar="HOST",
-                       help="Host header an MCP endpoint accepts (default: localhost names); '*' for any")
-    serve.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
-                       help="browser Origin an MCP endpoint accepts (default: local origins)")
-    serve.add_argument("--stdio", nargs="?", const="", default=None, metavar="NAMESPACE",
-                       help="serve one MCP exposes block over stdin/stdout instead")
+    serve.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="NS=PORT",
+        help="port of the exposes block NS (0 picks a free port)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=None,
+        metavar="HOST",
+        help="Host header an MCP endpoint accepts (default: localhost names); '*' for any",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="browser Origin an MCP endpoint accepts (default: local origins)",
+    )
+    serve.add_argument(
+        "--stdio",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="NAMESPACE",
+        help="serve one MCP exposes block over stdin/stdout instead",
+    )
     with_upstream(serve)
     serve.set_defaults(run=cmd_serve)
 
@@ -215,8 +260,14 @@ def parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="call one consumed operation and print its JSON")
     call.add_argument("operation", metavar="NS.OPERATION")
     call.add_argument("arguments", nargs="*", metavar="name=value")
-    call.add_argument("--path", dest="paths", action="append", default=None, metavar="PATH",
-                      help="capability file or folder (default: ./capabilities)")
+    call.add_argument(
+        "--path",
+        dest="paths",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="capability file or folder (default: ./capabilities)",
+    )
     with_upstream(call)
     call.set_defaults(run=cmd_call)
     return root
@@ -239,8 +290,9 @@ Anything else is a bug and keeps its traceback."""
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="naftiko: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="naftiko: %(message)s", stream=sys.stderr
+    )
     if getattr(args, "paths", None) is None:
         args.paths = ["capabilities"]
     try:

@@ -33,13 +33,16 @@ class Disconnected(Exception):
 
 
 #: What a call answers when caller text holds a lone surrogate (JSON can escape one, UTF-8 cannot carry it).
-UNENCODABLE = ("a value holds a lone surrogate (such as \\ud800), which UTF-8 cannot carry, "
-               "so it cannot be sent upstream")
+UNENCODABLE = (
+    "a value holds a lone surrogate (such as \\ud800), which UTF-8 cannot carry, so it cannot be sent upstream"
+)
 
 
 def too_large_message(limit: int) -> str:
-    return (f"the request body is larger than the {describe(limit)} limit; raise it with"
-            " --limit request-body=SIZE or NAFTIKO_MAX_REQUEST_BODY")
+    return (
+        f"the request body is larger than the {describe(limit)} limit; raise it with"
+        " --limit request-body=SIZE or NAFTIKO_MAX_REQUEST_BODY"
+    )
 
 
 async def read_body(receive: Receive, limit: int, declared: bytes | str | None) -> bytes:

@@ -133,12 +133,16 @@ Served = RestExposes | McpExposes | SkillExposes
 def _servable(runtime: Runtime, quiet: bool = False) -> list[Served]:
     servable: list[Served] = []
     for exposes in runtime.exposes:
-        if isinstance(exposes, (RestExposes, SkillExposes)) \
-                or (isinstance(exposes, McpExposes) and exposes.transport == "http"):
+        if isinstance(exposes, (RestExposes, SkillExposes)) or (
+            isinstance(exposes, McpExposes) and exposes.transport == "http"
+        ):
             servable.append(exposes)
         elif not quiet:
-            log.warning("exposes '%s' (type %s) is not served: this runtime does not serve it yet",
-                        exposes.namespace or "-", exposes.type if not isinstance(exposes, McpExposes) else "mcp stdio")
+            log.warning(
+                "exposes '%s' (type %s) is not served: this runtime does not serve it yet",
+                exposes.namespace or "-",
+                exposes.type if not isinstance(exposes, McpExposes) else "mcp stdio",
+            )
     return servable
 
 
@@ -151,9 +155,14 @@ def port_clashes(runtime: Runtime, host: str | None = None, ports: Mapping[str, 
         key = (host or exposes.address or DEFAULT_HOST, port)
         first = taken.setdefault(key, exposes) if port else exposes
         if first is not exposes:
-            problems.append(Problem(exposes.where, f"exposes '{exposes.namespace}' listens on {key[0]}:{port}, as"
-                                    f" '{first.namespace}' does ({first.where}); give one of them another port"
-                                    f" (or --port {exposes.namespace}=PORT)"))
+            problems.append(
+                Problem(
+                    exposes.where,
+                    f"exposes '{exposes.namespace}' listens on {key[0]}:{port}, as"
+                    f" '{first.namespace}' does ({first.where}); give one of them another port"
+                    f" (or --port {exposes.namespace}=PORT)",
+                )
+            )
     return problems
 
 
@@ -172,23 +181,32 @@ def _mcp_options(bind_host: str, allowed_hosts: list[str] | None, allowed_origin
         options["allowed_hosts"] = allowed_hosts
     elif bind_host not in LOCAL_HOSTS:
         if bind_host in ("0.0.0.0", "::"):
-            log.warning("MCP on %s accepts only localhost Host headers; add --allow-host NAME for the names"
-                        " clients use", bind_host)
+            log.warning(
+                "MCP on %s accepts only localhost Host headers; add --allow-host NAME for the names clients use",
+                bind_host,
+            )
         else:
             options["allowed_hosts"] = [*LOCAL_HOSTS, f"[{bind_host}]" if ":" in bind_host else bind_host]
     return options
 
 
-def _options(exposes: Exposes, host: str | None, allowed_hosts: list[str] | None,
-             allowed_origins: list[str] | None) -> dict[str, Any]:
+def _options(
+    exposes: Exposes, host: str | None, allowed_hosts: list[str] | None, allowed_origins: list[str] | None
+) -> dict[str, Any]:
     if not isinstance(exposes, McpExposes):
         return {}
     return _mcp_options(host or exposes.address or DEFAULT_HOST, allowed_hosts, allowed_origins)
 
 
-async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str, int] | None = None,
-                allowed_hosts: list[str] | None = None, allowed_origins: list[str] | None = None,
-                on_ready: Callable[[list[Listener]], None] | None = None) -> None:
+async def serve(
+    runtime: Runtime,
+    *,
+    host: str | None = None,
+    ports: Mapping[str, int] | None = None,
+    allowed_hosts: list[str] | None = None,
+    allowed_origins: list[str] | None = None,
+    on_ready: Callable[[list[Listener]], None] | None = None,
+) -> None:
     """Run until SIGINT/SIGTERM (or cancellation), then stop everything cleanly.
 
     `allowed_hosts`/`allowed_origins` are the MCP endpoints' DNS-rebinding allow-lists.
@@ -208,15 +226,25 @@ async def serve(runtime: Runtime, *, host: str | None = None, ports: Mapping[str
     sockets: list[socket.socket] = []
     try:
         with gc_paused():
-            apps = [exposes_app(runtime, exposes.namespace, **_options(exposes, host, allowed_hosts, allowed_origins))
-                    for exposes in exposes_list]
+            apps = [
+                exposes_app(runtime, exposes.namespace, **_options(exposes, host, allowed_hosts, allowed_origins))
+                for exposes in exposes_list
+            ]
         for exposes, app in zip(exposes_list, apps, strict=True):
             bind_host = host or exposes.address or DEFAULT_HOST
             port = ports.get(exposes.namespace, exposes.port or 0)
             sock = bind(bind_host, port, f"'{exposes.namespace}'")
             sockets.append(sock)
-            config = uvicorn.Config(app, http=_Protocol, lifespan="off", log_level="warning", access_log=False,
-                                    log_config=None, proxy_headers=False, server_header=False)
+            config = uvicorn.Config(
+                app,
+                http=_Protocol,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                log_config=None,
+                proxy_headers=False,
+                server_header=False,
+            )
             servers.append(_Server(config))
             actual = sock.getsockname()[1]
             shown = f"[{bind_host}]" if ":" in bind_host else bind_host

@@ -19,13 +19,26 @@ from naftiko.engine import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SMALL = json.dumps({"id": 42, "name": "naftiko-bench", "ok": True, "tags": ["a", "b"], "score": 0.5},
-                   separators=(",", ":")).encode()
+SMALL = json.dumps(
+    {"id": 42, "name": "naftiko-bench", "ok": True, "tags": ["a", "b"], "score": 0.5}, separators=(",", ":")
+).encode()
 MODERN = "2026-07-28"
-CALL = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-    "name": "small", "arguments": {},
-    "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}},
-    separators=(",", ":")).encode()
+CALL = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "small",
+            "arguments": {},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+        },
+    },
+    separators=(",", ":"),
+).encode()
 
 
 class CannedAnswer:
@@ -47,17 +60,31 @@ class CannedRuntime(Runtime):
 
 
 def scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    return {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "root_path": "",
-            "query_string": b"", "headers": headers}
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+    }
 
 
 async def main(calls: int = 20_000, rounds: int = 5) -> None:
-    runtime = CannedRuntime.load(ROOT / "bench" / "capabilities" / "bench.yaml", base_uris={"bench": "http://127.0.0.1:9"})
+    runtime = CannedRuntime.load(
+        ROOT / "bench" / "capabilities" / "bench.yaml", base_uris={"bench": "http://127.0.0.1:9"}
+    )
     rest, mcp = exposes_app(runtime, "bench-rest"), exposes_app(runtime, "bench-mcp")
-    mcp_headers = [(b"host", b"127.0.0.1:18090"), (b"content-type", b"application/json"),
-                   (b"accept", b"application/json, text/event-stream"), (b"mcp-protocol-version", MODERN.encode()),
-                   (b"mcp-method", b"tools/call"), (b"mcp-name", b"small"),
-                   (b"content-length", str(len(CALL)).encode())]
+    mcp_headers = [
+        (b"host", b"127.0.0.1:18090"),
+        (b"content-type", b"application/json"),
+        (b"accept", b"application/json, text/event-stream"),
+        (b"mcp-protocol-version", MODERN.encode()),
+        (b"mcp-method", b"tools/call"),
+        (b"mcp-name", b"small"),
+        (b"content-length", str(len(CALL)).encode()),
+    ]
     sent: list[Any] = []
 
     async def send(message: Any) -> None:
@@ -69,8 +96,10 @@ async def main(calls: int = 20_000, rounds: int = 5) -> None:
     async def call_body() -> dict[str, Any]:
         return {"type": "http.request", "body": CALL, "more_body": False}
 
-    targets = {"rest": (rest, lambda: scope("GET", "/small", [(b"host", b"127.0.0.1:18080")]), no_body),
-               "mcp": (mcp, lambda: scope("POST", "/mcp", mcp_headers), call_body)}
+    targets = {
+        "rest": (rest, lambda: scope("GET", "/small", [(b"host", b"127.0.0.1:18080")]), no_body),
+        "mcp": (mcp, lambda: scope("POST", "/mcp", mcp_headers), call_body),
+    }
     for name, (app, make_scope, receive) in targets.items():  # check the answer once
         await app(make_scope(), receive, send)
         assert sent[0]["status"] == 200 and b"naftiko-bench" in sent[-1]["body"], (name, sent)

@@ -44,13 +44,23 @@ def wrk(req: Req, concurrency: int, seconds: float) -> dict[str, Any]:
         if req.headers:
             Path(tmp, "headers").write_text("".join(f"{k}: {v}\n" for k, v in req.headers.items()))
             env["BENCH_HEADERS"] = str(Path(tmp, "headers"))
-        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-               "--latency", "-s", str(LUA), req.url]
+        cmd = [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            str(LUA),
+            req.url,
+        ]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
     line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
-    result = json.loads(line[len("BENCH_JSON "):])
+    result = json.loads(line[len("BENCH_JSON ") :])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["errors"] = sum(result[k] for k in result if k.startswith("errors_"))
     dist = out.split("Latency Distribution", 1)
@@ -97,8 +107,9 @@ class Target:
     levels: tuple[int, ...]
 
 
-def interleaved(targets: list[Target], runs: int, seconds: Callable[[int], float],
-                warmup: float) -> dict[str, dict[int, dict[str, Any]]]:
+def interleaved(
+    targets: list[Target], runs: int, seconds: Callable[[int], float], warmup: float
+) -> dict[str, dict[int, dict[str, Any]]]:
     """Medians over `runs` rounds; each round loads every target in turn at each level.
 
     A shared machine's speed drifts over minutes; measuring the targets in alternation instead
@@ -125,13 +136,27 @@ _ACCEPT = "application/json, text/event-stream"
 
 def modern_call(url: str, tool: str, arguments: dict[str, Any] | None = None) -> Req:
     """A stateless 2026-07-28 `tools/call`: routing headers plus the `_meta` envelope."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": tool, "arguments": arguments or {},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
-                  "io.modelcontextprotocol/clientCapabilities": {},
-                  "io.modelcontextprotocol/clientInfo": {"name": "naftiko-bench", "version": "1"}}}}
-    headers = {"Content-Type": "application/json", "Accept": _ACCEPT, "MCP-Protocol-Version": MODERN,
-               "Mcp-Method": "tools/call", "Mcp-Name": tool}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": tool,
+            "arguments": arguments or {},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "naftiko-bench", "version": "1"},
+            },
+        },
+    }
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": _ACCEPT,
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": tool,
+    }
     return Req(url, "POST", json.dumps(body).encode(), headers)
 
 
@@ -148,8 +173,16 @@ def legacy_call(url: str, tool: str, arguments: dict[str, Any] | None = None) ->
     """A 2025-11-25 `tools/call`: `initialize` + `notifications/initialized` first, by hand,
     then the session id (when the server mints one) goes on every request wrk sends."""
     headers = {"Content-Type": "application/json", "Accept": _ACCEPT}
-    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "naftiko-bench", "version": "1"}}}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": LEGACY,
+            "capabilities": {},
+            "clientInfo": {"name": "naftiko-bench", "version": "1"},
+        },
+    }
     status, answer_headers, raw = _post(url, init, headers)
     if status != 200:
         raise RuntimeError(f"initialize at {url} answered {status}: {raw[:300]!r}")

@@ -26,8 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gen_scale  # noqa: E402
 import report  # noqa: E402
-from load import (Req, Target, check_mcp, check_rest, interleaved, legacy_call, median_point, modern_call,  # noqa: E402
-                  wrk)
+from load import (
+    Req,
+    Target,
+    check_mcp,
+    check_rest,
+    interleaved,
+    legacy_call,
+    median_point,
+    modern_call,  # noqa: E402
+    wrk,
+)
 from procs import Server, free_port, peak_rss_mb, rss_mb, running, wait_idle  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -58,10 +67,32 @@ class Settings:
     sse_interval_ms: int
 
 
-FULL = Settings(runs=3, c1_seconds=5, load_seconds=4, warmup_seconds=1, scale_sizes=(20, 200, 2000, 10000),
-                scale_runs=3, scale_seconds=2, startup_runs=3, download_mb=1024, sse_events=300, sse_interval_ms=10)
-QUICK = Settings(runs=1, c1_seconds=2, load_seconds=2, warmup_seconds=1, scale_sizes=(20, 200),
-                 scale_runs=1, scale_seconds=2, startup_runs=1, download_mb=128, sse_events=50, sse_interval_ms=10)
+FULL = Settings(
+    runs=3,
+    c1_seconds=5,
+    load_seconds=4,
+    warmup_seconds=1,
+    scale_sizes=(20, 200, 2000, 10000),
+    scale_runs=3,
+    scale_seconds=2,
+    startup_runs=3,
+    download_mb=1024,
+    sse_events=300,
+    sse_interval_ms=10,
+)
+QUICK = Settings(
+    runs=1,
+    c1_seconds=2,
+    load_seconds=2,
+    warmup_seconds=1,
+    scale_sizes=(20, 200),
+    scale_runs=1,
+    scale_seconds=2,
+    startup_runs=1,
+    download_mb=128,
+    sse_events=50,
+    sse_interval_ms=10,
+)
 
 
 def log(message: str) -> None:
@@ -69,6 +100,7 @@ def log(message: str) -> None:
 
 
 # --- the upstream and nginx ----------------------------------------------------------------
+
 
 def write_payloads(www: Path) -> dict[str, int]:
     """small: a ~80-byte JSON object; large: a 1 MiB JSON object (a list of records), both compact."""
@@ -111,6 +143,7 @@ http {{
 
 def nginx_conf(tmp: Path, server: str) -> Path:
     import os
+
     user = "user root;" if os.geteuid() == 0 else ""
     conf = tmp / "nginx.conf"
     conf.write_text(_NGINX_COMMON.format(tmp=tmp, user=user, server=server))
@@ -126,8 +159,7 @@ def upstream_server(tmp: Path, port: int) -> Server:
     location /s/ {{ try_files /small =404; }}
     location /api/ {{ try_files /small =404; }}
   }}"""
-    return Server("upstream-nginx", ["nginx", "-c", str(nginx_conf(tmp, server)), "-p", str(tmp)], LOGS,
-                  stop_signal=15)
+    return Server("upstream-nginx", ["nginx", "-c", str(nginx_conf(tmp, server)), "-p", str(tmp)], LOGS, stop_signal=15)
 
 
 def nginx_proxy(tmp: Path, port: int, upstream_port: int) -> Server:
@@ -143,12 +175,12 @@ def nginx_proxy(tmp: Path, port: int, upstream_port: int) -> Server:
       proxy_buffer_size 16k; proxy_buffers 128 16k; proxy_max_temp_file_size 0;
     }}
   }}"""
-    return Server("nginx-proxy", ["nginx", "-c", str(nginx_conf(tmp, server)), "-p", str(tmp)], LOGS,
-                  stop_signal=15)
+    return Server("nginx-proxy", ["nginx", "-c", str(nginx_conf(tmp, server)), "-p", str(tmp)], LOGS, stop_signal=15)
 
 
-def naftiko(name: str, capability: Path, base_uris: dict[str, str], ports: dict[str, int],
-            env: dict[str, str] | None = None) -> Server:
+def naftiko(
+    name: str, capability: Path, base_uris: dict[str, str], ports: dict[str, int], env: dict[str, str] | None = None
+) -> Server:
     """`naftiko serve` as a user runs it, from a venv holding only the project's dependencies."""
     cmd = [str(NAFTIKO_PY), "-m", "naftiko", "serve", str(capability)]
     for ns, url in base_uris.items():
@@ -159,16 +191,41 @@ def naftiko(name: str, capability: Path, base_uris: dict[str, str], ports: dict[
 
 
 def granian(name: str, module: str, port: int, env: dict[str, str]) -> Server:
-    return Server(name, [str(BENCH / ".venv" / "bin" / "granian"), "--interface", "asgi", "--loop", "uvloop",
-                         "--workers", "1", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                         "--no-ws", module], LOGS, cwd=BENCH / "servers", env=env)
+    return Server(
+        name,
+        [
+            str(BENCH / ".venv" / "bin" / "granian"),
+            "--interface",
+            "asgi",
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-ws",
+            module,
+        ],
+        LOGS,
+        cwd=BENCH / "servers",
+        env=env,
+    )
 
 
 # --- REST ----------------------------------------------------------------------------------
 
+
 def measure(targets: list[Target], settings: Settings) -> dict[str, dict[int, dict[str, Any]]]:
-    return interleaved(targets, settings.runs, lambda c: settings.c1_seconds if c == 1 else settings.load_seconds,
-                       settings.warmup_seconds)
+    return interleaved(
+        targets,
+        settings.runs,
+        lambda c: settings.c1_seconds if c == 1 else settings.load_seconds,
+        settings.warmup_seconds,
+    )
 
 
 def rest_section(settings: Settings, tmp: Path, upstream: Server, up_port: int) -> dict[str, Any]:
@@ -179,8 +236,12 @@ def rest_section(settings: Settings, tmp: Path, upstream: Server, up_port: int) 
     for payload in ("small", "large"):
         ports = {"naftiko": free_port(), "pyproxy": free_port(), "nginx": free_port()}
         servers = {
-            "naftiko": naftiko("naftiko-rest", BENCH / "capabilities" / "bench.yaml", {"bench": up_url},
-                               {"bench-rest": ports["naftiko"], "bench-mcp": free_port()}),
+            "naftiko": naftiko(
+                "naftiko-rest",
+                BENCH / "capabilities" / "bench.yaml",
+                {"bench": up_url},
+                {"bench-rest": ports["naftiko"], "bench-mcp": free_port()},
+            ),
             "pyproxy": granian("pyproxy", "pyproxy:app", ports["pyproxy"], {"BENCH_UPSTREAM": up_url}),
             "nginx": nginx_proxy(tmp / f"nginx-proxy-{payload}", ports["nginx"], up_port),
         }
@@ -194,12 +255,17 @@ def rest_section(settings: Settings, tmp: Path, upstream: Server, up_port: int) 
             checks = {name: check_rest(req, MARKER, size) for name, req in reqs.items()}
             points = measure([Target(name, reqs[name], pids[name], CONCURRENCIES) for name in pids], settings)
             for name, pid in pids.items():
-                out.setdefault(name, {})[payload] = {"check": checks[name], "points": points[name],
-                                                     "peak_rss_mb": peak_rss_mb(pid), "rss_after_mb": rss_mb(pid)}
+                out.setdefault(name, {})[payload] = {
+                    "check": checks[name],
+                    "points": points[name],
+                    "peak_rss_mb": peak_rss_mb(pid),
+                    "rss_after_mb": rss_mb(pid),
+                }
     return out
 
 
 # --- MCP -----------------------------------------------------------------------------------
+
 
 def mcp_section(settings: Settings, up_port: int) -> dict[str, Any]:
     """(e) naftiko MCP, (f) FastMCP from_openapi, (g) the official SDK; both eras each; and
@@ -209,12 +275,19 @@ def mcp_section(settings: Settings, up_port: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for payload in ("small", "large"):
         ports = {name: free_port() for name in ("naftiko", "naftiko-rest", "fastmcp", "sdk")}
-        servers = {"naftiko": naftiko("naftiko-mcp", BENCH / "capabilities" / "bench.yaml", {"bench": up_url},
-                                      {"bench-rest": ports["naftiko-rest"], "bench-mcp": ports["naftiko"]})}
+        servers = {
+            "naftiko": naftiko(
+                "naftiko-mcp",
+                BENCH / "capabilities" / "bench.yaml",
+                {"bench": up_url},
+                {"bench-rest": ports["naftiko-rest"], "bench-mcp": ports["naftiko"]},
+            )
+        }
         for peer in ("fastmcp", "sdk"):
             script = BENCH / "servers" / f"{'fastmcp_server' if peer == 'fastmcp' else 'sdk_server'}.py"
-            servers[peer] = Server(f"{peer}-mcp", [str(BENCH_PY), str(script), str(ports[peer]), up_url], LOGS,
-                                   cwd=BENCH / "servers")
+            servers[peer] = Server(
+                f"{peer}-mcp", [str(BENCH_PY), str(script), str(ports[peer]), up_url], LOGS, cwd=BENCH / "servers"
+            )
         # 1 MB at c128 is left out: the SDK-based peers need tens of seconds to work off
         # 128 queued 1 MB calls after each run, which would take most of the run's time.
         levels = CONCURRENCIES if payload == "small" else (1, 32)
@@ -248,10 +321,18 @@ def mcp_section(settings: Settings, up_port: int) -> dict[str, Any]:
 
 # --- scale ---------------------------------------------------------------------------------
 
-def startup(name: str, capability: Path, base_uris: dict[str, str], ports: dict[str, int], ready_port: int,
-            runs: int, env: dict[str, str] | None = None,
-            then: Callable[[Server], dict[str, Any]] | None = None,
-            keep: list[Server] | None = None) -> dict[str, Any]:
+
+def startup(
+    name: str,
+    capability: Path,
+    base_uris: dict[str, str],
+    ports: dict[str, int],
+    ready_port: int,
+    runs: int,
+    env: dict[str, str] | None = None,
+    then: Callable[[Server], dict[str, Any]] | None = None,
+    keep: list[Server] | None = None,
+) -> dict[str, Any]:
     """Start-up time (process start until the port answers HTTP) over `runs` starts, RSS once
     ready, and `then(server)` measured on the last start. A start over 20 s is not repeated.
     With `keep`, the last start is left running and added to it (the caller stops it)."""
@@ -276,8 +357,12 @@ def startup(name: str, capability: Path, base_uris: dict[str, str], ports: dict[
                 server.stop()
         if last:
             break
-    return {"startup_s": statistics.median(times), "startup_runs_s": times, "rss_ready_mb": statistics.median(rss),
-            **extra}
+    return {
+        "startup_s": statistics.median(times),
+        "startup_runs_s": times,
+        "rss_ready_mb": statistics.median(rss),
+        **extra,
+    }
 
 
 def scale_section(settings: Settings, tmp: Path, up_port: int) -> dict[str, Any]:
@@ -293,17 +378,25 @@ def scale_section(settings: Settings, tmp: Path, up_port: int) -> dict[str, Any]
             path.write_text(gen_scale.capability(n))
             rest_port, mcp_port = free_port(), free_port()
             log(f"scale {n} operations: start-up")
-            out[str(n)] = startup(f"naftiko-scale-{n}", path, {"scale": up_url},
-                                  {"scale-rest": rest_port, "scale-mcp": mcp_port}, rest_port, settings.startup_runs,
-                                  keep=servers)
+            out[str(n)] = startup(
+                f"naftiko-scale-{n}",
+                path,
+                {"scale": up_url},
+                {"scale-rest": rest_port, "scale-mcp": mcp_port},
+                rest_port,
+                settings.startup_runs,
+                keep=servers,
+            )
             out[str(n)]["file_bytes"] = path.stat().st_size
             for which, i in (("first", 0), ("last", n - 1)):
                 rest = Req(f"http://127.0.0.1:{rest_port}/v1/op{i}/abc")
                 check_rest(rest, MARKER)
                 mcp = modern_call(f"http://127.0.0.1:{mcp_port}/mcp", f"op{i}", {"id": "abc"})
                 check_mcp(mcp, MARKER)
-                targets += [Target(f"{n}/rest_{which}", rest, servers[-1].pid, (1,)),
-                            Target(f"{n}/mcp_{which}", mcp, servers[-1].pid, (1,))]
+                targets += [
+                    Target(f"{n}/rest_{which}", rest, servers[-1].pid, (1,)),
+                    Target(f"{n}/mcp_{which}", mcp, servers[-1].pid, (1,)),
+                ]
         targets.sort(key=lambda t: t.name.split("/")[1])  # the sizes of one route side by side in time
         log(f"scale: latency at c1, sizes {', '.join(map(str, settings.scale_sizes))} in alternation")
         points = interleaved(targets, settings.scale_runs, lambda c: settings.scale_seconds, settings.warmup_seconds)
@@ -326,14 +419,20 @@ def seed_section(settings: Settings, up_port: int) -> dict[str, Any]:
     rest_port, mcp_port = free_port(), free_port()
     ports = {"posthog-task-runs-rest": rest_port, "posthog-task-runs-mcp": mcp_port}
     log("seed start-up")
-    result = startup("naftiko-seed", SEED, {"posthog-task-runs": "http://127.0.0.1:9"}, ports, rest_port,
-                     max(settings.startup_runs, 5), env)
+    result = startup(
+        "naftiko-seed",
+        SEED,
+        {"posthog-task-runs": "http://127.0.0.1:9"},
+        ports,
+        rest_port,
+        max(settings.startup_runs, 5),
+        env,
+    )
 
     def serving(server: Server) -> dict[str, Any]:
         rest = Req(f"http://127.0.0.1:{rest_port}/v1/api/projects/1/tasks/abc/runs")
         check_rest(rest, MARKER)
-        mcp = modern_call(f"http://127.0.0.1:{mcp_port}/mcp", "list-task-runs",
-                          {"project_id": "1", "task_id": "abc"})
+        mcp = modern_call(f"http://127.0.0.1:{mcp_port}/mcp", "list-task-runs", {"project_id": "1", "task_id": "abc"})
         served: dict[str, Any] = {"rss_idle_mb": rss_mb(server.pid)}
         served["rest_c32"] = median_point(rest, 32, settings.load_seconds, 1, server.pid)
         try:
@@ -345,12 +444,21 @@ def seed_section(settings: Settings, up_port: int) -> dict[str, Any]:
         return served
 
     log("seed serving")
-    result["serving"] = startup("naftiko-seed-serving", SEED, {"posthog-task-runs": f"http://127.0.0.1:{up_port}"},
-                                ports, rest_port, 1, env, then=serving)
+    result["serving"] = startup(
+        "naftiko-seed-serving",
+        SEED,
+        {"posthog-task-runs": f"http://127.0.0.1:{up_port}"},
+        ports,
+        rest_port,
+        1,
+        env,
+        then=serving,
+    )
     return result
 
 
 # --- streaming -----------------------------------------------------------------------------
+
 
 async def _sse_delays(url: str) -> list[float]:
     """Arrival delay of each event in µs: client CLOCK_MONOTONIC minus the upstream's stamp."""
@@ -384,14 +492,23 @@ def _download(url: str, pid: int | None) -> dict[str, Any]:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
-        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
-                              url], capture_output=True, text=True, timeout=600).stdout.split()
+        out = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", url],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        ).stdout.split()
     finally:
         done.set()
         thread.join()
     code, size, seconds = int(out[0]), int(out[1]), float(out[2])
-    return {"http": code, "bytes": size, "seconds": seconds, "mb_per_s": size / 1048576 / seconds,
-            "rss_max_sampled_mb": max(samples) if samples else None}
+    return {
+        "http": code,
+        "bytes": size,
+        "seconds": seconds,
+        "mb_per_s": size / 1048576 / seconds,
+        "rss_max_sampled_mb": max(samples) if samples else None,
+    }
 
 
 def stream_section(settings: Settings) -> dict[str, Any]:
@@ -410,11 +527,17 @@ def stream_section(settings: Settings) -> dict[str, Any]:
                 through += asyncio.run(_sse_delays(f"http://127.0.0.1:{rest_port}{query}"))
         expected = settings.sse_events * settings.runs
         if len(through) != expected or len(direct) != expected:
-            raise RuntimeError(f"SSE: expected {expected} events, "
-                               f"got {len(direct)} direct, {len(through)} through naftiko")
-        out["sse"] = {"events": expected, "interval_ms": settings.sse_interval_ms,
-                      "direct_p50_us": statistics.median(direct), "direct_p99_us": _percentile(direct, 99),
-                      "naftiko_p50_us": statistics.median(through), "naftiko_p99_us": _percentile(through, 99)}
+            raise RuntimeError(
+                f"SSE: expected {expected} events, got {len(direct)} direct, {len(through)} through naftiko"
+            )
+        out["sse"] = {
+            "events": expected,
+            "interval_ms": settings.sse_interval_ms,
+            "direct_p50_us": statistics.median(direct),
+            "direct_p99_us": _percentile(direct, 99),
+            "naftiko_p50_us": statistics.median(through),
+            "naftiko_p99_us": _percentile(through, 99),
+        }
         out["sse"]["added_p50_us"] = out["sse"]["naftiko_p50_us"] - out["sse"]["direct_p50_us"]
         out["sse"]["added_p99_us"] = out["sse"]["naftiko_p99_us"] - out["sse"]["direct_p99_us"]
         log(f"streaming: {settings.download_mb} MiB download")
@@ -435,6 +558,7 @@ def stream_section(settings: Settings) -> dict[str, Any]:
 
 # --- profile -------------------------------------------------------------------------------
 
+
 def profile_section(settings: Settings, up_port: int) -> dict[str, Any]:
     """py-spy on naftiko under load (REST small c32, MCP modern small c32, REST 1 MB c4): the top
     functions by own and inclusive time, from py-spy's raw (collapsed) stacks."""
@@ -443,11 +567,18 @@ def profile_section(settings: Settings, up_port: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind, payload, concurrency in (("rest", "small", 32), ("mcp", "small", 32), ("rest-large", "large", 4)):
         rest_port, mcp_port = free_port(), free_port()
-        server = naftiko(f"naftiko-profile-{kind}", BENCH / "capabilities" / "bench.yaml", {"bench": up_url},
-                         {"bench-rest": rest_port, "bench-mcp": mcp_port})
+        server = naftiko(
+            f"naftiko-profile-{kind}",
+            BENCH / "capabilities" / "bench.yaml",
+            {"bench": up_url},
+            {"bench-rest": rest_port, "bench-mcp": mcp_port},
+        )
         port = mcp_port if kind == "mcp" else rest_port
-        req = modern_call(f"http://127.0.0.1:{mcp_port}/mcp", payload) if kind == "mcp" else Req(
-            f"http://127.0.0.1:{rest_port}/{payload}")
+        req = (
+            modern_call(f"http://127.0.0.1:{mcp_port}/mcp", payload)
+            if kind == "mcp"
+            else Req(f"http://127.0.0.1:{rest_port}/{payload}")
+        )
         raw = RESULTS / f"profile-{kind}.txt"
         raw.unlink(missing_ok=True)
         log(f"profile {kind} ({payload} JSON, c{concurrency})")
@@ -456,9 +587,26 @@ def profile_section(settings: Settings, up_port: int) -> dict[str, Any]:
             wrk(req, concurrency, 1)
             wait_idle(server.pid)
             seconds = max(3, int(settings.load_seconds) + 1)
-            spy = subprocess.Popen([str(py_spy), "record", "--pid", str(server.pid), "--duration", str(seconds),
-                                    "--rate", "250", "--format", "raw", "--output", str(raw), "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            spy = subprocess.Popen(
+                [
+                    str(py_spy),
+                    "record",
+                    "--pid",
+                    str(server.pid),
+                    "--duration",
+                    str(seconds),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(raw),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             try:
                 time.sleep(0.5)
                 wrk(req, concurrency, seconds)
@@ -475,14 +623,18 @@ def profile_section(settings: Settings, up_port: int) -> dict[str, Any]:
 
 # --- machine -------------------------------------------------------------------------------
 
+
 def versions() -> dict[str, str]:
     """Versions of everything measured, read from the two venvs and the system tools."""
+
     def pkgs(python: Path, names: list[str]) -> dict[str, str]:
-        code = ("import importlib.metadata as m, json, sys; d = {}\n"
-                "for n in sys.argv[1:]:\n"
-                "    try: d[n] = m.version(n)\n"
-                "    except m.PackageNotFoundError: d[n] = 'not installed'\n"
-                "d['python'] = sys.version.split()[0]; print(json.dumps(d))")
+        code = (
+            "import importlib.metadata as m, json, sys; d = {}\n"
+            "for n in sys.argv[1:]:\n"
+            "    try: d[n] = m.version(n)\n"
+            "    except m.PackageNotFoundError: d[n] = 'not installed'\n"
+            "d['python'] = sys.version.split()[0]; print(json.dumps(d))"
+        )
         return json.loads(subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True).stdout)
 
     def tool(cmd: list[str]) -> str:
@@ -493,23 +645,47 @@ def versions() -> dict[str, str]:
             return "not found"
 
     naftiko_env = pkgs(NAFTIKO_PY, ["uvicorn", "starlette", "aiohttp", "ruamel.yaml", "uvloop", "httptools", "h11"])
-    bench_env = pkgs(BENCH_PY, ["fastmcp", "mcp", "httpx2", "granian", "aiohttp", "uvicorn", "uvloop", "httptools",
-                                "starlette", "matplotlib", "py-spy"])
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "engine", "adapters"],
-                           capture_output=True, text=True).stdout.strip()
-    return {"naftiko_commit": commit + (" + uncommitted changes in engine/ or adapters/" if dirty else ""),
-            **{f"naftiko venv: {k}": v for k, v in naftiko_env.items()},
-            **{f"bench venv: {k}": v for k, v in bench_env.items()},
-            "nginx": tool(["nginx", "-v"]), "wrk": tool(["wrk", "-v"]), "curl": tool(["curl", "--version"])}
+    bench_env = pkgs(
+        BENCH_PY,
+        [
+            "fastmcp",
+            "mcp",
+            "httpx2",
+            "granian",
+            "aiohttp",
+            "uvicorn",
+            "uvloop",
+            "httptools",
+            "starlette",
+            "matplotlib",
+            "py-spy",
+        ],
+    )
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "engine", "adapters"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "naftiko_commit": commit + (" + uncommitted changes in engine/ or adapters/" if dirty else ""),
+        **{f"naftiko venv: {k}": v for k, v in naftiko_env.items()},
+        **{f"bench venv: {k}": v for k, v in bench_env.items()},
+        "nginx": tool(["nginx", "-v"]),
+        "wrk": tool(["wrk", "-v"]),
+        "curl": tool(["curl", "--version"]),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a couple of seconds per point, 1 run: a smoke check")
-    parser.add_argument("--only", action="append", choices=["rest", "mcp", "scale", "seed", "stream", "profile"],
-                        help="run only these sections (default: all)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["rest", "mcp", "scale", "seed", "stream", "profile"],
+        help="run only these sections (default: all)",
+    )
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
     sections = args.only or ["rest", "mcp", "scale", "seed", "stream", "profile"]
@@ -517,15 +693,22 @@ def main() -> int:
     if LOGS.exists():
         shutil.rmtree(LOGS)
     started = time.time()
-    data: dict[str, Any] = {"mode": "quick" if args.quick else "full", "settings": asdict(settings),
-                            "machine": report.machine(), "versions": versions(), "started": time.ctime(started)}
+    data: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "settings": asdict(settings),
+        "machine": report.machine(),
+        "versions": versions(),
+        "started": time.ctime(started),
+    }
     tmp = Path(tempfile.mkdtemp(prefix="naftiko-bench-"))
     tmp.chmod(0o755)
     try:
         data["payload_bytes"] = write_payloads(tmp / "www")
         up_port = free_port()
-        data["upstream"] = ("nginx 1 worker, static files, default_type application/json "
-                            f"(small {data['payload_bytes']['small']} B, large {data['payload_bytes']['large']} B)")
+        data["upstream"] = (
+            "nginx 1 worker, static files, default_type application/json "
+            f"(small {data['payload_bytes']['small']} B, large {data['payload_bytes']['large']} B)"
+        )
         upstream = upstream_server(tmp, up_port)
         with running(upstream, up_port, "/small"):
             if "rest" in sections:

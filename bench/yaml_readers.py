@@ -35,6 +35,7 @@ SEED = ROOT / "capabilities" / "posthog-task-runs.yaml"
 
 def blockyaml_reader(text: str) -> Any:
     from naftiko.engine.spec import blockyaml
+
     return blockyaml.load(text)
 
 
@@ -63,11 +64,13 @@ def pyyaml_events_only(text: str) -> Any:
 
 def yamlread_reader(text: str) -> Any:
     import yamlread_candidate
+
     return yamlread_candidate.load(text)
 
 
 def reading_parse(text: str) -> Any:
     from naftiko.engine.spec import reading
+
     return reading.parse_yaml(text, "bench.yaml")
 
 
@@ -127,12 +130,15 @@ def main(n: int = 10_000, rounds: int = 5) -> None:
         for name, read in chosen.items():
             mb = peak(read, text) / 1e6 if name != "ruamel rt pure" or len(text) < 2_000_000 else float("nan")
             sample = read(files["seed"])
-            print(f"{name:40} {min(times[name]):8.3f} {statistics.median(times[name]):9.3f} {mb:8.1f}  "
-                  f"{has_positions(sample) if not isinstance(sample, int) else '-'}")
+            print(
+                f"{name:40} {min(times[name]):8.3f} {statistics.median(times[name]):9.3f} {mb:8.1f}  "
+                f"{has_positions(sample) if not isinstance(sample, int) else '-'}"
+            )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "scale.yaml")
         path.write_text(big)
         from naftiko.engine.spec import loader
+
         runs = [timed(lambda _: loader.load([path]), "") for _ in range(3)]
         print(f"\nengine.spec.loader.load({n} ops): best {min(runs):.3f} s, median {statistics.median(runs):.3f} s")
 

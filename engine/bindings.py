@@ -56,11 +56,13 @@ def _from_file(binding: Binding, base: Path, cwd: Path) -> dict[str, str]:
                 raise ValueError(f"larger than {READ_LIMITS.file_bytes:,} bytes")
             data = json.loads(path.read_bytes())
         except (OSError, ValueError, RecursionError) as exc:
-            raise CapabilityError.at(binding.where,
-                                     f"binding '{binding.namespace}' cannot read {path}: {exc}") from None
+            raise CapabilityError.at(
+                binding.where, f"binding '{binding.namespace}' cannot read {path}: {exc}"
+            ) from None
     if not isinstance(data, dict):
-        raise CapabilityError.at(binding.where,
-                                 f"binding '{binding.namespace}': {path} must hold a mapping of keys to values")
+        raise CapabilityError.at(
+            binding.where, f"binding '{binding.namespace}': {path} must hold a mapping of keys to values"
+        )
     values: dict[str, str] = {}
     for key, source_key in binding.keys.items():
         if source_key not in data:

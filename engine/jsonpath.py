@@ -31,9 +31,21 @@ _DOTTED = re.compile(r"^\$(?:\.[A-Za-z_][\w-]*)+$")
 
 Extractor = Callable[[Any], Any]
 
-_MANY: tuple[type, ...] = tuple(kind for kind in (
-    _ast.Wildcard, _ast.Slice, _ast.Descendants, _ast.Where, _ast.WhereNot, _Filter, _SortedThis,
-    getattr(_ast, "_Union", None), getattr(_ast, "_Intersect", None)) if isinstance(kind, type))
+_MANY: tuple[type, ...] = tuple(
+    kind
+    for kind in (
+        _ast.Wildcard,
+        _ast.Slice,
+        _ast.Descendants,
+        _ast.Where,
+        _ast.WhereNot,
+        _Filter,
+        _SortedThis,
+        getattr(_ast, "_Union", None),
+        getattr(_ast, "_Intersect", None),
+    )
+    if isinstance(kind, type)
+)
 """Parsed nodes that select any number of values (`|` and `&` are `_Union`/`_Intersect` in jsonpath-ng 1.x)."""
 
 
@@ -76,8 +88,9 @@ def _merged(upstream: Any, keys: tuple[str, ...]) -> Extractor:
     definite = _definite(upstream)
 
     def extract(document: Any) -> Any:
-        merged = [{k: v[k] for k in keys if k in v} for v in (m.value for m in upstream.find(document))
-                  if isinstance(v, dict)]
+        merged = [
+            {k: v[k] for k in keys if k in v} for v in (m.value for m in upstream.find(document)) if isinstance(v, dict)
+        ]
         if not definite:
             return merged
         return merged[0] if merged else None

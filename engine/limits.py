@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from .errors import NaftikoError
 
-KiB, MiB, GiB = 1024, 1024 ** 2, 1024 ** 3
+KiB, MiB, GiB = 1024, 1024**2, 1024**3
 ENV_PREFIX = "NAFTIKO_MAX_"
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": KiB, "m": MiB, "g": GiB}

@@ -41,9 +41,16 @@ def base_uri_variable(namespace: str) -> str:
 class Runtime:
     """Loaded capabilities, ready to call and to serve."""
 
-    def __init__(self, capabilities: list[Capability], *, base_uris: Mapping[str, str] | None = None,
-                 environ: Mapping[str, str] | None = None, timeout: float | None = None,
-                 limits: Limits | None = None, resolve_environment: bool = True) -> None:
+    def __init__(
+        self,
+        capabilities: list[Capability],
+        *,
+        base_uris: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        limits: Limits | None = None,
+        resolve_environment: bool = True,
+    ) -> None:
         """Compile everything; with `resolve_environment=False` only check (no bindings, no upstreams).
 
         `limits` defaults to `Limits.from_env(environ)`; `environ` also gives the proxy variables.
@@ -61,8 +68,11 @@ class Runtime:
         self.exposes: list[Exposes] = [e for cap in capabilities for e in cap.exposes]
         aggregates = [a for cap in capabilities for a in cap.aggregates]
         self.functions = {f"{a.namespace}.{f.name}": f for a in aggregates for f in a.functions}
-        self.prefixes = (CALLER_PREFIXES | frozenset(e.namespace for e in self.exposes if e.namespace)
-                         | frozenset(a.namespace for a in aggregates))
+        self.prefixes = (
+            CALLER_PREFIXES
+            | frozenset(e.namespace for e in self.exposes if e.namespace)
+            | frozenset(a.namespace for a in aggregates)
+        )
         self._calls: dict[int, ExposedCall] = {}
         self._started = 0
         self._compile_invocations()
@@ -87,19 +97,28 @@ class Runtime:
 
         def field(name: str, value: Any) -> str:
             if not value:
-                raise CapabilityError.at(auth.where,
-                                         f"{auth.type} authentication of '{consumes.namespace}' needs '{name}'")
+                raise CapabilityError.at(
+                    auth.where, f"{auth.type} authentication of '{consumes.namespace}' needs '{name}'"
+                )
             return Template.compile(str(value)).render(scope)
 
         if auth.type == "digest":
-            return Upstream(consumes.namespace, base_uri, self.timeout,
-                            digest=(field("username", auth.username), field("password", auth.password)), **options)
+            return Upstream(
+                consumes.namespace,
+                base_uri,
+                self.timeout,
+                digest=(field("username", auth.username), field("password", auth.password)),
+                **options,
+            )
         scopes = auth.extra.get("scopes") or []
         oauth2 = OAuth2ClientCredentials(
-            field("tokenEndpoint", auth.extra.get("tokenEndpoint")), field("clientId", auth.extra.get("clientId")),
+            field("tokenEndpoint", auth.extra.get("tokenEndpoint")),
+            field("clientId", auth.extra.get("clientId")),
             field("clientSecret", auth.extra.get("clientSecret")),
             [str(s) for s in (scopes if isinstance(scopes, list) else str(scopes).split())],
-            auth.extra.get("audience") or auth.extra.get("resource"), consumes.namespace)
+            auth.extra.get("audience") or auth.extra.get("resource"),
+            consumes.namespace,
+        )
         return Upstream(consumes.namespace, base_uri, self.timeout, oauth2=oauth2, **options)
 
     @classmethod
@@ -161,10 +180,13 @@ class Runtime:
                     if forward is not None and forward.target_namespace not in self.registry.namespaces:
                         known = ", ".join(sorted(self.registry.namespaces)) or "none"
                         where = forward.where
-                        problems.append(Problem(Location(where.file, where.line, where.column,
-                                                         f"{where.path}.targetNamespace"),
-                                                f"forward target '{forward.target_namespace}' is not a"
-                                                f" consumes namespace (known: {known})"))
+                        problems.append(
+                            Problem(
+                                Location(where.file, where.line, where.column, f"{where.path}.targetNamespace"),
+                                f"forward target '{forward.target_namespace}' is not a"
+                                f" consumes namespace (known: {known})",
+                            )
+                        )
         if problems:
             raise CapabilityError(problems)
 
@@ -195,8 +217,15 @@ class Runtime:
         prepared = operation.prepare(params, self.bindings_for(operation.namespace), self.prefixes)
         return self.upstreams[operation.namespace].send(operation.key, prepared)
 
-    async def forward(self, forwarder: Forwarder, method: str, path: str, query: str,
-                      headers: list[tuple[str, str]], body: bytes | None) -> UpstreamResponse:
+    async def forward(
+        self,
+        forwarder: Forwarder,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+    ) -> UpstreamResponse:
         """Send a request as it came (trusted headers only) to a forward target namespace."""
         bindings = self.bindings_for(forwarder.namespace)
         prepared = forwarder.prepare(method, path, query, headers, body, bindings, self.prefixes)
@@ -249,9 +278,13 @@ def _ref_problems(functions: Mapping[str, AggregateFunction]) -> list[Problem]:
             path.append(key)
             key = functions[key].invocation.ref
         if key is not None and key in path:
-            cycle = path[path.index(key):]
-            problems.append(Problem(_ref_location(functions[cycle[-1]]), "ref cycle: " + " → ".join(cycle + [key])
-                                    + "; a function cannot reach itself through ref"))
+            cycle = path[path.index(key) :]
+            problems.append(
+                Problem(
+                    _ref_location(functions[cycle[-1]]),
+                    "ref cycle: " + " → ".join(cycle + [key]) + "; a function cannot reach itself through ref",
+                )
+            )
             below = -1
         else:
             below = depth.get(key, 0) if key is not None else 0
@@ -265,8 +298,12 @@ def _ref_problems(functions: Mapping[str, AggregateFunction]) -> list[Problem]:
             while ref is not None and len(chain) < 3:
                 chain.append(ref)
                 ref = functions[ref].invocation.ref
-            problems.append(Problem(_ref_location(function), f"ref chain {' → '.join(chain)} → … reaches"
-                                                             f" {depth[key]} functions; at most {MAX_REF_DEPTH}"))
+            problems.append(
+                Problem(
+                    _ref_location(function),
+                    f"ref chain {' → '.join(chain)} → … reaches {depth[key]} functions; at most {MAX_REF_DEPTH}",
+                )
+            )
     return problems
 
 
@@ -287,8 +324,13 @@ def _duplicate_tools(exposes: McpExposes, functions: Mapping[str, AggregateFunct
         first = seen.setdefault(name, tool.where)
         if first is not tool.where:
             how = "" if tool.name else f" (its name comes from ref '{tool.invocation.ref}')"
-            problems.append(Problem(tool.where, f"tool '{name}'{how} is already declared at {first} ({first.path});"
-                                                " tool names of one MCP block must be unique"))
+            problems.append(
+                Problem(
+                    tool.where,
+                    f"tool '{name}'{how} is already declared at {first} ({first.path});"
+                    " tool names of one MCP block must be unique",
+                )
+            )
     return problems
 
 
@@ -302,8 +344,9 @@ def _base_uri(consumes: Consumes, overrides: Mapping[str, str], env: Mapping[str
             f" --base-uri {consumes.namespace}=URL or set {variable}",
         )
     if not uri.startswith(("http://", "https://")):
-        raise CapabilityError.at(consumes.where, f"base URI for '{consumes.namespace}' must start with http://"
-                                                 f" or https://; got '{uri}'")
+        raise CapabilityError.at(
+            consumes.where, f"base URI for '{consumes.namespace}' must start with http:// or https://; got '{uri}'"
+        )
     return uri
 
 
@@ -311,8 +354,9 @@ def _check_unknown_namespaces(overrides: Mapping[str, str], upstreams: Mapping[s
     unknown = [ns for ns in overrides if ns not in upstreams]
     if unknown:
         known = ", ".join(sorted(upstreams)) or "none"
-        raise CapabilityError([Problem(Location("--base-uri"), f"no consumes namespace '{ns}' (known: {known})")
-                               for ns in unknown])
+        raise CapabilityError(
+            [Problem(Location("--base-uri"), f"no consumes namespace '{ns}' (known: {known})") for ns in unknown]
+        )
 
 
 def load(paths: Iterable[str | Path], **options: Any) -> Runtime:

@@ -85,11 +85,13 @@ class Template:
             triple, sigil, name, angle = match.group(1, 2, 3, 4)
             if sigil in ("#", "^", "/"):
                 if single_braces:
-                    raise TemplateError(f"a path cannot hold Mustache sections ('{match.group(0)}'): each path"
-                                        " value is encoded as one segment")
+                    raise TemplateError(
+                        f"a path cannot hold Mustache sections ('{match.group(0)}'): each path"
+                        " value is encoded as one segment"
+                    )
                 tree = _parse_sections(text)
                 return cls(source, (), tree)
-            parts.append(text[last:match.start()])
+            parts.append(text[last : match.start()])
             parts.append(triple or name or angle or (match.group(5) if single_braces else None) or "")
             last = match.end()
         parts.append(text[last:])
@@ -171,7 +173,7 @@ def _parse_sections(text: str) -> tuple[_Node, ...]:
     for match in _TAG.finditer(text):
         triple, sigil, name, angle = match.group(1, 2, 3, 4)
         if match.start() > last:
-            nodes.append(text[last:match.start()])
+            nodes.append(text[last : match.start()])
         last = match.end()
         if sigil in ("#", "^"):
             if not name:
@@ -182,21 +184,26 @@ def _parse_sections(text: str) -> tuple[_Node, ...]:
             nodes = []
         elif sigil == "/":
             if not stack:
-                raise TemplateError(f"'{match.group(0)}' at character {match.start() + 1} closes a section that"
-                                    " was never opened")
+                raise TemplateError(
+                    f"'{match.group(0)}' at character {match.start() + 1} closes a section that was never opened"
+                )
             opened, inverted, offset, parent = stack.pop()
             if name != opened:
-                raise TemplateError(f"'{match.group(0)}' at character {match.start() + 1} closes"
-                                    f" '{{{{{'^' if inverted else '#'}{opened}}}}}' (opened at character"
-                                    f" {offset + 1}); write '{{{{/{opened}}}}}'")
+                raise TemplateError(
+                    f"'{match.group(0)}' at character {match.start() + 1} closes"
+                    f" '{{{{{'^' if inverted else '#'}{opened}}}}}' (opened at character"
+                    f" {offset + 1}); write '{{{{/{opened}}}}}'"
+                )
             parent.append(_Section(opened, inverted, tuple(nodes)))
             nodes = parent
         else:
             nodes.append(_Var(triple or name or angle or ""))
     if stack:
         opened, inverted, offset, _ = stack[-1]
-        raise TemplateError(f"'{{{{{'^' if inverted else '#'}{opened}}}}}' at character {offset + 1} is never"
-                            f" closed; add '{{{{/{opened}}}}}'")
+        raise TemplateError(
+            f"'{{{{{'^' if inverted else '#'}{opened}}}}}' at character {offset + 1} is never"
+            f" closed; add '{{{{/{opened}}}}}'"
+        )
     if last < len(text):
         nodes.append(text[last:])
     return tuple(root)

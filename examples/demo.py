@@ -29,17 +29,23 @@ def _examples(listeners: list[Listener], upstream: str) -> str:
     tasks_rest, runs_rest = urls.get("posthog-tasks-rest", ""), urls.get("posthog-task-runs-rest", "")
     tasks_mcp = urls.get("posthog-tasks-mcp", "")
     naftiko = str(ROOT / ".venv" / "bin" / "naftiko")
-    claude = {"mcpServers": {"posthog-tasks": {
-        "command": naftiko, "args": ["serve", str(ROOT / "capabilities" / "posthog-tasks.yaml"), "--stdio"],
-        "env": {"POSTHOG_API_KEY": DEMO_KEY, "NAFTIKO_BASE_URI_POSTHOG_TASKS": upstream}}}}
+    claude = {
+        "mcpServers": {
+            "posthog-tasks": {
+                "command": naftiko,
+                "args": ["serve", str(ROOT / "capabilities" / "posthog-tasks.yaml"), "--stdio"],
+                "env": {"POSTHOG_API_KEY": DEMO_KEY, "NAFTIKO_BASE_URI_POSTHOG_TASKS": upstream},
+            }
+        }
+    }
     lines = ["", f"PostHog stand-in (plays api.posthog.com): {upstream}   API key: {DEMO_KEY}", ""]
     lines += [f"  {listener.summary:<40} {listener.url}" for listener in listeners]
     lines += [
         "",
         "1) REST: create a task, start a run, then list its runs:",
         f"   curl -s -X POST '{tasks_rest}/v1/api/projects/@current/tasks' -H 'Content-Type: application/json' \\",
-        "        -d '{\"title\": \"Fix the flaky test\", \"description\": \"Make test_login stable\", "
-        "\"repository\": \"acme/web\"}'",
+        '        -d \'{"title": "Fix the flaky test", "description": "Make test_login stable", '
+        '"repository": "acme/web"}\'',
         f"   curl -s -X POST '{tasks_rest}/v1/api/projects/@current/tasks/<task id>/run' "
         "-H 'Content-Type: application/json' -d '{}'",
         f"   curl -s '{runs_rest}/v1/api/projects/@current/tasks/<task id>/runs'",
@@ -65,11 +71,15 @@ async def main(args: argparse.Namespace) -> None:
     standin = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", lifespan="on"))
     standin.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # serve() owns signals
     standin_task = asyncio.create_task(standin.serve(sockets=[sock]))
-    runtime = Runtime.load(ROOT / "capabilities", environ={"POSTHOG_API_KEY": DEMO_KEY},
-                           base_uris={"posthog-task-runs": upstream, "posthog-tasks": upstream})
+    runtime = Runtime.load(
+        ROOT / "capabilities",
+        environ={"POSTHOG_API_KEY": DEMO_KEY},
+        base_uris={"posthog-task-runs": upstream, "posthog-tasks": upstream},
+    )
     try:
-        await serve(runtime, ports=args.ports,
-                    on_ready=lambda listeners: print(_examples(listeners, upstream), flush=True))
+        await serve(
+            runtime, ports=args.ports, on_ready=lambda listeners: print(_examples(listeners, upstream), flush=True)
+        )
     finally:
         standin.should_exit = True
         await standin_task
@@ -78,8 +88,13 @@ async def main(args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bash examples/demo.sh", description=__doc__)
     parser.add_argument("--standin-port", type=int, default=8010, help="port of the PostHog stand-in (default 8010)")
-    parser.add_argument("--port", action="append", default=[], metavar="NS=PORT",
-                        help="override an exposes block's port, as in naftiko serve")
+    parser.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="NS=PORT",
+        help="override an exposes block's port, as in naftiko serve",
+    )
     args = parser.parse_args(argv)
     args.ports = {k: int(v) for k, _, v in (p.partition("=") for p in args.port)}
     return args

@@ -47,8 +47,11 @@ async def main() -> None:
     standin, standin_task = await serve_in_background(posthog_standin(), upstream_sock)
 
     # 1. Load every capability of a folder; secrets and base URIs come from arguments here.
-    runtime = Runtime.load(ROOT / "capabilities", environ={"POSTHOG_API_KEY": "phx_demo_key"},
-                           base_uris={"posthog-tasks": upstream, "posthog-task-runs": upstream})
+    runtime = Runtime.load(
+        ROOT / "capabilities",
+        environ={"POSTHOG_API_KEY": "phx_demo_key"},
+        base_uris={"posthog-tasks": upstream, "posthog-task-runs": upstream},
+    )
 
     # 2. Mount the generated adapters in our own app; its lifespan owns the runtime.
     @contextlib.asynccontextmanager
@@ -56,18 +59,23 @@ async def main() -> None:
         async with runtime:
             yield
 
-    app = Starlette(lifespan=lifespan, routes=[
-        Route("/health", lambda request: JSONResponse({"ok": True})),
-        Mount("/posthog", app=build_app(runtime, "posthog-tasks-rest")),
-        Mount("/agents", app=build_app(runtime, "posthog-tasks-mcp")),  # MCP endpoint at /agents/mcp
-    ])
+    app = Starlette(
+        lifespan=lifespan,
+        routes=[
+            Route("/health", lambda request: JSONResponse({"ok": True})),
+            Mount("/posthog", app=build_app(runtime, "posthog-tasks-rest")),
+            Mount("/agents", app=build_app(runtime, "posthog-tasks-mcp")),  # MCP endpoint at /agents/mcp
+        ],
+    )
     app_sock = listen()
     base = f"http://127.0.0.1:{app_sock.getsockname()[1]}"
     server, server_task = await serve_in_background(app, app_sock)
     try:
         # 3. Call an operation directly, without HTTP in front.
-        status, task = await runtime.call("posthog-tasks.taskscreate", {
-            "project_id": "@current", "body": {"title": "Embedded", "description": "Created from embed.py"}})
+        status, task = await runtime.call(
+            "posthog-tasks.taskscreate",
+            {"project_id": "@current", "body": {"title": "Embedded", "description": "Created from embed.py"}},
+        )
         print("direct call:", status, task["slug"], task["title"])
 
         # 4. The same API through the mounted REST adapter.

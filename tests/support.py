@@ -90,11 +90,17 @@ class RecordingUpstream:
             if not message.get("more_body"):
                 break
         raw_path = scope["raw_path"].decode().split("?")[0]
-        record = Recorded(scope["method"], raw_path, scope["query_string"].decode(),
-                          {k.decode().lower(): v.decode() for k, v in scope["headers"]}, body)
+        record = Recorded(
+            scope["method"],
+            raw_path,
+            scope["query_string"].decode(),
+            {k.decode().lower(): v.decode() for k, v in scope["headers"]},
+            body,
+        )
         self.requests.append(record)
         reply = self.replies.get((scope["method"], raw_path)) or Reply(
-            json={"echo": {"method": record.method, "path": record.path, "query": record.query}})
+            json={"echo": {"method": record.method, "path": record.path, "query": record.query}}
+        )
         if reply.delay:
             await asyncio.sleep(reply.delay)
         headers = [(b"content-type", reply.content_type.encode())]
@@ -178,8 +184,9 @@ class RawUpstream:
                 head, _, data = data.partition(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1].split("?")[0]
-                length = next((int(line.split(":", 1)[1]) for line in lines
-                               if line.lower().startswith("content-length:")), 0)
+                length = next(
+                    (int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")), 0
+                )
                 while len(data) < length:
                     data += conn.recv(65536)
                 body, data = data[:length], data[length:]
@@ -194,8 +201,9 @@ class RawUpstream:
                     return
 
     @staticmethod
-    def _answer(conn: socket.socket, status: str, body: bytes, content_type: str = "application/json",
-                **headers: str) -> None:
+    def _answer(
+        conn: socket.socket, status: str, body: bytes, content_type: str = "application/json", **headers: str
+    ) -> None:
         head = [f"HTTP/1.1 {status}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
         head += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
         conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
@@ -212,8 +220,14 @@ class NaftikoProcess:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         full_env = {**os.environ, **(env or {})}
-        self.proc = subprocess.Popen([sys.executable, "-m", "naftiko", "serve", *args],
-                                     cwd=ROOT, env=full_env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "naftiko", "serve", *args],
+            cwd=ROOT,
+            env=full_env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.urls: dict[str, str] = {}
         self.log: list[str] = []
         self._ready = threading.Event()
@@ -282,8 +296,14 @@ class ScriptedServer:
         try:
             while True:
                 head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-                length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
-                               if line.lower().startswith("content-length:")), 0)
+                length = next(
+                    (
+                        int(line.split(":", 1)[1])
+                        for line in head.split("\r\n")
+                        if line.lower().startswith("content-length:")
+                    ),
+                    0,
+                )
                 body = await reader.readexactly(length) if length else b""
                 self.requests.append(head)
                 if not await self.handler(head, body, writer, nth):

@@ -46,7 +46,7 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         path.append(module)
         for target in sorted(edges[module]):
             if state.get(target) == 1:
-                cycles.append([*path[path.index(target):], target])
+                cycles.append([*path[path.index(target) :], target])
             elif target not in state:
                 visit(target, path)
         path.pop()
@@ -74,8 +74,23 @@ def test_no_import_cycle_in_engine_or_adapters() -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
-                    "-w", str(out), str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (built,) = out.glob("naftiko-*.whl")
     return built
 
@@ -91,16 +106,40 @@ def test_the_wheel_installs_naftiko_and_nothing_else_at_the_top(wheel: Path) -> 
 
 def test_the_installed_wheel_runs_without_the_source_tree(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-                    "--target", str(target), str(wheel)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # The wheel's copy comes first on the path; the editable install's finder only answers after it.
     env = {**os.environ, "PYTHONPATH": str(target)}
-    probe = ("import importlib.util, naftiko; from naftiko import Runtime, build_app, serve; "
-             "print(naftiko.__file__); print(importlib.util.find_spec('engine'), importlib.util.find_spec('adapters'))")
-    shown = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=60, check=True).stdout.splitlines()
+    probe = (
+        "import importlib.util, naftiko; from naftiko import Runtime, build_app, serve; "
+        "print(naftiko.__file__); print(importlib.util.find_spec('engine'), importlib.util.find_spec('adapters'))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
     assert shown == [str(target / "naftiko" / "__init__.py"), "None None"]
-    result = subprocess.run([sys.executable, "-m", "naftiko", "validate", str(SEED)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "naftiko", "validate", str(SEED)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert f"ok: {SEED}" in result.stdout

@@ -81,8 +81,12 @@ def _hints(hints: ToolHints | None, title: str | None, semantics: Semantics | No
         if semantics.idempotent is not None:
             annotations["idempotentHint"] = semantics.idempotent
     if hints is not None:
-        pairs = (("readOnlyHint", hints.read_only), ("destructiveHint", hints.destructive),
-                 ("idempotentHint", hints.idempotent), ("openWorldHint", hints.open_world))
+        pairs = (
+            ("readOnlyHint", hints.read_only),
+            ("destructiveHint", hints.destructive),
+            ("idempotentHint", hints.idempotent),
+            ("openWorldHint", hints.open_world),
+        )
         annotations.update({key: value for key, value in pairs if value is not None})
     return annotations or None
 
@@ -220,8 +224,9 @@ def _tool_failure(exc: Exception) -> ToolResult:
         raise exc
     caller, describe_failure = failure
     message, detail = describe_failure(exc)
-    return ToolResult.text(f"invalid arguments: {message}" if caller else message, is_error=True,
-                           meta={ERROR_META: detail})
+    return ToolResult.text(
+        f"invalid arguments: {message}" if caller else message, is_error=True, meta={ERROR_META: detail}
+    )
 
 
 def _resource_failure(exc: Exception, uri: str) -> McpError:
@@ -250,20 +255,29 @@ class CapabilityBackend:
             function = call.function
             name = tool.name or (function.name if function else "")
             self._calls[name] = (call, tool)
-            tools.append(McpTool(
-                name=name, input_schema=input_schema(tool.input_parameters, call),
-                description=tool.description or (function.description if function else None), title=tool.label,
-                annotations=_hints(tool.hints, tool.label, function.semantics if function else None)))
+            tools.append(
+                McpTool(
+                    name=name,
+                    input_schema=input_schema(tool.input_parameters, call),
+                    description=tool.description or (function.description if function else None),
+                    title=tool.label,
+                    annotations=_hints(tool.hints, tool.label, function.semantics if function else None),
+                )
+            )
         self.tools = tuple(tools)
         self._resources = {r.uri: r for r in exposes.resources}
         self.resources = tuple(self._resource(r) for r in exposes.resources)
         self._templates = [(_uri_pattern(r.uri), r) for r in exposes.resources if "{" in r.uri]
         self._prompts = {p.name: p for p in exposes.prompts}
         self.prompts = tuple(
-            McpPrompt(name=p.name, description=p.description, title=p.label,
-                      arguments=tuple(McpPromptArgument(a.name, a.description, a.label, a.required)
-                                      for a in p.arguments))
-            for p in exposes.prompts)
+            McpPrompt(
+                name=p.name,
+                description=p.description,
+                title=p.label,
+                arguments=tuple(McpPromptArgument(a.name, a.description, a.label, a.required) for a in p.arguments),
+            )
+            for p in exposes.prompts
+        )
 
     @staticmethod
     def _resource(resource: Resource) -> McpResource:
@@ -271,9 +285,14 @@ class CapabilityBackend:
         mime = resource.mime_type
         if mime is None:
             mime = mimetypes.guess_type(resource.location)[0] if resource.location else "application/json"
-        return McpResource(name=resource.name, uri=None if templated else resource.uri,
-                           uri_template=resource.uri if templated else None, title=resource.label,
-                           description=resource.description, mime_type=mime)
+        return McpResource(
+            name=resource.name,
+            uri=None if templated else resource.uri,
+            uri_template=resource.uri if templated else None,
+            title=resource.label,
+            description=resource.description,
+            mime_type=mime,
+        )
 
     def call_tool(self, name: str, arguments: dict[str, Any]) -> Coroutine[Any, Any, ToolResult]:
         """The call's own coroutine, not one wrapping it: a frame less for every upstream wait."""
@@ -337,8 +356,10 @@ class CapabilityBackend:
         missing = [a.name for a in prompt.arguments if a.required and a.name not in arguments]
         if missing:
             raise McpError(INVALID_PARAMS, f"Missing required argument(s) for prompt {name}: {', '.join(missing)}")
-        messages = [{"role": role, "content": {"type": "text", "text": _substitute(content, arguments)}}
-                    for role, content in _prompt_messages(prompt)]
+        messages = [
+            {"role": role, "content": {"type": "text", "text": _substitute(content, arguments)}}
+            for role, content in _prompt_messages(prompt)
+        ]
         result: dict[str, Any] = {"messages": messages}
         if prompt.description:
             result["description"] = prompt.description
@@ -383,7 +404,7 @@ async def _read_location(resource: Resource, uri: str, limit: int) -> dict[str, 
     """A static resource: a file below the resource's `location` folder, safe segments only, at
     most `limit` bytes (the upstream-body limit: what one MCP result may carry)."""
     root = _file_path(resource.location or "")
-    relative = uri[len(resource.uri.rstrip("/")):].strip("/")
+    relative = uri[len(resource.uri.rstrip("/")) :].strip("/")
     segments = [s for s in relative.split("/") if s]
     if any(not _SAFE_SEGMENT.match(s) or s in (".", "..") for s in segments):
         raise McpError(INVALID_PARAMS, f"Resource not found: {uri}")
@@ -393,9 +414,12 @@ async def _read_location(resource: Resource, uri: str, limit: int) -> dict[str, 
     try:
         size = path.stat().st_size
         if size > limit:
-            raise McpError(INTERNAL_ERROR, f"resource {uri} is a file larger than the {describe(limit)} limit;"
-                                           " raise it with --limit upstream-body=SIZE or NAFTIKO_MAX_UPSTREAM_BODY",
-                           {"uri": uri})
+            raise McpError(
+                INTERNAL_ERROR,
+                f"resource {uri} is a file larger than the {describe(limit)} limit;"
+                " raise it with --limit upstream-body=SIZE or NAFTIKO_MAX_UPSTREAM_BODY",
+                {"uri": uri},
+            )
         data = _read_file(path, limit) if size <= _INLINE_READ else await asyncio.to_thread(_read_file, path, limit)
     except OSError as exc:
         raise McpError(INTERNAL_ERROR, f"resource {uri} cannot be read: {exc.strerror or exc}", {"uri": uri}) from None
@@ -414,10 +438,25 @@ def _read_file(path: Path, limit: int) -> bytes:
     return data
 
 
-_TEXT_TYPES = frozenset({"application/json", "application/xml", "application/yaml", "application/x-yaml",
-                         "application/javascript", "application/ecmascript", "application/x-ndjson",
-                         "application/ndjson", "application/jsonl", "application/sql", "application/graphql",
-                         "application/toml", "application/x-sh", "application/xhtml+xml", "image/svg+xml"})
+_TEXT_TYPES = frozenset(
+    {
+        "application/json",
+        "application/xml",
+        "application/yaml",
+        "application/x-yaml",
+        "application/javascript",
+        "application/ecmascript",
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/sql",
+        "application/graphql",
+        "application/toml",
+        "application/x-sh",
+        "application/xhtml+xml",
+        "image/svg+xml",
+    }
+)
 
 
 def _is_text_type(mime: str) -> bool:

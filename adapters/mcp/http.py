@@ -92,8 +92,19 @@ _SESSION_HEADER: Final = b"mcp-session-id"
 class _Headers:
     """The request headers this transport looks at, read once from the ASGI list."""
 
-    __slots__ = ("host", "origin", "accept", "content_type", "content_length", "version", "session_id", "method",
-                 "name", "_raw", "_repeats")
+    __slots__ = (
+        "host",
+        "origin",
+        "accept",
+        "content_type",
+        "content_length",
+        "version",
+        "session_id",
+        "method",
+        "name",
+        "_raw",
+        "_repeats",
+    )
 
     host: str | None
     origin: str | None
@@ -122,8 +133,9 @@ class _Headers:
     @property
     def params(self) -> dict[str, str]:
         """`Mcp-Param-*` values by lowercase name (read only for tools that declare such headers)."""
-        return {key.decode("latin-1"): value.decode("latin-1") for key, value in self._raw
-                if key.startswith(_PARAM_PREFIX)}
+        return {
+            key.decode("latin-1"): value.decode("latin-1") for key, value in self._raw if key.startswith(_PARAM_PREFIX)
+        }
 
     @property
     def duplicate(self) -> str | None:
@@ -259,7 +271,9 @@ class McpHttpApp:
                 pending = self._modern(headers, message)
             elif headers.version is not None and headers.version not in LEGACY_VERSIONS:
                 await _send_error(
-                    send, 400, INVALID_REQUEST,
+                    send,
+                    400,
+                    INVALID_REQUEST,
                     f"Bad Request: unsupported MCP-Protocol-Version {headers.version!r}",
                     {"supported": [*LEGACY_VERSIONS, *MODERN_VERSIONS], "requested": headers.version},
                 )
@@ -281,8 +295,13 @@ class McpHttpApp:
                 raise
             finally:
                 watch.leave(task)
-            if statuses is _LEGACY_STATUS and reply is not None and "result" in reply \
-                    and isinstance(message, dict) and message.get("method") == "initialize":
+            if (
+                statuses is _LEGACY_STATUS
+                and reply is not None
+                and "result" in reply
+                and isinstance(message, dict)
+                and message.get("method") == "initialize"
+            ):
                 extra = [(_SESSION_HEADER, self._new_session(reply["result"]["protocolVersion"]).encode())]
             await _send_reply(send, reply, statuses, extra)
 
@@ -316,8 +335,9 @@ class McpHttpApp:
             await _send_error(send, 406, INVALID_REQUEST, "Not Acceptable: the client must accept application/json")
             return _ANSWERED
         if headers.content_type != b"application/json" and not _is_json_type(headers.content_type):
-            await _send_error(send, 415, INVALID_REQUEST,
-                              "Unsupported Media Type: the request body must be sent as application/json")
+            await _send_error(
+                send, 415, INVALID_REQUEST, "Unsupported Media Type: the request body must be sent as application/json"
+            )
             return _ANSWERED
         try:
             body = await read_body(receive, self._max_body, headers.content_length)
@@ -382,7 +402,9 @@ class McpHttpApp:
         reply = await self.protocol.handle(message)
         if reply is None and headers.version not in MODERN_VERSIONS:
             reply = error_response(
-                None, UNSUPPORTED_VERSION, f"Unsupported protocol version: {headers.version}",
+                None,
+                UNSUPPORTED_VERSION,
+                f"Unsupported protocol version: {headers.version}",
                 {"supported": list(MODERN_VERSIONS), "requested": headers.version},
             )
         return reply
@@ -418,8 +440,11 @@ class McpHttpApp:
         verdict = self._host_verdicts.get(host)
         if verdict is None:
             lowered = host.lower()
-            verdict = lowered in self._hosts_any_port or lowered in self._hosts_exact \
+            verdict = (
+                lowered in self._hosts_any_port
+                or lowered in self._hosts_exact
                 or _strip_port(lowered) in self._hosts_any_port
+            )
             if len(self._host_verdicts) < _HOST_VERDICTS:  # a client can send any Host: keep few
                 self._host_verdicts[host] = verdict
         return verdict
@@ -467,7 +492,7 @@ def _route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     if root and path.startswith(root):
-        return path[len(root):] or "/"
+        return path[len(root) :] or "/"
     return path
 
 
@@ -505,8 +530,9 @@ async def _send_json(send: Send, status: int, body: bytes, extra: Iterable[tuple
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_reply(send: Send, reply: dict[str, Any] | None, statuses: dict[int, int],
-                      extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def _send_reply(
+    send: Send, reply: dict[str, Any] | None, statuses: dict[int, int], extra: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
     """A JSON-RPC reply, its HTTP status read from its error code; none at all is a 202."""
     if reply is None:
         await _send_empty(send, 202)

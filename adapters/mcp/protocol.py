@@ -251,23 +251,17 @@ class McpProtocol:
         self.backend = backend
         self._ttl_ms = ttl_ms
         self._cache_scope = cache_scope
-        self._tools = {
-            tool.name: _ToolEntry(tool, compile_schema(tool.input_schema)) for tool in backend.tools
-        }
+        self._tools = {tool.name: _ToolEntry(tool, compile_schema(tool.input_schema)) for tool in backend.tools}
         resources = [r for r in backend.resources if r.uri_template is None]
         templates = [r for r in backend.resources if r.uri_template is not None]
         self._prompt_names = {prompt.name: prompt for prompt in backend.prompts}
         self._pages = {
             "tools/list": _Pages("tools", "tools", [_tool_wire(t) for t in backend.tools], page_size),
-            "resources/list": _Pages(
-                "resources", "resources", [_resource_wire(r) for r in resources], page_size
-            ),
+            "resources/list": _Pages("resources", "resources", [_resource_wire(r) for r in resources], page_size),
             "resources/templates/list": _Pages(
                 "templates", "resourceTemplates", [_resource_wire(r) for r in templates], page_size
             ),
-            "prompts/list": _Pages(
-                "prompts", "prompts", [_prompt_wire(p) for p in backend.prompts], page_size
-            ),
+            "prompts/list": _Pages("prompts", "prompts", [_prompt_wire(p) for p in backend.prompts], page_size),
         }
         info = backend.info
         self._server_info: dict[str, Any] = {"name": info.name, "version": info.version}

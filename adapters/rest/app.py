@@ -114,9 +114,12 @@ class RestApp:
             return await self._forward(request, route, path_params)
         if endpoint is None:
             allowed = ", ".join(sorted(route.methods))
-            response = error_response(405, "method_not_allowed",
-                                      f"{method} is not allowed on {route.path}; use {allowed}",
-                                      allowed=sorted(route.methods))
+            response = error_response(
+                405,
+                "method_not_allowed",
+                f"{method} is not allowed on {route.path}; use {allowed}",
+                allowed=sorted(route.methods),
+            )
             response.headers["Allow"] = allowed
             return response
         try:
@@ -138,8 +141,9 @@ class RestApp:
         finally:
             watch.leave(task)
         if outcome.stream is not None:
-            return _Stream(outcome.stream, outcome.status, outcome.headers, outcome.content_type,
-                           f"{method} {route.path}", watch)
+            return _Stream(
+                outcome.stream, outcome.status, outcome.headers, outcome.content_type, f"{method} {route.path}", watch
+            )
         if outcome.json is not NO_JSON and outcome.body is None:
             body = dumps(outcome.json)
             return _Answer(outcome.status, body, "application/json", outcome.headers)
@@ -159,9 +163,14 @@ class RestApp:
         watch = self.watch
         task = watch.enter(request.receive)
         try:
-            response = await self.runtime.forward(route.forward, request.method, path_params.get("path", ""),
-                                                  request.scope.get("query_string", b"").decode("latin-1"),
-                                                  headers, body or None)
+            response = await self.runtime.forward(
+                route.forward,
+                request.method,
+                path_params.get("path", ""),
+                request.scope.get("query_string", b"").decode("latin-1"),
+                headers,
+                body or None,
+            )
         except asyncio.CancelledError:
             if watch.gone(task):
                 return None
@@ -177,8 +186,9 @@ class RestApp:
         has_body, declared = _framing(request.scope["headers"])
         return await read_body(request.receive, self.body_limit, declared) if has_body else b""
 
-    async def _params(self, request: Request, path_params: dict[str, str],
-                      inputs: tuple[InputParameter, ...]) -> dict[str, Any]:
+    async def _params(
+        self, request: Request, path_params: dict[str, str], inputs: tuple[InputParameter, ...]
+    ) -> dict[str, Any]:
         """Every path and query variable, the JSON body as `body`, and declared inputs."""
         params: dict[str, Any] = {}
         query = request.scope.get("query_string", b"")
@@ -208,7 +218,7 @@ def _segments(scope: Scope) -> list[str]:
     path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?")[0]
     root = scope.get("root_path", "")
     if root and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     return [unquote(s) for s in path.split("/") if s]
 
 
@@ -258,10 +268,15 @@ class _Answer:
 
     def __init__(self, status: int, body: bytes, content_type: str | None, extra: list[tuple[str, str]]) -> None:
         self.status, self.body = status, body
-        self.headers = [(b"content-type", (content_type or "application/octet-stream").encode("latin-1")),
-                        (b"content-length", str(len(body)).encode())]
-        self.headers += [(k.lower().encode("latin-1"), v.encode("utf-8", "surrogateescape")) for k, v in extra
-                         if k.lower() not in ("content-type", "content-length")]
+        self.headers = [
+            (b"content-type", (content_type or "application/octet-stream").encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        self.headers += [
+            (k.lower().encode("latin-1"), v.encode("utf-8", "surrogateescape"))
+            for k, v in extra
+            if k.lower() not in ("content-type", "content-length")
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
@@ -278,8 +293,15 @@ class _Stream:
 
     __slots__ = ("response", "status", "headers", "what", "watch")
 
-    def __init__(self, response: UpstreamResponse, status: int, headers: list[tuple[str, str]],
-                 content_type: str | None, what: str, watch: DisconnectWatch) -> None:
+    def __init__(
+        self,
+        response: UpstreamResponse,
+        status: int,
+        headers: list[tuple[str, str]],
+        content_type: str | None,
+        what: str,
+        watch: DisconnectWatch,
+    ) -> None:
         self.response, self.status, self.what, self.watch = response, status, what, watch
         self.headers = [(k.lower().encode("latin-1"), v.encode("utf-8", "surrogateescape")) for k, v in headers]
         if not any(name == b"content-type" for name, _ in self.headers):  # the upstream's own, charset and all

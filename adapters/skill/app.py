@@ -58,16 +58,32 @@ class SkillCatalogue:
     @staticmethod
     def _tool(tool: SkillTool, modes: dict[str, str]) -> dict[str, Any]:
         if tool.instruction is not None:
-            return {"name": tool.name, "description": tool.description, "type": "instruction",
-                    "instruction": tool.instruction}
-        return {"name": tool.name, "description": tool.description, "type": "derived",
-                "invocationRef": {"targetNamespace": tool.source_namespace, "action": tool.action,
-                                  "mode": modes.get(tool.source_namespace or "", "rest")}}
+            return {
+                "name": tool.name,
+                "description": tool.description,
+                "type": "instruction",
+                "instruction": tool.instruction,
+            }
+        return {
+            "name": tool.name,
+            "description": tool.description,
+            "type": "derived",
+            "invocationRef": {
+                "targetNamespace": tool.source_namespace,
+                "action": tool.action,
+                "mode": modes.get(tool.source_namespace or "", "rest"),
+            },
+        }
 
     def _detail(self, skill: Skill, modes: dict[str, str]) -> dict[str, Any]:
         detail: dict[str, Any] = {"name": skill.name, "description": skill.description}
-        optional = {"license": skill.license, "compatibility": skill.compatibility, "metadata": skill.metadata or None,
-                    "allowed-tools": skill.allowed_tools, "argument-hint": skill.argument_hint}
+        optional = {
+            "license": skill.license,
+            "compatibility": skill.compatibility,
+            "metadata": skill.metadata or None,
+            "allowed-tools": skill.allowed_tools,
+            "argument-hint": skill.argument_hint,
+        }
         detail.update({k: v for k, v in optional.items() if v is not None})
         detail["user-invocable"] = skill.user_invocable
         detail["disable-model-invocation"] = skill.disable_model_invocation
@@ -130,14 +146,20 @@ def skill_app(runtime: Runtime, exposes: SkillExposes) -> Starlette:
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for name in _files(folder):
                 archive.write(folder / name, f"{skill.name}/{name}")
-        return Response(buffer.getvalue(), media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{skill.name}.zip"'})
+        return Response(
+            buffer.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{skill.name}.zip"'},
+        )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return error_response(404, "not_found", f"no route for {request.method} {request.url.path}")
 
     routes = [
-        Route("/skills", listing), Route("/skills/{name}", detail), Route("/skills/{name}/contents", contents),
-        Route("/skills/{name}/contents/{file:path}", file), Route("/skills/{name}/download", download),
+        Route("/skills", listing),
+        Route("/skills/{name}", detail),
+        Route("/skills/{name}/contents", contents),
+        Route("/skills/{name}/contents/{file:path}", file),
+        Route("/skills/{name}/download", download),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found})

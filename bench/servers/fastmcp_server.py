@@ -23,5 +23,12 @@ if __name__ == "__main__":
     client = httpx2.AsyncClient(base_url=UPSTREAM, timeout=30)
     mcp = FastMCP.from_openapi(openapi_spec=spec, client=client, name="fastmcp-bench")
     app = mcp.http_app(path="/mcp", json_response=True, stateless_http=True)
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http="httptools", loop="uvloop",
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        http="httptools",
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+    )

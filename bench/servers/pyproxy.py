@@ -23,8 +23,7 @@ async def _lifespan(receive: Callable[[], Awaitable[dict]], send: Callable[[dict
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            _session = aiohttp.ClientSession(UPSTREAM, connector=aiohttp.TCPConnector(limit=512),
-                                             auto_decompress=False)
+            _session = aiohttp.ClientSession(UPSTREAM, connector=aiohttp.TCPConnector(limit=512), auto_decompress=False)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if _session is not None:
@@ -42,7 +41,9 @@ async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
     target = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else "")
     async with _session.request(scope["method"], target) as response:
         body = await response.read()
-        headers = [(b"content-type", response.headers.get("Content-Type", "application/octet-stream").encode()),
-                   (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", response.headers.get("Content-Type", "application/octet-stream").encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -28,8 +28,13 @@ async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         return
     query = _query(scope)
     if scope["path"] == "/sse":
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+            }
+        )
         interval = query.get("interval_ms", 10) / 1000
         for i in range(query.get("n", 100)):
             event = f'id: {i}\ndata: {{"i": {i}, "t": {time.monotonic_ns()}}}\n\n'.encode()
@@ -38,9 +43,13 @@ async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         await send({"type": "http.response.body", "body": b""})
     elif scope["path"] == "/download":
         total = query.get("mb", 1024) * 1024 * 1024
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/octet-stream"),
-                                (b"content-length", str(total).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/octet-stream"), (b"content-length", str(total).encode())],
+            }
+        )
         for _ in range(total // len(CHUNK)):
             await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
         await send({"type": "http.response.body", "body": b""})

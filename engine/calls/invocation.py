@@ -52,8 +52,18 @@ class CallContext(Upstreams, Protocol):
 class ExposedCall:
     """One compiled invocation."""
 
-    __slots__ = ("upstreams", "operation", "rules", "mapper", "passthrough", "steps", "delegate", "function", "mock",
-                 "where")
+    __slots__ = (
+        "upstreams",
+        "operation",
+        "rules",
+        "mapper",
+        "passthrough",
+        "steps",
+        "delegate",
+        "function",
+        "mock",
+        "where",
+    )
 
     def __init__(self, context: CallContext, invocation: Invocation, where: Location) -> None:
         self.upstreams: Upstreams = context  # all a call needs once built
@@ -78,8 +88,9 @@ class ExposedCall:
         elif invocation.output_parameters:
             self.mock = compile_mock(invocation.output_parameters)
         else:
-            raise CapabilityError.at(where, "nothing to do: give a 'call', 'steps', 'ref'"
-                                            " or mock outputParameters with 'value'")
+            raise CapabilityError.at(
+                where, "nothing to do: give a 'call', 'steps', 'ref' or mock outputParameters with 'value'"
+            )
 
     def references(self) -> dict[str, str]:
         return self.rules.references()
@@ -88,8 +99,9 @@ class ExposedCall:
         # passthrough is true whenever mapper is None (set in __init__), so mapper is callable here
         return data if self.passthrough or data is None else self.mapper(data, scope)  # type: ignore[misc]
 
-    def invoke(self, params: dict[str, Any], *, stream: bool = False,
-               parse: bool = True) -> Coroutine[Any, Any, Outcome]:
+    def invoke(
+        self, params: dict[str, Any], *, stream: bool = False, parse: bool = True
+    ) -> Coroutine[Any, Any, Outcome]:
         """Run the invocation (await the result).
 
         With `stream`, a raw (non-data) answer is left unread for streaming. Without `parse`, an
@@ -110,8 +122,9 @@ class ExposedCall:
         assert self.operation is not None
         return self._call(self.operation, call_params, scope, stream, parse)
 
-    async def _delegated(self, delegate: ExposedCall, params: dict[str, Any], scope: Scope, stream: bool,
-                         parse: bool) -> Outcome:
+    async def _delegated(
+        self, delegate: ExposedCall, params: dict[str, Any], scope: Scope, stream: bool, parse: bool
+    ) -> Outcome:
         outcome = await delegate.invoke(params, stream=stream, parse=parse or not self.passthrough)
         if delegate.passthrough and not self.passthrough and outcome.json is not NO_JSON and outcome.status < 400:
             outcome.json, outcome.body = self._map(outcome.json, scope), None
@@ -128,15 +141,21 @@ class ExposedCall:
         data = mock(scope)
         return Outcome(200, json=data) if data is not None else Outcome(204, body=b"")
 
-    async def _call(self, operation: Operation, params: dict[str, Any], scope: Scope, stream: bool,
-                    parse: bool) -> Outcome:
+    async def _call(
+        self, operation: Operation, params: dict[str, Any], scope: Scope, stream: bool, parse: bool
+    ) -> Outcome:
         response = await self.upstreams.send(operation, params)
         if operation.decoder is None and response.is_json and (self.passthrough or response.status >= 400):
             # Nothing to map: keep the upstream's bytes (parsing and re-encoding 1 MB costs ~30 ms).
             raw = await response.read()
             data = parse_json(raw, operation) if parse and raw.strip() else NO_JSON
-            return Outcome(response.status, response.headers(keep_length=False), json=data, body=raw,
-                           content_type="application/json")
+            return Outcome(
+                response.status,
+                response.headers(keep_length=False),
+                json=data,
+                body=raw,
+                content_type="application/json",
+            )
         if decodes(operation, response):
             data = await read_json(operation, response)
             if response.status < 400:

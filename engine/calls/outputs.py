@@ -39,8 +39,13 @@ def compile_outputs(outputs: Sequence[OutputParameter]) -> Mapper | None:
 
 def is_passthrough(outputs: Sequence[OutputParameter]) -> bool:
     """True when mapping would return the body unchanged (`$` / `$.` with no shape)."""
-    return (len(outputs) == 1 and outputs[0].value is None and outputs[0].properties is None
-            and outputs[0].items is None and (outputs[0].mapping or "").strip() in ("$", "$."))
+    return (
+        len(outputs) == 1
+        and outputs[0].value is None
+        and outputs[0].properties is None
+        and outputs[0].items is None
+        and (outputs[0].mapping or "").strip() in ("$", "$.")
+    )
 
 
 def mapping_path(output: OutputParameter, key: str = "mapping") -> Callable[[Any], Any]:

@@ -47,8 +47,10 @@ def _projector(outputs: Sequence[OutputParameter]) -> Callable[[Any, Scope], Any
 
     def project(data: Any, scope: Scope) -> Any:
         if isinstance(data, list):  # each element gets the named fields added
-            return [{**item, **{name: path(item) for name, path in named}} if isinstance(item, dict) else item
-                    for item in data]
+            return [
+                {**item, **{name: path(item) for name, path in named}} if isinstance(item, dict) else item
+                for item in data
+            ]
         return {name: path(data) for name, path in named}
 
     return project
@@ -108,8 +110,9 @@ def _text(value: Any) -> str:
 class Steps:
     """A compiled list of steps with their mappings."""
 
-    def __init__(self, upstreams: Upstreams, steps: Sequence[Step], mappings: Sequence[StepMapping],
-                 where: Location) -> None:
+    def __init__(
+        self, upstreams: Upstreams, steps: Sequence[Step], mappings: Sequence[StepMapping], where: Location
+    ) -> None:
         self.upstreams = upstreams
         self.steps: list[_CallStep | _LookupStep] = []
         for step in steps:
@@ -117,8 +120,9 @@ class Steps:
                 self.steps.append(_CallStep(upstreams, step))
             elif step.type == "lookup":
                 if step.index not in {s.name for s in self.steps}:
-                    raise CapabilityError.at(step.where, f"lookup step '{step.name}' uses index '{step.index}',"
-                                                         " which is not an earlier step")
+                    raise CapabilityError.at(
+                        step.where, f"lookup step '{step.name}' uses index '{step.index}', which is not an earlier step"
+                    )
                 self.steps.append(_LookupStep(step))
             else:
                 raise CapabilityError.at(step.where, f"{step.type} steps are not supported by this runtime")

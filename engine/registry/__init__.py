@@ -12,5 +12,14 @@ walk over small tuples, from top to bottom:
 from .operations import Forwarder, Operation, OperationParameter, Registry
 from .params import CALLER_PREFIXES, Scope, WithRules, lookup, with_aliases
 
-__all__ = ["Registry", "Operation", "OperationParameter", "Forwarder", "Scope", "WithRules", "CALLER_PREFIXES",
-           "lookup", "with_aliases"]
+__all__ = [
+    "Registry",
+    "Operation",
+    "OperationParameter",
+    "Forwarder",
+    "Scope",
+    "WithRules",
+    "CALLER_PREFIXES",
+    "lookup",
+    "with_aliases",
+]

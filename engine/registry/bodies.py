@@ -50,8 +50,14 @@ class BodyPlan:
 
     __slots__ = ("kind", "content_type", "template", "data", "parts")
 
-    def __init__(self, kind: str, content_type: str, template: Template | None = None, data: _Data | None = None,
-                 parts: list[tuple[str, Template, str | None, str | None]] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        content_type: str,
+        template: Template | None = None,
+        data: _Data | None = None,
+        parts: list[tuple[str, Template, str | None, str | None]] | None = None,
+    ) -> None:
         self.kind, self.content_type = kind, content_type
         self.template, self.data, self.parts = template, data, parts
 
@@ -99,9 +105,11 @@ def compile_body(body: Any) -> BodyPlan | None:
             return BodyPlan("form", "application/x-www-form-urlencoded", data=_Data(data))
         return BodyPlan("raw", "application/x-www-form-urlencoded", template=Template.compile(str(data or "")))
     if kind == "multipartForm":
-        parts = [(str(p.get("name")), Template.compile(str(p.get("value", ""))), p.get("filename"),
-                  p.get("contentType"))
-                 for p in (data if isinstance(data, list) else ()) if isinstance(p, dict)]
+        parts = [
+            (str(p.get("name")), Template.compile(str(p.get("value", ""))), p.get("filename"), p.get("contentType"))
+            for p in (data if isinstance(data, list) else ())
+            if isinstance(p, dict)
+        ]
         return BodyPlan("multipart", "multipart/form-data", parts=parts)
     if kind in _TEXT_TYPES:
         return BodyPlan("raw", _TEXT_TYPES[kind], template=Template.compile(str(data or "")))

@@ -55,11 +55,25 @@ class OperationParameter:
 class Operation:
     """One consumed operation, compiled."""
 
-    __slots__ = ("key", "namespace", "name", "method", "spec", "resource", "params", "path",
-                 "path_names", "body_plan", "auth", "output_format", "decoder")
+    __slots__ = (
+        "key",
+        "namespace",
+        "name",
+        "method",
+        "spec",
+        "resource",
+        "params",
+        "path",
+        "path_names",
+        "body_plan",
+        "auth",
+        "output_format",
+        "decoder",
+    )
 
-    def __init__(self, consumes: Consumes, resource: ConsumedResource, op: ConsumedOperation,
-                 limits: Limits | None = None) -> None:
+    def __init__(
+        self, consumes: Consumes, resource: ConsumedResource, op: ConsumedOperation, limits: Limits | None = None
+    ) -> None:
         self.key = f"{consumes.namespace}.{op.name}"
         self.namespace = consumes.namespace
         self.name = op.name
@@ -170,8 +184,16 @@ class Forwarder:
         self.params = tuple(_compile_param(p) for p in consumes.input_parameters)
         self.auth = compile_auth(consumes.authentication)
 
-    def prepare(self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes | None,
-                bindings: Mapping[str, str], prefixes: frozenset[str]) -> Prepared:
+    def prepare(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        bindings: Mapping[str, str],
+        prefixes: frozenset[str],
+    ) -> Prepared:
         values: dict[str, Any] = {}
         scope = Scope(bindings, values, prefixes)
         plan = _Placed.resolve(self.params, scope, values)
@@ -216,8 +238,9 @@ def _check_type(param: OperationParameter, value: Any) -> None:
         return
     if not _TYPE_CHECKS[param.type](value.strip()):
         article = "an" if param.type == "integer" else "a"
-        raise RequestError(f"parameter '{param.name}' must be {article} {param.type}; got {value!r}",
-                           parameter=param.name)
+        raise RequestError(
+            f"parameter '{param.name}' must be {article} {param.type}; got {value!r}", parameter=param.name
+        )
 
 
 def _is_number(text: str) -> bool:
@@ -271,8 +294,13 @@ class Registry:
                         continue
                     if operation.key in self.operations:
                         first = self.operations[operation.key].spec.where
-                        problems.append(Problem(op.where, f"operation '{op.name}' is already declared in"
-                                                          f" namespace '{entry.namespace}' at {first}"))
+                        problems.append(
+                            Problem(
+                                op.where,
+                                f"operation '{op.name}' is already declared in"
+                                f" namespace '{entry.namespace}' at {first}",
+                            )
+                        )
                         continue
                     self.operations[operation.key] = operation
         if problems:

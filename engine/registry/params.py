@@ -97,8 +97,7 @@ class WithRules:
                         self.templates.append((key, Template.compile(value)))
                     except TemplateError as exc:
                         at = where or Location("with")
-                        raise CapabilityError.at(at.key(key),
-                                                 f"invalid template: {exc}") from None
+                        raise CapabilityError.at(at.key(key), f"invalid template: {exc}") from None
                     continue
             self.literals.append((key, value))
 

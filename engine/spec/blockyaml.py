@@ -124,8 +124,14 @@ def _plain(text: str) -> Any:
             if tag == "float" and len(text) <= _LONGEST_NUMBER and _FLOAT.match(text):
                 return float(text)
             raise Unsupported(f"plain scalar of type {tag}")
-    if (text[0] in "&*!|>%@`{[]}," or text in ("-", "?", ":") or text[:2] in ("- ", "? ", ": ")
-            or ": " in text or " #" in text or text.endswith(":")):
+    if (
+        text[0] in "&*!|>%@`{[]},"
+        or text in ("-", "?", ":")
+        or text[:2] in ("- ", "? ", ": ")
+        or ": " in text
+        or " #" in text
+        or text.endswith(":")
+    ):
         raise Unsupported("plain scalar with indicators")
     return text
 
@@ -142,13 +148,13 @@ def _double(text: str) -> str:
             out.append(char)
             index += 1
             continue
-        code = text[index + 1:index + 2]
+        code = text[index + 1 : index + 2]
         if code in _ESCAPES:
             out.append(_ESCAPES[code])
             index += 2
         elif code in _ESCAPE_CODES:
             width = _ESCAPE_CODES[code]
-            digits = text[index + 2:index + 2 + width]
+            digits = text[index + 2 : index + 2 + width]
             if len(digits) != width or not _HEX.issuperset(digits):
                 raise Unsupported("escape")
             out.append(chr(int(digits, 16)))
@@ -166,7 +172,7 @@ def _quote_end(text: str) -> int:
         if found < 0:
             raise Unsupported("quoted scalar")
         if quote == "'":
-            if text[found + 1:found + 2] == "'":
+            if text[found + 1 : found + 2] == "'":
                 index = found + 2
                 continue
             return found + 1
@@ -303,7 +309,7 @@ class _Reader:
             if key in result:
                 raise Unsupported("duplicate key")
             marks.keys[key] = (number, column)
-            rest = content[match.end():]
+            rest = content[match.end() :]
             self.index += 1
             result[key] = self.value(rest, indent, depth, number, column + match.end(), marks, key)
         return result

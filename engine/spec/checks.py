@@ -107,15 +107,19 @@ def check_mapping_targets(m: Map, mappings: tuple[spec.StepMapping, ...]) -> Non
     for mapping in mappings:
         parts = mapping.target_name.split(".")
         if "" in parts:
-            m.ctx.problem(mapping.where.key("targetName"), f"'targetName' '{mapping.target_name}' has an empty"
-                                                           " segment; write names joined by single dots")
+            m.ctx.problem(
+                mapping.where.key("targetName"),
+                f"'targetName' '{mapping.target_name}' has an empty segment; write names joined by single dots",
+            )
             continue
         for end in range(1, len(parts)):
             prefix = ".".join(parts[:end])
             if prefix in targets:
-                m.ctx.problem(mapping.where.key("targetName"),
-                              f"'targetName' '{mapping.target_name}' puts a field inside '{prefix}', which another"
-                              f" mapping sets as a whole value at {targets[prefix].where}")
+                m.ctx.problem(
+                    mapping.where.key("targetName"),
+                    f"'targetName' '{mapping.target_name}' puts a field inside '{prefix}', which another"
+                    f" mapping sets as a whole value at {targets[prefix].where}",
+                )
                 break
 
 
@@ -131,8 +135,10 @@ SERVER_AUTH_TYPES = ("bearer", "apikey", "basic")
 def check_server_auth(m: Map, auth: spec.Authentication) -> None:
     """What an exposed server can check; consumed APIs take more (digest, OAuth2, cookies)."""
     if auth.type not in SERVER_AUTH_TYPES:
-        m.bad("type", f"{auth.type} authentication of exposed servers is not supported yet; use"
-                      f" {', '.join(SERVER_AUTH_TYPES)}")
+        m.bad(
+            "type",
+            f"{auth.type} authentication of exposed servers is not supported yet; use {', '.join(SERVER_AUTH_TYPES)}",
+        )
     elif auth.placement == "cookie":
         m.bad("placement", "an exposed server reads an API key from a header or the query, not a cookie")
 
@@ -143,8 +149,10 @@ def duplicates(ctx: Context, what: str, named: list[tuple[str, Location]]) -> No
     for name, where in named:
         first = seen.setdefault(name, where)
         if first is not where:
-            ctx.problem(where, f"{what} '{name}' is already declared at {first} ({first.path}); {what}s of one"
-                               " block must be unique")
+            ctx.problem(
+                where,
+                f"{what} '{name}' is already declared at {first} ({first.path}); {what}s of one block must be unique",
+            )
 
 
 def duplicate_routes(ctx: Context, resources: tuple[spec.ExposedResource, ...]) -> None:
@@ -159,8 +167,11 @@ def duplicate_routes(ctx: Context, resources: tuple[spec.ExposedResource, ...]) 
             first = seen.setdefault((shape, method), (resource.path, where))
             if first[1] is not where:
                 what = "a forward" if method == "forward" else f"{method} {resource.path}"
-                ctx.problem(where, f"{what} is already declared at {first[1]} ({first[0]}, {first[1].path}); the"
-                                   " router cannot tell them apart (variable names do not count)")
+                ctx.problem(
+                    where,
+                    f"{what} is already declared at {first[1]} ({first[0]}, {first[1].path}); the"
+                    " router cannot tell them apart (variable names do not count)",
+                )
 
 
 def check_skills(capability: spec.Capability) -> None:
@@ -182,11 +193,21 @@ def check_skills(capability: spec.Capability) -> None:
                     continue
                 if tool.source_namespace not in actions:
                     known = ", ".join(sorted(actions)) or "none"
-                    problems.append(Problem(tool.where, f"skill tool '{tool.name}': sourceNamespace"
-                                            f" '{tool.source_namespace}' is not a REST or MCP block of this file"
-                                            f" (known: {known})"))
+                    problems.append(
+                        Problem(
+                            tool.where,
+                            f"skill tool '{tool.name}': sourceNamespace"
+                            f" '{tool.source_namespace}' is not a REST or MCP block of this file"
+                            f" (known: {known})",
+                        )
+                    )
                 elif tool.action not in actions[tool.source_namespace][1]:
-                    problems.append(Problem(tool.where, f"skill tool '{tool.name}': '{tool.source_namespace}' has no"
-                                            f" operation or tool named '{tool.action}'"))
+                    problems.append(
+                        Problem(
+                            tool.where,
+                            f"skill tool '{tool.name}': '{tool.source_namespace}' has no"
+                            f" operation or tool named '{tool.action}'",
+                        )
+                    )
     if problems:
         raise CapabilityError(problems)

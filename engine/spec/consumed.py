@@ -30,15 +30,19 @@ def input_parameter(m: Map) -> spec.InputParameter | None:
     if name is None or in_ is None:
         return None
     return spec.InputParameter(
-        name=name, in_=in_, where=m.where, value=m.plain("value"), type=m.str("type"),
-        description=m.str("description"), required=is_required(m, False),
+        name=name,
+        in_=in_,
+        where=m.where,
+        value=m.plain("value"),
+        type=m.str("type"),
+        description=m.str("description"),
+        required=is_required(m, False),
         pattern=m.str("pattern"),
     )
 
 
 def output_parameter(m: Map) -> spec.OutputParameter | None:
-    m.known("name", "type", "mapping", "value", "const", "properties", "items", "description",
-            "maxLength", "values")
+    m.known("name", "type", "mapping", "value", "const", "properties", "items", "description", "maxLength", "values")
     type_ = m.str("type", required=True, choices=OUTPUT_TYPES)
     properties = None
     props = m.map("properties")
@@ -58,8 +62,14 @@ def output_parameter(m: Map) -> spec.OutputParameter | None:
     elif m.has("value"):
         check_templates_in(m.ctx, m.data["value"], m.loc("value", value=True))
     return spec.OutputParameter(
-        type=type_, where=m.where, name=m.str("name"), mapping=mapping, value=value,
-        const=m.plain("const"), properties=properties, items=items,
+        type=type_,
+        where=m.where,
+        name=m.str("name"),
+        mapping=mapping,
+        value=value,
+        const=m.plain("const"),
+        properties=properties,
+        items=items,
     )
 
 
@@ -113,12 +123,22 @@ def authentication(m: Map) -> spec.Authentication | None:
     if type_ is None:
         return None
     auth = spec.Authentication(
-        type=type_, where=m.where, token=m.str("token"), username=m.str("username"),
-        password=m.str("password"), key=m.str("key"), value=m.str("value"),
-        placement=m.str("placement", choices=("header", "query", "cookie")), extra=extra,
+        type=type_,
+        where=m.where,
+        token=m.str("token"),
+        username=m.str("username"),
+        password=m.str("password"),
+        key=m.str("key"),
+        value=m.str("value"),
+        placement=m.str("placement", choices=("header", "query", "cookie")),
+        extra=extra,
     )
-    needed = {"bearer": ("token",), "basic": ("username", "password"),
-              "digest": ("username", "password"), "apikey": ("key", "value")}.get(type_, ())
+    needed = {
+        "bearer": ("token",),
+        "basic": ("username", "password"),
+        "digest": ("username", "password"),
+        "apikey": ("key", "value"),
+    }.get(type_, ())
     for key in needed:
         if getattr(auth, key) is None:
             m.missing(key, f"required by {type_} authentication")
@@ -126,8 +146,17 @@ def authentication(m: Map) -> spec.Authentication | None:
 
 
 def _consumed_operation(m: Map) -> spec.ConsumedOperation | None:
-    m.known("name", "method", "label", "description", "inputParameters", "outputRawFormat",
-            "outputSchema", "outputParameters", "body")
+    m.known(
+        "name",
+        "method",
+        "label",
+        "description",
+        "inputParameters",
+        "outputRawFormat",
+        "outputSchema",
+        "outputParameters",
+        "body",
+    )
     name = m.str("name", required=True)
     method = m.str("method", default="GET")
     if method is not None and method.upper() not in HTTP_METHODS:
@@ -138,11 +167,16 @@ def _consumed_operation(m: Map) -> spec.ConsumedOperation | None:
     if name is None or method is None:
         return None
     return spec.ConsumedOperation(
-        name=name, method=method.upper(), where=m.where, label=m.str("label"),
+        name=name,
+        method=method.upper(),
+        where=m.where,
+        label=m.str("label"),
         description=m.str("description"),
         input_parameters=m.items("inputParameters", input_parameter),
-        output_raw_format=m.str("outputRawFormat"), output_schema=m.str("outputSchema"),
-        output_parameters=m.items("outputParameters", output_parameter), body=m.plain("body"),
+        output_raw_format=m.str("outputRawFormat"),
+        output_schema=m.str("outputSchema"),
+        output_parameters=m.items("outputParameters", output_parameter),
+        body=m.plain("body"),
     )
 
 
@@ -154,8 +188,13 @@ def _consumed_resource(m: Map) -> spec.ConsumedResource | None:
     if name is None or path is None:
         return None
     return spec.ConsumedResource(
-        name=name, path=path, where=m.where, operations=operations, label=m.str("label"),
-        description=m.str("description"), input_parameters=m.items("inputParameters", input_parameter),
+        name=name,
+        path=path,
+        where=m.where,
+        operations=operations,
+        label=m.str("label"),
+        description=m.str("description"),
+        input_parameters=m.items("inputParameters", input_parameter),
     )
 
 
@@ -179,7 +218,11 @@ def consumes(m: Map) -> spec.Consumes | spec.ConsumesImport | None:
     if namespace is None or base_uri is None:
         return None
     return spec.Consumes(
-        namespace=namespace, base_uri=base_uri, where=m.where, resources=resources,
-        description=m.str("description"), input_parameters=m.items("inputParameters", input_parameter),
+        namespace=namespace,
+        base_uri=base_uri,
+        where=m.where,
+        resources=resources,
+        description=m.str("description"),
+        input_parameters=m.items("inputParameters", input_parameter),
         authentication=authentication(auth) if auth else None,
     )

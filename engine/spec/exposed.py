@@ -24,6 +24,7 @@ from .consumed import HTTP_METHODS, authentication, input_parameter, output_para
 from .fields import Map, file_location, is_required, plain, strings
 from ..jsonpath import JsonPathError, compile_path
 
+
 def _exposed_input_parameter(m: Map) -> spec.InputParameter | None:
     """An exposed input: a `body` input whose `value` starts with `$` reads the body by JSONPath."""
     param = input_parameter(m)
@@ -37,8 +38,20 @@ def _exposed_input_parameter(m: Map) -> spec.InputParameter | None:
 
 
 def _step(m: Map) -> spec.Step | None:
-    m.known("type", "name", "call", "with", "index", "match", "lookupValue", "outputParameters",
-            "language", "location", "file", "dependencies")
+    m.known(
+        "type",
+        "name",
+        "call",
+        "with",
+        "index",
+        "match",
+        "lookupValue",
+        "outputParameters",
+        "language",
+        "location",
+        "file",
+        "dependencies",
+    )
     type_ = m.str("type", required=True, choices=("call", "lookup", "script"))
     name = m.str("name", required=True)
     if type_ == "call":
@@ -55,8 +68,15 @@ def _step(m: Map) -> spec.Step | None:
     if type_ is None or name is None:
         return None
     return spec.Step(
-        type=type_, name=name, where=m.where, call=m.str("call"), with_=plain(with_.data) if with_ else {},
-        index=m.str("index"), match=m.str("match"), lookup_value=lookup_value, output_parameters=outputs,
+        type=type_,
+        name=name,
+        where=m.where,
+        call=m.str("call"),
+        with_=plain(with_.data) if with_ else {},
+        index=m.str("index"),
+        match=m.str("match"),
+        lookup_value=lookup_value,
+        output_parameters=outputs,
     )
 
 
@@ -77,16 +97,29 @@ def _invocation(m: Map) -> spec.Invocation:
     mappings = m.items("mappings", _mapping)
     check_mapping_targets(m, mappings)
     return spec.Invocation(
-        call=m.str("call"), with_=plain(with_.data) if with_ else {},
-        steps=m.items("steps", _step), mappings=mappings,
-        ref=m.str("ref"), output_parameters=m.items("outputParameters", output_parameter),
+        call=m.str("call"),
+        with_=plain(with_.data) if with_ else {},
+        steps=m.items("steps", _step),
+        mappings=mappings,
+        ref=m.str("ref"),
+        output_parameters=m.items("outputParameters", output_parameter),
         ref_where=m.loc("ref", value=True) if m.has("ref") else None,
     )
 
 
 def _aggregate_function(m: Map) -> spec.AggregateFunction | None:
-    m.known("name", "description", "semantics", "inputParameters", "call", "with", "steps", "mappings",
-            "outputParameters", "ref")
+    m.known(
+        "name",
+        "description",
+        "semantics",
+        "inputParameters",
+        "call",
+        "with",
+        "steps",
+        "mappings",
+        "outputParameters",
+        "ref",
+    )
     name, description = m.str("name", required=True), m.str("description", required=True)
     semantics = m.map("semantics")
     invocation = _invocation(m)
@@ -96,9 +129,13 @@ def _aggregate_function(m: Map) -> spec.AggregateFunction | None:
     if semantics is not None:
         semantics.known("safe", "idempotent", "cacheable")
     return spec.AggregateFunction(
-        name=name, description=description, where=m.where, invocation=invocation,
+        name=name,
+        description=description,
+        where=m.where,
+        invocation=invocation,
         semantics=spec.Semantics(semantics.bool("safe"), semantics.bool("idempotent"), semantics.bool("cacheable"))
-        if semantics else None,
+        if semantics
+        else None,
         input_parameters=m.items("inputParameters", _tool_parameter),
     )
 
@@ -113,8 +150,19 @@ def aggregate(m: Map) -> spec.Aggregate | None:
 
 
 def _exposed_operation(m: Map) -> spec.ExposedOperation | None:
-    m.known("name", "label", "description", "method", "inputParameters", "ref", "call", "with",
-            "outputParameters", "steps", "mappings")
+    m.known(
+        "name",
+        "label",
+        "description",
+        "method",
+        "inputParameters",
+        "ref",
+        "call",
+        "with",
+        "outputParameters",
+        "steps",
+        "mappings",
+    )
     method = m.str("method", required=True)
     if method is not None and method.upper() not in HTTP_METHODS:
         m.bad("method", f"'method' must be one of {', '.join(HTTP_METHODS)}; got '{method}'")
@@ -124,8 +172,12 @@ def _exposed_operation(m: Map) -> spec.ExposedOperation | None:
     if method is None:
         return None
     return spec.ExposedOperation(
-        method=method.upper(), where=m.where, invocation=invocation, name=m.str("name"),
-        label=m.str("label"), description=m.str("description"),
+        method=method.upper(),
+        where=m.where,
+        invocation=invocation,
+        name=m.str("name"),
+        label=m.str("label"),
+        description=m.str("description"),
         input_parameters=m.items("inputParameters", _exposed_input_parameter),
     )
 
@@ -151,13 +203,21 @@ def _exposed_resource(m: Map) -> spec.ExposedResource | None:
         return None
     for segment in spec.path_segments(path):
         if ("{" in segment or "}" in segment) and not spec.PATH_VARIABLE.match(segment):
-            m.bad("path", f"path segment '{segment}' mixes text and braces; routes match whole segments, so a"
-                          " variable is a segment of its own ('{name}' or '{{name}}', names of letters, digits,"
-                          " '_', '-', '.')")
+            m.bad(
+                "path",
+                f"path segment '{segment}' mixes text and braces; routes match whole segments, so a"
+                " variable is a segment of its own ('{name}' or '{{name}}', names of letters, digits,"
+                " '_', '-', '.')",
+            )
             return None
     return spec.ExposedResource(
-        path=path, where=m.where, operations=operations, name=m.str("name"), label=m.str("label"),
-        description=m.str("description"), input_parameters=m.items("inputParameters", _exposed_input_parameter),
+        path=path,
+        where=m.where,
+        operations=operations,
+        name=m.str("name"),
+        label=m.str("label"),
+        description=m.str("description"),
+        input_parameters=m.items("inputParameters", _exposed_input_parameter),
         forward=_forward(forward) if forward else None,
     )
 
@@ -168,20 +228,38 @@ def _tool_parameter(m: Map) -> spec.ToolParameter | None:
     if name is None:
         return None
     return spec.ToolParameter(
-        name=name, type=m.str("type", default="string") or "string", description=m.str("description"),
-        required=is_required(m, True), where=m.where,
+        name=name,
+        type=m.str("type", default="string") or "string",
+        description=m.str("description"),
+        required=is_required(m, True),
+        where=m.where,
     )
 
 
 def _hints(m: Map) -> spec.ToolHints:
     m.known("readOnly", "destructive", "idempotent", "openWorld")
-    return spec.ToolHints(read_only=m.bool("readOnly"), destructive=m.bool("destructive"),
-                          idempotent=m.bool("idempotent"), open_world=m.bool("openWorld"))
+    return spec.ToolHints(
+        read_only=m.bool("readOnly"),
+        destructive=m.bool("destructive"),
+        idempotent=m.bool("idempotent"),
+        open_world=m.bool("openWorld"),
+    )
 
 
 def _tool(m: Map) -> spec.Tool | None:
-    m.known("name", "label", "description", "inputParameters", "ref", "call", "with", "steps",
-            "mappings", "hints", "outputParameters")
+    m.known(
+        "name",
+        "label",
+        "description",
+        "inputParameters",
+        "ref",
+        "call",
+        "with",
+        "steps",
+        "mappings",
+        "hints",
+        "outputParameters",
+    )
     name = m.str("name", required=not m.has("ref"))
     hints = m.map("hints")
     invocation = _invocation(m)
@@ -189,15 +267,30 @@ def _tool(m: Map) -> spec.Tool | None:
     if name is None and invocation.ref is None:
         return None
     return spec.Tool(
-        name=name or "", where=m.where, invocation=invocation, label=m.str("label"),
-        description=m.str("description"), input_parameters=m.items("inputParameters", _tool_parameter),
+        name=name or "",
+        where=m.where,
+        invocation=invocation,
+        label=m.str("label"),
+        description=m.str("description"),
+        input_parameters=m.items("inputParameters", _tool_parameter),
         hints=_hints(hints) if hints else None,
     )
 
 
 def _mcp_resource(m: Map) -> spec.Resource | None:
-    m.known("name", "label", "uri", "description", "mimeType", "call", "with", "steps", "mappings",
-            "outputParameters", "location")
+    m.known(
+        "name",
+        "label",
+        "uri",
+        "description",
+        "mimeType",
+        "call",
+        "with",
+        "steps",
+        "mappings",
+        "outputParameters",
+        "location",
+    )
     name, uri = m.str("name", required=True), m.str("uri", required=True)
     dynamic = m.has("call") or m.has("steps")
     invocation = _invocation(m) if dynamic else None
@@ -205,13 +298,20 @@ def _mcp_resource(m: Map) -> spec.Resource | None:
         variables = [v.replace("-", "_") for v in _URI_VARIABLE.findall(uri)]
         if len(set(variables)) != len(variables):
             twice = ", ".join(sorted({v for v in variables if variables.count(v) > 1}))
-            m.bad("uri", f"'uri' names a variable twice ({twice}; '-' and '_' count as the same):"
-                         " each needs its own name")
+            m.bad(
+                "uri", f"'uri' names a variable twice ({twice}; '-' and '_' count as the same): each needs its own name"
+            )
     if name is None or uri is None:
         return None
     return spec.Resource(
-        name=name, uri=uri, where=m.where, label=m.str("label"), description=m.str("description"),
-        mime_type=m.str("mimeType"), invocation=invocation, location=file_location(m.str("location"), m.ctx.file),
+        name=name,
+        uri=uri,
+        where=m.where,
+        label=m.str("label"),
+        description=m.str("description"),
+        mime_type=m.str("mimeType"),
+        invocation=invocation,
+        location=file_location(m.str("location"), m.ctx.file),
     )
 
 
@@ -223,23 +323,30 @@ def _prompt_argument(m: Map) -> spec.PromptArgument | None:
     name = m.str("name", required=True)
     if name is None:
         return None
-    return spec.PromptArgument(name=name, description=m.str("description"),
-                               required=bool(m.bool("required", True)), label=m.str("label"))
+    return spec.PromptArgument(
+        name=name, description=m.str("description"), required=bool(m.bool("required", True)), label=m.str("label")
+    )
 
 
 def _prompt(m: Map) -> spec.Prompt | None:
     m.known("name", "label", "description", "arguments", "template", "location")
     name = m.str("name", required=True)
     messages: list[tuple[str, str]] = []
-    for message in m.items("template", lambda mm: (mm.str("role", required=True, choices=("user", "assistant")),
-                                                   mm.str("content", required=True))):
+    for message in m.items(
+        "template",
+        lambda mm: (mm.str("role", required=True, choices=("user", "assistant")), mm.str("content", required=True)),
+    ):
         if None not in message:
             messages.append(message)  # type: ignore[arg-type]
     if name is None:
         return None
     return spec.Prompt(
-        name=name, where=m.where, label=m.str("label"), description=m.str("description"),
-        arguments=m.items("arguments", _prompt_argument), template=tuple(messages),
+        name=name,
+        where=m.where,
+        label=m.str("label"),
+        description=m.str("description"),
+        arguments=m.items("arguments", _prompt_argument),
+        template=tuple(messages),
         location=file_location(m.str("location"), m.ctx.file),
     )
 
@@ -252,18 +359,33 @@ def exposes(m: Map) -> spec.Exposes | None:
     if auth_map is not None and auth is not None and type_ in ("rest", "mcp", "skill"):
         check_server_auth(auth_map, auth)
     if type_ == "rest":
-        m.known("type", "address", "port", "namespace", "description", "authentication", "resources",
-                "inputParameters")
+        m.known("type", "address", "port", "namespace", "description", "authentication", "resources", "inputParameters")
         port = m.int("port", required=True)
         resources = m.items("resources", _exposed_resource)
         duplicate_routes(m.ctx, resources)
         if namespace is None or port is None:
             return None
-        return spec.RestExposes(namespace=namespace, port=port, where=m.where, resources=resources,
-                                address=m.str("address"), authentication=auth)
+        return spec.RestExposes(
+            namespace=namespace,
+            port=port,
+            where=m.where,
+            resources=resources,
+            address=m.str("address"),
+            authentication=auth,
+        )
     if type_ == "mcp":
-        m.known("type", "transport", "address", "port", "namespace", "description", "authentication",
-                "tools", "resources", "prompts")
+        m.known(
+            "type",
+            "transport",
+            "address",
+            "port",
+            "namespace",
+            "description",
+            "authentication",
+            "tools",
+            "resources",
+            "prompts",
+        )
         transport = m.str("transport", choices=("http", "stdio"), default="http") or "http"
         port = m.int("port", required=transport == "http")
         tools = m.items("tools", _tool, required=True)
@@ -275,9 +397,16 @@ def exposes(m: Map) -> spec.Exposes | None:
         if namespace is None:
             return None
         return spec.McpExposes(
-            namespace=namespace, where=m.where, tools=tools, port=port, address=m.str("address"),
-            transport=transport, description=m.str("description"), authentication=auth,
-            resources=mcp_resources, prompts=prompts,
+            namespace=namespace,
+            where=m.where,
+            tools=tools,
+            port=port,
+            address=m.str("address"),
+            transport=transport,
+            description=m.str("description"),
+            authentication=auth,
+            resources=mcp_resources,
+            prompts=prompts,
         )
     if type_ == "skill":
         m.known("type", "address", "port", "namespace", "description", "authentication", "skills")
@@ -285,8 +414,15 @@ def exposes(m: Map) -> spec.Exposes | None:
         skills = m.items("skills", _skill, required=True)
         if namespace is None or port is None:
             return None
-        return spec.SkillExposes(namespace=namespace, port=port, where=m.where, skills=skills,
-                                 address=m.str("address"), description=m.str("description"), authentication=auth)
+        return spec.SkillExposes(
+            namespace=namespace,
+            port=port,
+            where=m.where,
+            skills=skills,
+            address=m.str("address"),
+            description=m.str("description"),
+            authentication=auth,
+        )
     if type_ is None:
         return None
     fields = {str(k): plain(v) for k, v in m.data.items() if k not in ("type", "namespace", "port")}
@@ -308,29 +444,55 @@ def _skill_tool(m: Map) -> spec.SkillTool | None:
         namespace = action = None
     if name is None or description is None:
         return None
-    return spec.SkillTool(name=name, description=description, where=m.where, source_namespace=namespace,
-                          action=action, instruction=instruction)
+    return spec.SkillTool(
+        name=name,
+        description=description,
+        where=m.where,
+        source_namespace=namespace,
+        action=action,
+        instruction=instruction,
+    )
 
 
 def _skill(m: Map) -> spec.Skill | None:
-    m.known("name", "description", "license", "compatibility", "metadata", "allowed-tools", "argument-hint",
-            "user-invocable", "disable-model-invocation", "location", "tools")
+    m.known(
+        "name",
+        "description",
+        "license",
+        "compatibility",
+        "metadata",
+        "allowed-tools",
+        "argument-hint",
+        "user-invocable",
+        "disable-model-invocation",
+        "location",
+        "tools",
+    )
     name, description = m.str("name", required=True), m.str("description", required=True)
     tools = m.items("tools", _skill_tool)
     location = file_location(m.str("location"), m.ctx.file)
     if location is None:
         for tool in tools:
             if tool.instruction is not None:
-                m.ctx.problem(tool.where, f"skill tool '{tool.name}' is an instruction, which needs a 'location' on"
-                                          f" skill '{name}'")
+                m.ctx.problem(
+                    tool.where,
+                    f"skill tool '{tool.name}' is an instruction, which needs a 'location' on skill '{name}'",
+                )
     if description is not None and len(description) > 1024:
         m.bad("description", "a skill 'description' must be at most 1024 characters")
     if name is None or description is None:
         return None
     return spec.Skill(
-        name=name, description=description, where=m.where, tools=tools, location=location,
-        license=m.str("license"), compatibility=m.str("compatibility"), metadata=m.plain("metadata") or {},
-        allowed_tools=m.str("allowed-tools"), argument_hint=m.str("argument-hint"),
+        name=name,
+        description=description,
+        where=m.where,
+        tools=tools,
+        location=location,
+        license=m.str("license"),
+        compatibility=m.str("compatibility"),
+        metadata=m.plain("metadata") or {},
+        allowed_tools=m.str("allowed-tools"),
+        argument_hint=m.str("argument-hint"),
         user_invocable=bool(m.bool("user-invocable", True)),
         disable_model_invocation=bool(m.bool("disable-model-invocation", False)),
     )

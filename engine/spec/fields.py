@@ -63,8 +63,15 @@ class Map:
             if key not in keys:
                 self.ctx.warn(self.loc(key), f"unknown key '{key}' is ignored")
 
-    def str(self, key: str, *, required: bool = False, choices: Iterable[str] = (),
-            default: str | None = None, hint: str = "") -> str | None:
+    def str(
+        self,
+        key: str,
+        *,
+        required: bool = False,
+        choices: Iterable[str] = (),
+        default: str | None = None,
+        hint: str = "",
+    ) -> str | None:
         if key not in self.data or self.data[key] is None:
             if required:
                 self.missing(key, hint or "a string")
@@ -111,8 +118,9 @@ class Map:
             return None
         return Map(self.ctx, value, f"{self.path}.{key}" if self.path else key, self.loc(key))
 
-    def items(self, key: builtins.str, build: Callable[[Map], T | None], *,
-              required: builtins.bool = False) -> tuple[T, ...]:
+    def items(
+        self, key: builtins.str, build: Callable[[Map], T | None], *, required: builtins.bool = False
+    ) -> tuple[T, ...]:
         """Build each mapping of a list with `build`, skipping entries that had problems."""
         value = self.data.get(key)
         if value is None:
@@ -139,9 +147,10 @@ class Map:
 
     def missing(self, key: builtins.str, what: builtins.str) -> None:
         """Record that the required `key` (`what` it should be) is not there."""
-        self.ctx.problem(Location(self.ctx.file, self.where.line, self.where.column,
-                                  f"{self.path}.{key}" if self.path else key),
-                         f"missing required key '{key}' ({what})")
+        self.ctx.problem(
+            Location(self.ctx.file, self.where.line, self.where.column, f"{self.path}.{key}" if self.path else key),
+            f"missing required key '{key}' ({what})",
+        )
 
 
 def item_loc(file: str, seq: Any, index: int, path: str, fallback: Location) -> Location:
@@ -170,8 +179,9 @@ def strings(m: Map, key: str) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, list) and all(isinstance(item, (str, int, float)) and not isinstance(item, bool)
-                                       for item in value):
+    if isinstance(value, list) and all(
+        isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in value
+    ):
         return tuple(str(item) for item in value)
     m.bad(key, f"'{key}' must be a list of strings; got {kind_of(value)}")
     return ()
@@ -189,7 +199,7 @@ def file_location(location: str | None, file: str) -> str | None:
     """A `file://` location made absolute: relative paths are read next to the capability file."""
     if location is None or not location.startswith("file://"):
         return location
-    raw = unquote(location[len("file://"):])
+    raw = unquote(location[len("file://") :])
     if raw.startswith("/./"):
         raw = raw[1:]
     path = Path(raw)
@@ -210,7 +220,7 @@ def kind_of(value: Any) -> str:
 def _shown(value: Any, limit: int = 80) -> str:
     """`repr(value)`, cut short: a problem message quotes the value, not a whole 10 MB string."""
     text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 5]}...{text[-2:]}"
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
 
 
 def plain(value: Any) -> Any:

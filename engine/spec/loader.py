@@ -30,8 +30,10 @@ def load(paths: Iterable[str | Path], limits: ReadLimits = READ_LIMITS) -> list[
     problems: list[Problem] = []
     files = expand_paths(paths)
     if not files:
-        raise CapabilityError.at(Location(", ".join(str(p) for p in paths)),
-                                 "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:')")
+        raise CapabilityError.at(
+            Location(", ".join(str(p) for p in paths)),
+            "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:')",
+        )
     for file in files:
         try:
             capabilities.append(load_file(file, limits))
@@ -53,8 +55,13 @@ def _duplicate_namespaces(capabilities: list[spec.Capability]) -> list[Problem]:
         for namespace, where in declared:
             first = seen.setdefault(namespace, where)
             if first is not where:
-                problems.append(Problem(where, f"namespace '{namespace}' is already declared at {first}"
-                                               f" ({first.path}); namespaces must be unique across all loaded files"))
+                problems.append(
+                    Problem(
+                        where,
+                        f"namespace '{namespace}' is already declared at {first}"
+                        f" ({first.path}); namespaces must be unique across all loaded files",
+                    )
+                )
     return problems
 
 
@@ -85,8 +92,9 @@ def load_file(path: str | Path, limits: ReadLimits = READ_LIMITS) -> spec.Capabi
     file = str(path)
     data = read_document(path, limits)
     if not isinstance(data, dict):
-        raise CapabilityError.at(Location(file, 1, 1),
-                                 "a capability file must be a YAML mapping that starts with 'naftiko:'")
+        raise CapabilityError.at(
+            Location(file, 1, 1), "a capability file must be a YAML mapping that starts with 'naftiko:'"
+        )
     ctx = Context(file)
     capability = _capability(Map(ctx, data, "", Location(file, 1, 1)), file)
     if ctx.problems:
@@ -102,7 +110,7 @@ def _import(entry: spec.ConsumesImport, base: Path, limits: ReadLimits) -> spec.
     """Bring in one namespace of a shared consumes file, renamed to `as` when given."""
     location = entry.location
     if location.startswith("file://"):
-        location = location[len("file://"):]
+        location = location[len("file://") :]
     path = Path(location) if Path(location).is_absolute() else base / location
     where = Location(entry.where.file, entry.where.line, entry.where.column, f"{entry.where.path}.location")
     if not path.is_file():
@@ -120,14 +128,18 @@ def _import(entry: spec.ConsumesImport, base: Path, limits: ReadLimits) -> spec.
     names = ", ".join(e.namespace for e in entries if isinstance(e, spec.Consumes)) or "none"
     raise CapabilityError.at(
         Location(entry.where.file, entry.where.line, entry.where.column, f"{entry.where.path}.import"),
-        f"{path} has no consumes namespace '{entry.import_}' (it has: {names})")
+        f"{path} has no consumes namespace '{entry.import_}' (it has: {names})",
+    )
 
 
 def _capability(root: Map, path: str) -> spec.Capability:
     if root.has("ikanos") and not root.has("naftiko"):
-        root.ctx.problem(root.loc("ikanos"), f"this is an Ikanos {root.data['ikanos']} file, the successor dialect"
-                                             " (keyed maps, 'display', 'flows'); naftiko reads Naftiko 1.0.0-alpha"
-                                             " files, which start with 'naftiko:'")
+        root.ctx.problem(
+            root.loc("ikanos"),
+            f"this is an Ikanos {root.data['ikanos']} file, the successor dialect"
+            " (keyed maps, 'display', 'flows'); naftiko reads Naftiko 1.0.0-alpha"
+            " files, which start with 'naftiko:'",
+        )
         return spec.Capability(path=path, version="", where=root.where)
     root.known("naftiko", "info", "binds", "capability", "consumes")
     version = root.str("naftiko", required=True) or ""
@@ -143,7 +155,11 @@ def _capability(root: Map, path: str) -> spec.Capability:
     entries = consumes_owner.items("consumes", consumes)
     binds = root.items("binds", _binding) + (body.items("binds", _binding) if body else ())
     return spec.Capability(
-        path=path, version=version, where=root.where, info=_info(info) if info else None, binds=binds,
+        path=path,
+        version=version,
+        where=root.where,
+        info=_info(info) if info else None,
+        binds=binds,
         consumes=tuple(e for e in entries if isinstance(e, spec.Consumes)),
         imports=tuple(e for e in entries if isinstance(e, spec.ConsumesImport)),
         exposes=body.items("exposes", exposes) if body else (),
@@ -162,8 +178,13 @@ def _binding(m: Map) -> spec.Binding | None:
     if namespace is None or keys is None:
         return None
     values = {str(k): keys.str(k, required=True) for k in keys.data}
-    return spec.Binding(namespace=namespace, keys={k: v for k, v in values.items() if v is not None},
-                        location=location, description=m.str("description"), where=m.where)
+    return spec.Binding(
+        namespace=namespace,
+        keys={k: v for k, v in values.items() if v is not None},
+        location=location,
+        description=m.str("description"),
+        where=m.where,
+    )
 
 
 def _info(m: Map) -> spec.Info | None:

@@ -108,8 +108,9 @@ class _BoundedComposer(Composer):
         if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
             self.nesting += 1
             if self.nesting > self.limits.depth:
-                raise self._exceeded(f"nested deeper than {self.limits.depth} levels of mappings and sequences",
-                                     event.start_mark)
+                raise self._exceeded(
+                    f"nested deeper than {self.limits.depth} levels of mappings and sequences", event.start_mark
+                )
         saved_reach, start = self.reach, self.nodes
         self.reach = max(self.reach, self.nesting) if event.anchor is None else self.nesting
         self.nodes += 1
@@ -121,10 +122,15 @@ class _BoundedComposer(Composer):
             self.anchored[id(node)] = (self.nodes - start, self.reach - base)
             self.reach = max(saved_reach, self.reach)
         tag = str(node.tag)
-        if (tag.endswith((":int", ":float")) and isinstance(node.value, str)
-                and len(node.value) > self.limits.number_length):
-            raise self._exceeded(f"a number of {len(node.value):,} characters; numbers may have at most"
-                                 f" {self.limits.number_length:,}", node.start_mark)
+        if (
+            tag.endswith((":int", ":float"))
+            and isinstance(node.value, str)
+            and len(node.value) > self.limits.number_length
+        ):
+            raise self._exceeded(
+                f"a number of {len(node.value):,} characters; numbers may have at most {self.limits.number_length:,}",
+                node.start_mark,
+            )
         return node
 
     def _alias(self, parent: Any, index: Any, event: Any) -> Any:
@@ -132,17 +138,24 @@ class _BoundedComposer(Composer):
         try:
             nodes, height = self.anchored[id(node)]
         except KeyError:
-            raise self._exceeded(f"the alias *{event.anchor} is inside the node it refers to; a capability"
-                                 " cannot be recursive", event.start_mark) from None
+            raise self._exceeded(
+                f"the alias *{event.anchor} is inside the node it refers to; a capability cannot be recursive",
+                event.start_mark,
+            ) from None
         self.aliased += nodes
         self.nodes += nodes
         if self.aliased > self.limits.alias_nodes:
-            raise self._exceeded(f"aliases expand this document by more than {self.limits.alias_nodes:,} nodes"
-                                 f" (at *{event.anchor}); write the repeated part out, or repeat it less",
-                                 event.start_mark)
+            raise self._exceeded(
+                f"aliases expand this document by more than {self.limits.alias_nodes:,} nodes"
+                f" (at *{event.anchor}); write the repeated part out, or repeat it less",
+                event.start_mark,
+            )
         if self.nesting + height > self.limits.depth:
-            raise self._exceeded(f"the alias *{event.anchor} nests the document deeper than"
-                                 f" {self.limits.depth} levels of mappings and sequences", event.start_mark)
+            raise self._exceeded(
+                f"the alias *{event.anchor} nests the document deeper than"
+                f" {self.limits.depth} levels of mappings and sequences",
+                event.start_mark,
+            )
         self.reach = max(self.reach, self.nesting + height)
         return node
 
@@ -206,8 +219,9 @@ def _ruamel(text: str, file: str, limits: ReadLimits) -> Any:
     except ReaderError as exc:
         where = _text_location(file, text, exc.position) if isinstance(exc.position, int) else Location(file)
         char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
-        raise CapabilityError.at(where, f"not valid YAML: the character U+{char:04X} is not allowed in YAML text"
-                                 ) from None
+        raise CapabilityError.at(
+            where, f"not valid YAML: the character U+{char:04X} is not allowed in YAML text"
+        ) from None
     except _Exceeded as exc:
         mark = exc.problem_mark
         where = Location(file, mark.line + 1, mark.column + 1, exc.path) if mark else Location(file, path=exc.path)
@@ -227,9 +241,11 @@ def parse_yaml(text: str, file: str, limits: ReadLimits = READ_LIMITS) -> Any:
     except blockyaml.Unsupported as exc:
         if len(text.encode("utf-8", "surrogatepass")) > limits.full_yaml_bytes:
             where = Location(file, (exc.line or 0) + 1, (exc.column or 0) + 1)
-            raise CapabilityError.at(where, f"a file larger than {limits.full_yaml_bytes:,} bytes must be plain block"
-                                            f" YAML, and here it is not ({exc}); write it in block style, or split it"
-                                     ) from None
+            raise CapabilityError.at(
+                where,
+                f"a file larger than {limits.full_yaml_bytes:,} bytes must be plain block"
+                f" YAML, and here it is not ({exc}); write it in block style, or split it",
+            ) from None
     return _ruamel(text, file, limits)
 
 
@@ -239,10 +255,12 @@ def _decode(data: bytes, file: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line_start = data.rfind(b"\n", 0, exc.start) + 1
-        where = Location(file, data.count(b"\n", 0, exc.start) + 1,
-                         len(data[line_start:exc.start].decode("utf-8", "replace")) + 1)
-        raise CapabilityError.at(where, f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason});"
-                                        " capability files are read as UTF-8") from None
+        where = Location(
+            file, data.count(b"\n", 0, exc.start) + 1, len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
+        )
+        raise CapabilityError.at(
+            where, f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason}); capability files are read as UTF-8"
+        ) from None
 
 
 def read_document(path: str | Path, limits: ReadLimits = READ_LIMITS) -> Any:

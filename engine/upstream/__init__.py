@@ -17,5 +17,12 @@ from .client import OAuth2ClientCredentials, Upstream, UpstreamResponse, is_json
 from .proxy import Proxies, ProxyConfigError
 from .request import Prepared
 
-__all__ = ["Prepared", "Upstream", "UpstreamResponse", "OAuth2ClientCredentials", "Proxies", "ProxyConfigError",
-           "is_json_type"]
+__all__ = [
+    "Prepared",
+    "Upstream",
+    "UpstreamResponse",
+    "OAuth2ClientCredentials",
+    "Proxies",
+    "ProxyConfigError",
+    "is_json_type",
+]

@@ -27,10 +27,22 @@ from .proxy import Proxies, ProxyConfigError
 from .request import Prepared
 
 # Headers that describe one hop, or that we rewrite, and so never pass through.
-HOP_HEADERS = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "server", "date", "content-length",
-})
+HOP_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "server",
+        "date",
+        "content-length",
+    }
+)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 Headers = Sequence[tuple[str, str]]
@@ -108,8 +120,11 @@ class UpstreamResponse:
         try:
             return loads(raw)
         except (ValueError, RecursionError) as exc:
-            raise UpstreamError(self._upstream.namespace, self._operation,
-                                f"answered {self.content_type} that is not valid JSON ({exc})") from None
+            raise UpstreamError(
+                self._upstream.namespace,
+                self._operation,
+                f"answered {self.content_type} that is not valid JSON ({exc})",
+            ) from None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, without buffering it."""
@@ -141,10 +156,15 @@ class DigestAuth:
         """Take a 401's challenge; False when it is not digest or brings nothing new to try."""
         if not header or not header[:7].lower() == "digest ":
             return False
-        challenge = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
-                     for m in self._PARAM.finditer(header[7:])}
-        fresh = self._challenge is None or challenge.get("nonce") != self._challenge.get("nonce") \
+        challenge = {
+            m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+            for m in self._PARAM.finditer(header[7:])
+        }
+        fresh = (
+            self._challenge is None
+            or challenge.get("nonce") != self._challenge.get("nonce")
             or challenge.get("stale", "").lower() == "true"
+        )
         if fresh:
             self._challenge, self._count = challenge, 0
         return fresh
@@ -167,11 +187,20 @@ class DigestAuth:
             ha1 = h(f"{ha1}:{nonce}:{cnonce}")
         ha2 = h(f"{method}:{uri}")
         qops = [q.strip() for q in challenge.get("qop", "").split(",") if q.strip()]
-        fields = [f'username="{self.username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"',
-                  f"algorithm={algorithm}"]
+        fields = [
+            f'username="{self.username}"',
+            f'realm="{realm}"',
+            f'nonce="{nonce}"',
+            f'uri="{uri}"',
+            f"algorithm={algorithm}",
+        ]
         if "auth" in qops:
-            fields += [f'response="{h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")}"', "qop=auth", f"nc={nc}",
-                       f'cnonce="{cnonce}"']
+            fields += [
+                f'response="{h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")}"',
+                "qop=auth",
+                f"nc={nc}",
+                f'cnonce="{cnonce}"',
+            ]
         else:
             fields.append(f'response="{h(f"{ha1}:{nonce}:{ha2}")}"')
         if "opaque" in challenge:
@@ -182,8 +211,15 @@ class DigestAuth:
 class OAuth2ClientCredentials:
     """OAuth2 client-credentials tokens for one upstream, fetched once and reused until expiry."""
 
-    def __init__(self, token_endpoint: str, client_id: str, client_secret: str, scopes: list[str],
-                 audience: str | None, namespace: str) -> None:
+    def __init__(
+        self,
+        token_endpoint: str,
+        client_id: str,
+        client_secret: str,
+        scopes: list[str],
+        audience: str | None,
+        namespace: str,
+    ) -> None:
         self.token_endpoint, self.client_id, self.client_secret = token_endpoint, client_id, client_secret
         self.scopes, self.audience, self.namespace = scopes, audience, namespace
         self._token: str | None = None
@@ -208,15 +244,18 @@ class OAuth2ClientCredentials:
         headers = [("Authorization", f"Basic {pair}"), ("Content-Type", "application/x-www-form-urlencoded")]
         try:
             target = _Target(self.token_endpoint)
-            response = await pool.request("POST", target.origin, target.host, target.path or "/", headers,
-                                          urlencode(form).encode())
+            response = await pool.request(
+                "POST", target.origin, target.host, target.path or "/", headers, urlencode(form).encode()
+            )
             body = json.loads(await response.read() or b"null")
         except (HTTPFailure, ValueError) as exc:
-            raise UpstreamError(self.namespace, "oauth2 token",
-                                f"cannot get a token from {self.token_endpoint}: {exc}") from None
+            raise UpstreamError(
+                self.namespace, "oauth2 token", f"cannot get a token from {self.token_endpoint}: {exc}"
+            ) from None
         if response.status >= 400 or not isinstance(body, dict) or "access_token" not in body:
-            raise UpstreamError(self.namespace, "oauth2 token",
-                                f"token endpoint {self.token_endpoint} answered HTTP {response.status}")
+            raise UpstreamError(
+                self.namespace, "oauth2 token", f"token endpoint {self.token_endpoint} answered HTTP {response.status}"
+            )
         self._token = str(body["access_token"])
         lifetime = float(body.get("expires_in") or 3600)
         self._expires = now + max(lifetime - 30.0, lifetime / 2)
@@ -225,9 +264,17 @@ class OAuth2ClientCredentials:
 class Upstream:
     """The pooled client of one consumes namespace."""
 
-    def __init__(self, namespace: str, base_uri: str, timeout: float, *,
-                 digest: tuple[str, str] | None = None, oauth2: OAuth2ClientCredentials | None = None,
-                 limits: Limits | None = None, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        base_uri: str,
+        timeout: float,
+        *,
+        digest: tuple[str, str] | None = None,
+        oauth2: OAuth2ClientCredentials | None = None,
+        limits: Limits | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.namespace = namespace
         self.limits = limits or Limits()
         self.environ = os.environ if environ is None else environ
@@ -249,8 +296,13 @@ class Upstream:
 
     async def start(self) -> None:
         if self._pool is None:
-            self._pool = Pool(connect_timeout=self.timeout, read_timeout=self.timeout, limits=self.limits,
-                              proxies=self._proxies, environ=self.environ)
+            self._pool = Pool(
+                connect_timeout=self.timeout,
+                read_timeout=self.timeout,
+                limits=self.limits,
+                proxies=self._proxies,
+                environ=self.environ,
+            )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -272,8 +324,9 @@ class Upstream:
         try:
             if self._oauth2 is not None:
                 headers = (*headers, ("Authorization", await self._oauth2.header(self._pool)))
-            response = await self._exchange(self._pool, request.method, self._base.path + request.target,
-                                            headers, request.body)
+            response = await self._exchange(
+                self._pool, request.method, self._base.path + request.target, headers, request.body
+            )
         except ReadTimeout:
             raise self.timeout_error(operation) from None
         except BodyTooLarge as exc:  # an answer read on the way (a redirect, a digest challenge)
@@ -294,8 +347,12 @@ class Upstream:
         for _ in range(MAX_REDIRECTS + 1):
             home = target.origin == self._base.origin
             response = await self._send(pool, method, target, path, headers, body, home)
-            if response.status == 401 and home and self._digest is not None \
-                    and self._digest.learn(response.header("www-authenticate")):
+            if (
+                response.status == 401
+                and home
+                and self._digest is not None
+                and self._digest.learn(response.header("www-authenticate"))
+            ):
                 await response.read()
                 response = await self._send(pool, method, target, path, headers, body, home)
             location = response.header("location") if response.status in REDIRECTS else None
@@ -314,8 +371,9 @@ class Upstream:
             target, path = following, following.path
         raise HTTPFailure("too many redirects")
 
-    def _send(self, pool: Pool, method: str, target: _Target, path: str, headers: Headers, body: bytes | None,
-              home: bool) -> Coroutine[Any, Any, Response]:
+    def _send(
+        self, pool: Pool, method: str, target: _Target, path: str, headers: Headers, body: bytes | None, home: bool
+    ) -> Coroutine[Any, Any, Response]:
         """The pool's own coroutine, not awaited here: one frame less per wait."""
         signed = self._signed(method, path, headers) if home else headers
         return pool.request(method, target.origin, target.host, path or "/", signed, body)

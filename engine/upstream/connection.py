@@ -31,9 +31,25 @@ UNBOUNDED = 1 << 62  # a ratio no stream reaches: buffered bodies are bounded by
 class Response:
     """An answer whose headers have arrived; its body arrives through `read` or `chunks`."""
 
-    __slots__ = ("status", "headers", "_connection", "_head", "_chunks", "_buffered", "complete", "_error",
-                 "_waiter", "_decoder", "_timeout", "_loop", "_pausable", "until_close", "_limits", "_mark",
-                 "_length")
+    __slots__ = (
+        "status",
+        "headers",
+        "_connection",
+        "_head",
+        "_chunks",
+        "_buffered",
+        "complete",
+        "_error",
+        "_waiter",
+        "_decoder",
+        "_timeout",
+        "_loop",
+        "_pausable",
+        "until_close",
+        "_limits",
+        "_mark",
+        "_length",
+    )
 
     def __init__(self, connection: Connection, head: bool, timeout: float, limits: Limits) -> None:
         self.status = 0
@@ -110,8 +126,7 @@ class Response:
         except HTTPFailure as exc:
             self._abort(exc)
             return
-        if (decoder.pending or (self._pausable and self._buffered > HIGH_WATER)) \
-                and self._connection.response is self:
+        if (decoder.pending or (self._pausable and self._buffered > HIGH_WATER)) and self._connection.response is self:
             self._connection.pause()
         self._wake()
 
@@ -330,15 +345,17 @@ class Connection(asyncio.Protocol):
             self.paused = True
             self.transport.pause_reading()
             # A body nobody reads (its caller went away) must not hold the connection forever.
-            self.stalled = self.loop.call_later(self.pool.read_timeout, self.abort,
-                                                ReadTimeout("the body was not read within the timeout"))
+            self.stalled = self.loop.call_later(
+                self.pool.read_timeout, self.abort, ReadTimeout("the body was not read within the timeout")
+            )
 
     def touch(self) -> None:
         """The reader made progress on what was buffered while paused: the stall timer starts again."""
         if self.stalled is not None:
             self.stalled.cancel()
-            self.stalled = self.loop.call_later(self.pool.read_timeout, self.abort,
-                                                ReadTimeout("the body was not read within the timeout"))
+            self.stalled = self.loop.call_later(
+                self.pool.read_timeout, self.abort, ReadTimeout("the body was not read within the timeout")
+            )
 
     def resume(self, buffered: int) -> None:
         if buffered < HIGH_WATER // 4:

@@ -23,8 +23,18 @@ class Decoder:
     how much is inflated; `produced` and `consumed` count decoded and compressed bytes.
     """
 
-    __slots__ = ("_gzip", "_inflate", "_started", "_input", "_more", "produced", "consumed", "limit",
-                 "limit_name", "ratio")
+    __slots__ = (
+        "_gzip",
+        "_inflate",
+        "_started",
+        "_input",
+        "_more",
+        "produced",
+        "consumed",
+        "limit",
+        "limit_name",
+        "ratio",
+    )
 
     def __init__(self, encoding: str, limits: Limits) -> None:
         self._gzip = encoding in ("gzip", "x-gzip")
@@ -66,6 +76,7 @@ class Decoder:
         if produced > self.limit:
             raise BodyTooLarge(f"answered more than {describe(self.limit)} once decompressed", self.limit_name)
         if produced > RATIO_FLOOR and produced > self.ratio * self.consumed:
-            raise BodyTooLarge(f"answered compressed data that inflates more than {self.ratio} times",
-                               "compression_ratio")
+            raise BodyTooLarge(
+                f"answered compressed data that inflates more than {self.ratio} times", "compression_ratio"
+            )
         return out

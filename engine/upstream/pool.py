@@ -42,9 +42,16 @@ class Pool:
     (`SSL_CERT_FILE`, `SSL_CERT_DIR`) beyond what OpenSSL reads from the process environment.
     """
 
-    def __init__(self, *, connect_timeout: float, read_timeout: float, limit: int = 256,
-                 limits: Limits | None = None, proxies: Proxies | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        limit: int = 256,
+        limits: Limits | None = None,
+        proxies: Proxies | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.limits = limits or Limits()
@@ -56,8 +63,15 @@ class Pool:
         self._routes: dict[Origin, Proxy | None] = {}
         self._environ = environ
 
-    async def request(self, method: str, origin: Origin, host_header: str, target: str,
-                      headers: Sequence[tuple[str, str]], body: bytes | None) -> Response:
+    async def request(
+        self,
+        method: str,
+        origin: Origin,
+        host_header: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | None,
+    ) -> Response:
         """Send one request; the answer's headers are in, its body is still to read."""
         proxy = None if self._proxies is None else self._route(origin)
         if proxy is not None and origin[0] == "http":  # forwarded by the proxy: absolute-form target
@@ -107,8 +121,7 @@ class Pool:
         self._routes[origin] = proxy
         return proxy
 
-    async def _connection(self, origin: Origin, proxy: Proxy | None,
-                          fresh: bool = False) -> tuple[Connection, bool]:
+    async def _connection(self, origin: Origin, proxy: Proxy | None, fresh: bool = False) -> tuple[Connection, bool]:
         """An idle connection to the origin, or a new one; it holds one of the pool's slots."""
         await self._slots.acquire()
         try:
@@ -141,7 +154,8 @@ class Pool:
         scheme, host, port = origin
         context = self._context() if scheme == "https" else None
         _, connection = await asyncio.get_running_loop().create_connection(
-            lambda: Connection(self, origin), host, port, ssl=context, server_hostname=host if context else None)
+            lambda: Connection(self, origin), host, port, ssl=context, server_hostname=host if context else None
+        )
         return connection
 
     async def _through(self, proxy: Proxy, origin: Origin) -> Connection:
@@ -153,12 +167,20 @@ class Pool:
         try:
             if scheme == "http":
                 _, connection = await loop.create_connection(
-                    lambda: Connection(self, origin), proxy.host, proxy.port, ssl=context,
-                    server_hostname=proxy.host if context else None)
+                    lambda: Connection(self, origin),
+                    proxy.host,
+                    proxy.port,
+                    ssl=context,
+                    server_hostname=proxy.host if context else None,
+                )
                 return connection
             transport, tunnel = await loop.create_connection(
-                lambda: _Tunnel(label), proxy.host, proxy.port, ssl=context,
-                server_hostname=proxy.host if context else None)
+                lambda: _Tunnel(label),
+                proxy.host,
+                proxy.port,
+                ssl=context,
+                server_hostname=proxy.host if context else None,
+            )
         except ssl.SSLError as exc:
             raise ProxyFailure(f"TLS with {label} failed ({exc.reason or exc})") from None
         except OSError as exc:
@@ -183,8 +205,11 @@ class Pool:
         process environment) plus the CA files the runtime's own environment names, if it differs."""
         if self._ssl is None:
             context = ssl.create_default_context()
-            extra = {name: value for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")
-                     if (value := (self._environ or {}).get(name)) and value != os.environ.get(name)}
+            extra = {
+                name: value
+                for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+                if (value := (self._environ or {}).get(name)) and value != os.environ.get(name)
+            }
             if extra:
                 try:
                     context.load_verify_locations(cafile=extra.get("SSL_CERT_FILE"), capath=extra.get("SSL_CERT_DIR"))
@@ -245,7 +270,7 @@ class _Tunnel(asyncio.Protocol):
             if len(self.head) > TUNNEL_HEAD:
                 self._fail("answered CONNECT with an oversized head")
             return
-        status_line = bytes(self.head[:self.head.find(b"\r\n")])
+        status_line = bytes(self.head[: self.head.find(b"\r\n")])
         parts = status_line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
             return self._fail("answered CONNECT with something that is not HTTP")
@@ -275,8 +300,9 @@ def _why(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-def _encode(method: str, host_header: str, target: str, headers: Sequence[tuple[str, str]],
-            body: bytes | None) -> bytes:
+def _encode(
+    method: str, host_header: str, target: str, headers: Sequence[tuple[str, str]], body: bytes | None
+) -> bytes:
     """The request head and body as one buffer; a line break inside a header is refused."""
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}"]
     seen = set()

@@ -56,8 +56,10 @@ def resource(path: str, **actions: Action) -> list[BaseRoute]:
             resolve_project(request.path_params["project_id"], standin.settings.project_id)
             method = "GET" if request.method == "HEAD" else request.method
             if method == "OPTIONS":
-                return JSONResponse({"name": path, "renders": ["application/json"], "parses": ["application/json"]},
-                                    headers={"Allow": ", ".join(allowed)})
+                return JSONResponse(
+                    {"name": path, "renders": ["application/json"], "parses": ["application/json"]},
+                    headers={"Allow": ", ".join(allowed)},
+                )
             action = actions.get(method)
             if action is None:
                 raise method_not_allowed(request.method, allowed)

@@ -182,9 +182,7 @@ async def download(ctx: Context) -> Response:
     """Raw bytes; the artifact may belong to this run or any run it resumes."""
     _, run = ctx.task_and_run()
     path = (await ctx.body()).string("storage_path", is_required=True, blank=False)
-    entry = next(
-        (e for link in reversed(ctx.store.resume_chain(run)) if (e := link.artifact(storage_path=path))), None
-    )
+    entry = next((e for link in reversed(ctx.store.resume_chain(run)) if (e := link.artifact(storage_path=path))), None)
     if entry is None:
         raise run_error(404, "Artifact not found on this run")
     data = ctx.standin.blobs.get(path)

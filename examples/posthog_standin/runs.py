@@ -121,9 +121,7 @@ async def start_run(ctx: Context) -> Response:
     if run.environment != "cloud":
         raise run_error(400, "Only cloud runs can be started via this endpoint")
     if run.status not in ("not_started", "queued"):
-        raise run_error(
-            400, f"Only queued or not_started cloud runs can be started (current status: {run.status})"
-        )
+        raise run_error(400, f"Only queued or not_started cloud runs can be started (current status: {run.status})")
     artifact_ids = artifact_ids or []
     missing = [i for i in artifact_ids if run.artifact(artifact_id=i) is None]
     if missing:

@@ -136,7 +136,11 @@ class RunSimulator:
             [
                 session_update(run, "agent_message", content=text(f"Working on: {first_line}")),
                 session_update(
-                    run, "tool_call", toolCallId=f"tool-{run.id[:8]}", title="Read README.md", kind="read",
+                    run,
+                    "tool_call",
+                    toolCallId=f"tool-{run.id[:8]}",
+                    title="Read README.md",
+                    kind="read",
                     status="completed",
                 ),
                 log_entry(run, "_posthog/sandbox_output", stream="stdout", output="All checks passed\n"),

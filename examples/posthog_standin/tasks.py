@@ -210,8 +210,12 @@ async def repositories(ctx: Context) -> Response:
 
 
 def _needs_setup() -> dict[str, Any]:
-    return {"state": "needs_setup", "estimated": False, "reason": "GitHub integration is not connected.",
-            "evidence": {}}
+    return {
+        "state": "needs_setup",
+        "estimated": False,
+        "reason": "GitHub integration is not connected.",
+        "evidence": {},
+    }
 
 
 async def repository_readiness(ctx: Context) -> Response:

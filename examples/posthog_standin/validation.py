@@ -27,8 +27,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 DATETIME_FORMAT_HINT = (
-    "Datetime has wrong format. Use one of these formats instead: "
-    "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+    "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
 )
 
 
@@ -119,9 +118,7 @@ def as_list(value: Any, attr: str, *, allow_empty: bool = True, max_items: int |
 
 def as_dict(value: Any, attr: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise validation_error(
-            f'Expected a dictionary of items but got type "{type_name(value)}".', attr, "not_a_dict"
-        )
+        raise validation_error(f'Expected a dictionary of items but got type "{type_name(value)}".', attr, "not_a_dict")
     return value
 
 

@@ -13,8 +13,14 @@ from tests.support import ROOT, SEED, NaftikoProcess, RecordingUpstream, Reply
 def naftiko(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([sys.executable, "-m", "naftiko", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "naftiko", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
 
 
 def test_validate_accepts_the_seed() -> None:
@@ -48,9 +54,18 @@ def test_list_shows_operations_routes_and_tools() -> None:
 def test_call_prints_the_json_answer(upstream: RecordingUpstream) -> None:
     runs = "/api/projects/1/tasks/t1/runs/"
     upstream.reply("GET", runs, Reply(json={"count": 0, "results": []}))
-    result = naftiko("call", "posthog-task-runs.tasksrunslist", "project_id=1", "task_id=t1", "limit:=5",
-                     "--path", str(SEED), "--base-uri", f"posthog-task-runs={upstream.url}",
-                     env={"POSTHOG_API_KEY": "k"})
+    result = naftiko(
+        "call",
+        "posthog-task-runs.tasksrunslist",
+        "project_id=1",
+        "task_id=t1",
+        "limit:=5",
+        "--path",
+        str(SEED),
+        "--base-uri",
+        f"posthog-task-runs={upstream.url}",
+        env={"POSTHOG_API_KEY": "k"},
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"count": 0, "results": []}
     assert (upstream.last.path, upstream.last.query) == (runs, "limit=5")
@@ -59,8 +74,10 @@ def test_call_prints_the_json_answer(upstream: RecordingUpstream) -> None:
 def test_missing_base_uri_says_how_to_set_it() -> None:
     result = naftiko("serve", str(SEED), env={"POSTHOG_API_KEY": "k"})
     assert result.returncode == 1
-    assert "consumes namespace 'posthog-task-runs' has an empty baseUri: pass --base-uri posthog-task-runs=URL" \
-           " or set NAFTIKO_BASE_URI_POSTHOG_TASK_RUNS" in result.stderr
+    assert (
+        "consumes namespace 'posthog-task-runs' has an empty baseUri: pass --base-uri posthog-task-runs=URL"
+        " or set NAFTIKO_BASE_URI_POSTHOG_TASK_RUNS" in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -69,8 +86,14 @@ def test_missing_binding_names_the_variable_and_file() -> None:
     import os
 
     clean = {k: v for k, v in os.environ.items() if k != "POSTHOG_API_KEY"}
-    result = subprocess.run([sys.executable, "-m", "naftiko", "serve", str(SEED)], cwd=ROOT,
-                            capture_output=True, text=True, env={**clean, **env}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "naftiko", "serve", str(SEED)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "needs the environment variable POSTHOG_API_KEY" in result.stderr
     assert "posthog-task-runs.yaml" in result.stderr
@@ -78,9 +101,17 @@ def test_missing_binding_names_the_variable_and_file() -> None:
 
 
 def test_missing_required_argument_in_call() -> None:
-    result = naftiko("call", "posthog-task-runs.tasksrunsretrieve", "project_id=1", "task_id=t",
-                     "--path", str(SEED), "--base-uri", "posthog-task-runs=http://127.0.0.1:9",
-                     env={"POSTHOG_API_KEY": "k"})
+    result = naftiko(
+        "call",
+        "posthog-task-runs.tasksrunsretrieve",
+        "project_id=1",
+        "task_id=t",
+        "--path",
+        str(SEED),
+        "--base-uri",
+        "posthog-task-runs=http://127.0.0.1:9",
+        env={"POSTHOG_API_KEY": "k"},
+    )
     assert result.returncode == 2
     assert "missing required parameter 'id' (path)" in result.stderr
 

@@ -24,8 +24,10 @@ from tests.support import ROOT, NaftikoProcess, RawUpstream
 MODERN = "2026-07-28"
 LEGACY = "2025-06-18"
 META = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89" \
-      b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82"
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 SLOW_SECONDS = 3.0
 
 
@@ -129,8 +131,15 @@ class Edge:
         urls = process.wait_for("edge-rest", "edge-mcp")
         self.rest, self.mcp = urls["edge-rest"].rstrip("/"), urls["edge-mcp"]
 
-    def rpc(self, method: str, params: dict[str, Any], era: str, *, content_type: str | None = "application/json",
-            timeout: float = 20) -> httpx.Response:
+    def rpc(
+        self,
+        method: str,
+        params: dict[str, Any],
+        era: str,
+        *,
+        content_type: str | None = "application/json",
+        timeout: float = 20,
+    ) -> httpx.Response:
         headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": era}
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -157,9 +166,23 @@ def edge(tmp_path_factory: pytest.TempPathFactory, files: Path) -> Iterator[Edge
     upstream = ScriptedUpstream()
     path = tmp_path_factory.mktemp("edge") / "edge.yaml"
     path.write_text(CAPABILITY.replace("FILES", str(files)))
-    process = NaftikoProcess([str(path), "--base-uri", f"edge={upstream.url}", "--timeout", "10",
-                              "--limit", "request-body=64K", "--limit", "upstream-body=1M",
-                              "--port", "edge-rest=0", "--port", "edge-mcp=0"])
+    process = NaftikoProcess(
+        [
+            str(path),
+            "--base-uri",
+            f"edge={upstream.url}",
+            "--timeout",
+            "10",
+            "--limit",
+            "request-body=64K",
+            "--limit",
+            "upstream-body=1M",
+            "--port",
+            "edge-rest=0",
+            "--port",
+            "edge-mcp=0",
+        ]
+    )
     try:
         yield Edge(process, upstream)
     finally:
@@ -192,8 +215,11 @@ def _raw_exchange(url: str, request: bytes, timeout: float = 5) -> tuple[int, di
 def test_declared_length_over_the_limit_is_413_before_the_body_is_read(edge: Edge) -> None:
     before = len(edge.upstream.paths)
     started = time.monotonic()
-    status, headers, body = _raw_exchange(edge.rest, b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                          b"Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n{\"a\":")
+    status, headers, body = _raw_exchange(
+        edge.rest,
+        b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n{"a":',
+    )
     assert time.monotonic() - started < 5  # answered with 50 MB still unsent
     assert status == 413 and headers["content-type"] == "application/json"
     error = json.loads(body)["error"]
@@ -211,8 +237,9 @@ def test_chunked_body_is_counted_as_it_arrives(edge: Edge) -> None:
         yield b'"}'
 
     before = len(edge.upstream.paths)
-    response = httpx.post(edge.rest + "/echo", content=chunks(1 << 20), headers={"Content-Type": "application/json"},
-                          timeout=10)
+    response = httpx.post(
+        edge.rest + "/echo", content=chunks(1 << 20), headers={"Content-Type": "application/json"}, timeout=10
+    )
     assert response.status_code == 413, response.text
     assert response.json()["error"]["type"] == "request_too_large"
     assert len(edge.upstream.paths) == before
@@ -243,8 +270,14 @@ def test_stdio_line_limit_follows_the_request_body_limit(tmp_path: Path, files: 
     env = {**os.environ, "NAFTIKO_MAX_REQUEST_BODY": "16K"}
     ping = b'{"jsonrpc": "2.0", "id": 2, "method": "ping"}\n'
     long_line = b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "' + b"z" * 40_000 + b'"}}\n'
-    proc = subprocess.run([sys.executable, "-m", "naftiko", "serve", str(path), "--stdio", "edge-mcp"],
-                          input=long_line + ping, capture_output=True, cwd=ROOT, env=env, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "naftiko", "serve", str(path), "--stdio", "edge-mcp"],
+        input=long_line + ping,
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=30,
+    )
     replies = [json.loads(line) for line in proc.stdout.splitlines()]
     assert replies[0]["error"]["code"] == -32700 and "too long" in replies[0]["error"]["message"]
     assert replies[1] == {"jsonrpc": "2.0", "id": 2, "result": {}}, "the tail of the long line was skipped"
@@ -255,8 +288,9 @@ def test_stdio_line_limit_follows_the_request_body_limit(tmp_path: Path, files: 
 
 
 @pytest.mark.parametrize("era", [LEGACY, MODERN])
-@pytest.mark.parametrize("content_type",
-                         ["text/plain", None, "application/x-www-form-urlencoded", "multipart/form-data"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", None, "application/x-www-form-urlencoded", "multipart/form-data"]
+)
 def test_mcp_post_that_is_not_json_is_415_and_runs_nothing(edge: Edge, era: str, content_type: str | None) -> None:
     before = len(edge.upstream.paths)
     response = edge.rpc("tools/call", {"name": "echo", "arguments": {}}, era, content_type=content_type)
@@ -278,10 +312,20 @@ def test_mcp_json_with_a_charset_is_accepted(edge: Edge, era: str) -> None:
 def test_mcp_throttle_says_status_message_and_when_to_retry(edge: Edge, era: str) -> None:
     result = edge.tool("limited", era)
     assert result["isError"] is True and "structuredContent" not in result
-    assert result["content"] == [{"type": "text", "text": 'upstream edge answered HTTP 429 Too Many Requests;'
-                                                           ' retry after 30 s: {"detail": "Request was throttled."}'}]
-    assert result["_meta"]["io.naftiko/error"] == {"type": "upstream_status", "upstream": "edge", "status": 429,
-                                                   "retryAfter": "30", "body": {"detail": "Request was throttled."}}
+    assert result["content"] == [
+        {
+            "type": "text",
+            "text": "upstream edge answered HTTP 429 Too Many Requests;"
+            ' retry after 30 s: {"detail": "Request was throttled."}',
+        }
+    ]
+    assert result["_meta"]["io.naftiko/error"] == {
+        "type": "upstream_status",
+        "upstream": "edge",
+        "status": 429,
+        "retryAfter": "30",
+        "body": {"detail": "Request was throttled."},
+    }
 
 
 def test_mcp_error_body_is_quoted_within_a_bound(edge: Edge) -> None:
@@ -309,8 +353,9 @@ def test_mcp_unreachable_upstream_is_an_error_result_with_details(edge: Edge, er
 @pytest.mark.parametrize("era", [LEGACY, MODERN])
 def test_binary_static_resource_is_a_base64_blob(edge: Edge, era: str) -> None:
     contents = edge.rpc("resources/read", {"uri": "edge://files/pixel.png"}, era).json()["result"]["contents"]
-    assert contents == [{"uri": "edge://files/pixel.png", "mimeType": "image/png",
-                         "blob": base64.b64encode(PNG).decode()}]
+    assert contents == [
+        {"uri": "edge://files/pixel.png", "mimeType": "image/png", "blob": base64.b64encode(PNG).decode()}
+    ]
     assert base64.b64decode(contents[0]["blob"]) == PNG
     text = edge.rpc("resources/read", {"uri": "edge://files/notes.md"}, era).json()["result"]["contents"]
     assert text == [{"uri": "edge://files/notes.md", "mimeType": "text/markdown", "text": "# Notes\nZoë\n"}]
@@ -326,8 +371,13 @@ def test_dynamic_resource_upstream_status_is_an_internal_error_naming_it(edge: E
     error = edge.rpc("resources/read", {"uri": "edge://status"}, era).json()["error"]
     assert error["code"] == -32603
     assert "upstream edge answered HTTP 503 Service Unavailable" in error["message"]
-    assert error["data"] == {"uri": "edge://status", "type": "upstream_status", "upstream": "edge", "status": 503,
-                             "body": {"detail": "down for maintenance"}}
+    assert error["data"] == {
+        "uri": "edge://status",
+        "type": "upstream_status",
+        "upstream": "edge",
+        "status": 503,
+        "body": {"detail": "down for maintenance"},
+    }
     unknown = edge.rpc("resources/read", {"uri": "edge://nothing"}, era).json()["error"]
     assert unknown["code"] == (-32602 if era == MODERN else -32002), "an unknown resource is still not-found"
 
@@ -377,13 +427,14 @@ def _released(edge: Edge, started: float) -> float:
 @pytest.mark.parametrize("target", ["rest", "forward", LEGACY, MODERN])
 def test_caller_gone_releases_the_upstream_connection(edge: Edge, target: str) -> None:
     edge.upstream.slow_closed.clear()
-    if target == "rest":
-        send = lambda timeout: httpx.get(edge.rest + "/slow", timeout=timeout)  # noqa: E731
-    elif target == "forward":
-        send = lambda timeout: httpx.get(edge.rest + "/fwd/slow", timeout=timeout)  # noqa: E731
-    else:
-        send = lambda timeout: edge.rpc("tools/call", {"name": "slow", "arguments": {}}, target,  # noqa: E731
-                                        timeout=timeout)
+
+    def send(timeout: float) -> Any:
+        if target == "rest":
+            return httpx.get(edge.rest + "/slow", timeout=timeout)
+        if target == "forward":
+            return httpx.get(edge.rest + "/fwd/slow", timeout=timeout)
+        return edge.rpc("tools/call", {"name": "slow", "arguments": {}}, target, timeout=timeout)
+
     before = len(edge.process.log)
     _leave_early(send)
     left = time.monotonic()
@@ -403,10 +454,12 @@ def test_a_lone_surrogate_is_the_callers_error(edge: Edge) -> None:
     body = b'{"body": {"text": "\\ud800"}}'
     response = httpx.post(edge.rest + "/echo", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and "lone surrogate" in response.json()["error"]["message"]
-    message = (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": '
-               + body + b"}}")
-    reply = httpx.post(edge.mcp, content=message, headers={"Content-Type": "application/json",
-                                                           "MCP-Protocol-Version": LEGACY}).json()
+    message = (
+        b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": ' + body + b"}}"
+    )
+    reply = httpx.post(
+        edge.mcp, content=message, headers={"Content-Type": "application/json", "MCP-Protocol-Version": LEGACY}
+    ).json()
     assert reply["result"]["isError"] is True and "lone surrogate" in reply["result"]["content"][0]["text"]
 
 

@@ -59,8 +59,9 @@ def _drawn_tree() -> dict[str, str | None]:
 
 def test_the_docstring_draws_the_real_hierarchy() -> None:
     drawn = _drawn_tree()
-    defined = {name for name, value in vars(errors).items()
-               if isinstance(value, type) and issubclass(value, NaftikoError)}
+    defined = {
+        name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, NaftikoError)
+    }
     assert set(drawn) == defined, "every NaftikoError kind is drawn, and only those"
     for name, parent in drawn.items():
         kind = getattr(errors, name)
@@ -93,28 +94,51 @@ def _rest(exc: Exception) -> tuple[int, dict[str, Any]]:
     return response.status_code, json.loads(response.body)["error"]
 
 
-@pytest.mark.parametrize("exc, status, body", [
-    (RequestError("limit must be a number", parameter="limit"), 400,
-     {"type": "bad_request", "message": "limit must be a number", "parameter": "limit"}),
-    (RequestError("no body"), 400, {"type": "bad_request", "message": "no body"}),
-    (RequestTooLarge("too large", limit=1024), 413,
-     {"type": "request_too_large", "message": "too large", "limit": 1024}),
-    (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), 400,
-     {"type": "bad_request", "message": UNENCODABLE}),
-    (UpstreamError("api", "get", "connection refused"), 502,
-     {"type": "upstream_error", "message": "upstream api (get): connection refused", "upstream": "api"}),
-    (UpstreamTimeout("api", "get", "no answer within 1s"), 504,
-     {"type": "upstream_timeout", "message": "upstream api (get): no answer within 1s", "upstream": "api"}),
-    (NotSupported("script steps"), 501, {"type": "not_implemented", "message": "script steps"}),
-    (FormatNotSupported("outputRawFormat 'avro'"), 501,
-     {"type": "not_implemented", "message": "outputRawFormat 'avro'"}),
-])
+@pytest.mark.parametrize(
+    "exc, status, body",
+    [
+        (
+            RequestError("limit must be a number", parameter="limit"),
+            400,
+            {"type": "bad_request", "message": "limit must be a number", "parameter": "limit"},
+        ),
+        (RequestError("no body"), 400, {"type": "bad_request", "message": "no body"}),
+        (
+            RequestTooLarge("too large", limit=1024),
+            413,
+            {"type": "request_too_large", "message": "too large", "limit": 1024},
+        ),
+        (
+            UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
+            400,
+            {"type": "bad_request", "message": UNENCODABLE},
+        ),
+        (
+            UpstreamError("api", "get", "connection refused"),
+            502,
+            {"type": "upstream_error", "message": "upstream api (get): connection refused", "upstream": "api"},
+        ),
+        (
+            UpstreamTimeout("api", "get", "no answer within 1s"),
+            504,
+            {"type": "upstream_timeout", "message": "upstream api (get): no answer within 1s", "upstream": "api"},
+        ),
+        (NotSupported("script steps"), 501, {"type": "not_implemented", "message": "script steps"}),
+        (
+            FormatNotSupported("outputRawFormat 'avro'"),
+            501,
+            {"type": "not_implemented", "message": "outputRawFormat 'avro'"},
+        ),
+    ],
+)
 def test_rest_table(exc: Exception, status: int, body: dict[str, Any]) -> None:
     assert _rest(exc) == (status, body)
 
 
-@pytest.mark.parametrize("exc", [RuntimeError(f"bug holding {SECRET}"), KeyError(SECRET),
-                                 CapabilityError.at(Location("x.yaml", 1, 1), SECRET)])
+@pytest.mark.parametrize(
+    "exc",
+    [RuntimeError(f"bug holding {SECRET}"), KeyError(SECRET), CapabilityError.at(Location("x.yaml", 1, 1), SECRET)],
+)
 def test_rest_anything_else_is_a_logged_500_without_its_text(exc: Exception, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR, logger="naftiko.rest"):
         status, body = _rest(exc)
@@ -126,17 +150,32 @@ def test_rest_anything_else_is_a_logged_500_without_its_text(exc: Exception, cap
 # --------------------------------------------------------------------------- MCP
 
 
-@pytest.mark.parametrize("exc, text, detail", [
-    (RequestError("bad id", parameter="id"), "invalid arguments: bad id",
-     {"type": "bad_request", "message": "bad id", "parameter": "id"}),
-    (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), f"invalid arguments: {UNENCODABLE}",
-     {"type": "bad_request", "message": UNENCODABLE}),
-    (UpstreamError("api", "get", "refused"), "upstream api (get): refused",
-     {"type": "upstream_error", "upstream": "api", "operation": "get", "message": "upstream api (get): refused"}),
-    (UpstreamTimeout("api", "get", "late"), "upstream api (get): late",
-     {"type": "upstream_timeout", "upstream": "api", "operation": "get", "message": "upstream api (get): late"}),
-    (NotSupported("avro"), "avro", {"type": "not_implemented", "message": "avro"}),
-])
+@pytest.mark.parametrize(
+    "exc, text, detail",
+    [
+        (
+            RequestError("bad id", parameter="id"),
+            "invalid arguments: bad id",
+            {"type": "bad_request", "message": "bad id", "parameter": "id"},
+        ),
+        (
+            UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
+            f"invalid arguments: {UNENCODABLE}",
+            {"type": "bad_request", "message": UNENCODABLE},
+        ),
+        (
+            UpstreamError("api", "get", "refused"),
+            "upstream api (get): refused",
+            {"type": "upstream_error", "upstream": "api", "operation": "get", "message": "upstream api (get): refused"},
+        ),
+        (
+            UpstreamTimeout("api", "get", "late"),
+            "upstream api (get): late",
+            {"type": "upstream_timeout", "upstream": "api", "operation": "get", "message": "upstream api (get): late"},
+        ),
+        (NotSupported("avro"), "avro", {"type": "not_implemented", "message": "avro"}),
+    ],
+)
 def test_mcp_table(exc: Exception, text: str, detail: dict[str, Any]) -> None:
     result = _tool_failure(exc)
     assert result.is_error and result.content == [{"type": "text", "text": text}]
@@ -164,14 +203,21 @@ def test_mcp_anything_else_is_left_to_the_protocol_layer() -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-@pytest.mark.parametrize("exc, code, lines", [
-    (CapabilityError.at(Location("a.yaml", 3, 5, "capability.x"), "wrong"), 1, ["a.yaml:3:5: wrong (at capability.x)"]),
-    (RequestError("limit must be a number"), 2, ["naftiko: limit must be a number"]),
-    (UnknownOperation("no operation api.nope"), 2, ["naftiko: no operation api.nope"]),
-    (UpstreamTimeout("api", "get", "late"), 1, ["naftiko: upstream api (get): late"]),
-    (NaftikoError("cannot listen"), 1, ["naftiko: cannot listen"]),
-    (KeyboardInterrupt(), 130, []),
-])
+@pytest.mark.parametrize(
+    "exc, code, lines",
+    [
+        (
+            CapabilityError.at(Location("a.yaml", 3, 5, "capability.x"), "wrong"),
+            1,
+            ["a.yaml:3:5: wrong (at capability.x)"],
+        ),
+        (RequestError("limit must be a number"), 2, ["naftiko: limit must be a number"]),
+        (UnknownOperation("no operation api.nope"), 2, ["naftiko: no operation api.nope"]),
+        (UpstreamTimeout("api", "get", "late"), 1, ["naftiko: upstream api (get): late"]),
+        (NaftikoError("cannot listen"), 1, ["naftiko: cannot listen"]),
+        (KeyboardInterrupt(), 130, []),
+    ],
+)
 def test_cli_table(exc: BaseException, code: int, lines: list[str]) -> None:
     answer = answer_for(cli.EXIT_CODES, exc)
     assert answer is not None
@@ -238,8 +284,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
 
 
 def _rpc(url: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18",
-               "Content-Type": "application/json"}
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2025-06-18",
+        "Content-Type": "application/json",
+    }
     message = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
     response = httpx.post(url, content=json.dumps(message), headers=headers, timeout=20)
     assert response.status_code == 200, response.text
@@ -250,8 +299,12 @@ def test_a_format_not_decoded_yet_is_not_implemented_at_every_edge(served: tuple
     rest, mcp, process = served
     response = httpx.get(f"{rest}/records", timeout=20)
     assert response.status_code == 501
-    assert response.json() == {"error": {"type": "not_implemented", "message":
-                               "bin.records: outputRawFormat 'protobuf' is not supported by this runtime yet"}}
+    assert response.json() == {
+        "error": {
+            "type": "not_implemented",
+            "message": "bin.records: outputRawFormat 'protobuf' is not supported by this runtime yet",
+        }
+    }
     result = _rpc(mcp, "tools/call", {"name": "records", "arguments": {}})["result"]
     assert result["isError"] is True and "structuredContent" not in result
     assert result["_meta"][ERROR_META]["type"] == "not_implemented"

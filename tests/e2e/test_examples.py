@@ -9,8 +9,9 @@ from tests.support import ROOT
 
 
 def test_embed_example_runs() -> None:
-    result = subprocess.run([sys.executable, "-m", "examples.embed"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.embed"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "direct call: 201 DEM-0 Embedded"

@@ -62,8 +62,9 @@ class HostileUpstream(RawUpstream):
         self._answer(conn, "200 OK", b'{"ok": true}')
 
     def _bomb(self, conn: socket.socket, _: bytes, content_type: str = "application/json") -> None:
-        self._send_head(conn, "200 OK", {"Content-Type": content_type, "Content-Encoding": "gzip",
-                                         "Transfer-Encoding": "chunked"})
+        self._send_head(
+            conn, "200 OK", {"Content-Type": content_type, "Content-Encoding": "gzip", "Transfer-Encoding": "chunked"}
+        )
         for index in range(BOMB_MIB):
             piece = HEAD if index == 0 else BLOCK
             conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
@@ -101,33 +102,55 @@ class HostileUpstream(RawUpstream):
         self.closed_early.append("/slow")
 
 
-OPERATIONS = ["bomb", "bomb-stream", "big", "invalid-json", "limited", "reset", "garbage", "broken-stream", "slow",
-              "ok"]
+OPERATIONS = [
+    "bomb",
+    "bomb-stream",
+    "big",
+    "invalid-json",
+    "limited",
+    "reset",
+    "garbage",
+    "broken-stream",
+    "slow",
+    "ok",
+]
 
 
 def _capability() -> str:
-    resources = "\n".join(f"""\
+    resources = "\n".join(
+        f"""\
         - name: {name}
           path: /{name}
           operations:
             - name: {name}
-              method: GET""" for name in OPERATIONS)
-    mapped = "\n".join(f"""\
+              method: GET"""
+        for name in OPERATIONS
+    )
+    mapped = "\n".join(
+        f"""\
         - path: /{name}
           operations:
             - method: GET
               call: hostile.{name}
               outputParameters:
-                - {{name: items, type: array, mapping: $.items}}""" for name in OPERATIONS)
-    raw = "\n".join(f"""\
+                - {{name: items, type: array, mapping: $.items}}"""
+        for name in OPERATIONS
+    )
+    raw = "\n".join(
+        f"""\
         - path: /raw/{name}
           operations:
             - method: GET
-              call: hostile.{name}""" for name in OPERATIONS)
-    tools = "\n".join(f"""\
+              call: hostile.{name}"""
+        for name in OPERATIONS
+    )
+    tools = "\n".join(
+        f"""\
         - name: {name}
           description: The {name} misbehaviour.
-          call: hostile.{name}""" for name in OPERATIONS)
+          call: hostile.{name}"""
+        for name in OPERATIONS
+    )
     return f"""\
 naftiko: 1.0.0-alpha2
 binds:
@@ -191,13 +214,19 @@ class Matrix:
     def tool(self, name: str, era: str) -> dict[str, Any]:
         """One tools/call in the given era, without the SDK's session machinery."""
         headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                   "params": {"name": name, "arguments": {}}}
+        message: dict[str, Any] = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": name, "arguments": {}},
+        }
         if era == MODERN:
             headers |= {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": name}
-            message["params"]["_meta"] = {"io.modelcontextprotocol/protocolVersion": MODERN,
-                                          "io.modelcontextprotocol/clientCapabilities": {},
-                                          "io.modelcontextprotocol/clientInfo": {"name": "matrix", "version": "1"}}
+            message["params"]["_meta"] = {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "matrix", "version": "1"},
+            }
         else:
             headers["MCP-Protocol-Version"] = LEGACY
         started = time.monotonic()
@@ -215,9 +244,22 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     upstream = HostileUpstream()
     path = tmp_path_factory.mktemp("fault") / "fault.yaml"
     path.write_text(_capability())
-    process = NaftikoProcess([str(path), "--base-uri", f"hostile={upstream.url}", "--timeout", "2",
-                              "--limit", "upstream-body=2M", "--port", "fault-rest=0", "--port", "fault-mcp=0"],
-                             env={"FAULT_TOKEN": SECRET})
+    process = NaftikoProcess(
+        [
+            str(path),
+            "--base-uri",
+            f"hostile={upstream.url}",
+            "--timeout",
+            "2",
+            "--limit",
+            "upstream-body=2M",
+            "--port",
+            "fault-rest=0",
+            "--port",
+            "fault-mcp=0",
+        ],
+        env={"FAULT_TOKEN": SECRET},
+    )
     try:
         yield Matrix(process, upstream)
     finally:
@@ -318,20 +360,28 @@ def test_inbound_bodies_past_the_limit_are_413(matrix: Matrix) -> None:
     response = matrix.http.post(matrix.rest + "/echo", content=big, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert "request-body" in _error_of(response)["message"]
-    response = matrix.http.post(matrix.mcp, content=big, headers={
-        "Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+    response = matrix.http.post(
+        matrix.mcp,
+        content=big,
+        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+    )
     assert response.status_code == 413
 
 
 def test_mcp_post_that_is_not_json_is_415(matrix: Matrix) -> None:
     message = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ok"}})
-    response = matrix.http.post(matrix.mcp, content=message, headers={
-        "Content-Type": "text/plain", "Accept": "application/json, text/event-stream"})
+    response = matrix.http.post(
+        matrix.mcp,
+        content=message,
+        headers={"Content-Type": "text/plain", "Accept": "application/json, text/event-stream"},
+    )
     assert response.status_code == 415
 
 
-@pytest.mark.parametrize("path", ["/..%2f..%2fetc%2fpasswd", "/%00", "/ok/%ff%fe", "/" + "a" * 8000,
-                                  "/ok?x=%zz&&=&y", "/raw/../ok", "/%2e%2e/ok"])
+@pytest.mark.parametrize(
+    "path",
+    ["/..%2f..%2fetc%2fpasswd", "/%00", "/ok/%ff%fe", "/" + "a" * 8000, "/ok?x=%zz&&=&y", "/raw/../ok", "/%2e%2e/ok"],
+)
 def test_hostile_paths_never_500(matrix: Matrix, path: str) -> None:
     response = matrix.get(path)
     assert response.status_code < 500 or response.status_code in (502, 504), response.text
@@ -357,8 +407,10 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
     upstream = HostileUpstream()
     path = tmp_path / "fault.yaml"
     path.write_text(_capability())
-    process = NaftikoProcess([str(path), "--base-uri", f"hostile={upstream.url}", "--port", "fault-rest=0",
-                              "--port", "fault-mcp=0"], env={"FAULT_TOKEN": SECRET})
+    process = NaftikoProcess(
+        [str(path), "--base-uri", f"hostile={upstream.url}", "--port", "fault-rest=0", "--port", "fault-mcp=0"],
+        env={"FAULT_TOKEN": SECRET},
+    )
     try:
         process.wait_for("fault-rest")
         process.proc.terminate()
@@ -373,5 +425,3 @@ def test_no_upstream_saw_a_caller_credential(matrix: Matrix) -> None:
     matrix.http.get(matrix.rest + "/ok", headers={"Authorization": "Bearer caller-token"})
     assert not any("caller-token" in head for head in matrix.upstream.heads)
     assert any(f"Bearer {SECRET}" in head for head in matrix.upstream.heads)
-
-

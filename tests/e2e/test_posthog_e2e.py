@@ -26,9 +26,23 @@ class Standin:
     """`python -m examples.posthog_standin` as a process; its URL read from stderr."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "examples.posthog_standin", "--port", "0",
-                                      "--api-key", KEY, "--run-step-seconds", "0.3", *args],
-                                     cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "examples.posthog_standin",
+                "--port",
+                "0",
+                "--api-key",
+                KEY,
+                "--run-step-seconds",
+                "0.3",
+                *args,
+            ],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.url = ""
         ready = threading.Event()
 
@@ -53,12 +67,21 @@ class Standin:
 def start_stack(naftiko, *standin_args: str) -> tuple[Standin, dict[str, str]]:
     standin = Standin(*standin_args)
     process: NaftikoProcess = naftiko(
-        "capabilities", "--base-uri", f"posthog-tasks={standin.url}", "--base-uri", f"posthog-task-runs={standin.url}",
-        *(arg for ns in ("posthog-tasks-rest", "posthog-tasks-mcp", "posthog-task-runs-rest", "posthog-task-runs-mcp")
-          for arg in ("--port", f"{ns}=0")),
-        env={"POSTHOG_API_KEY": KEY})
-    return standin, process.wait_for("posthog-tasks-rest", "posthog-tasks-mcp", "posthog-task-runs-rest",
-                                     "posthog-task-runs-mcp")
+        "capabilities",
+        "--base-uri",
+        f"posthog-tasks={standin.url}",
+        "--base-uri",
+        f"posthog-task-runs={standin.url}",
+        *(
+            arg
+            for ns in ("posthog-tasks-rest", "posthog-tasks-mcp", "posthog-task-runs-rest", "posthog-task-runs-mcp")
+            for arg in ("--port", f"{ns}=0")
+        ),
+        env={"POSTHOG_API_KEY": KEY},
+    )
+    return standin, process.wait_for(
+        "posthog-tasks-rest", "posthog-tasks-mcp", "posthog-task-runs-rest", "posthog-task-runs-mcp"
+    )
 
 
 @pytest.fixture
@@ -70,8 +93,9 @@ def stack(naftiko) -> Iterator[dict[str, str]]:
 
 def test_agent_session_over_rest(stack: dict[str, str]) -> None:
     tasks, runs = stack["posthog-tasks-rest"] + P + "/tasks", stack["posthog-task-runs-rest"] + P + "/tasks"
-    created = httpx.post(tasks, json={"title": "Fix flaky test", "description": "Stabilise test_login",
-                                      "repository": "Acme/Web"})
+    created = httpx.post(
+        tasks, json={"title": "Fix flaky test", "description": "Stabilise test_login", "repository": "Acme/Web"}
+    )
     assert created.status_code == 201, created.text
     task = created.json()
     assert task["repository"] == "acme/web" and task["title"] == "Fix flaky test"
@@ -96,9 +120,18 @@ def test_agent_session_over_rest(stack: dict[str, str]) -> None:
     assert arrivals[-1][0] - arrivals[0][0] > 0.5, "events were buffered instead of streamed"
     assert httpx.get(run_path).json()["status"] == "completed"
 
-    appended = httpx.post(f"{run_path}/append-log", json={"entries": [
-        {"type": "notification", "timestamp": "2030-01-01T00:00:00Z",
-         "notification": {"jsonrpc": "2.0", "method": "_posthog/console", "params": {"message": "hello"}}}]})
+    appended = httpx.post(
+        f"{run_path}/append-log",
+        json={
+            "entries": [
+                {
+                    "type": "notification",
+                    "timestamp": "2030-01-01T00:00:00Z",
+                    "notification": {"jsonrpc": "2.0", "method": "_posthog/console", "params": {"message": "hello"}},
+                }
+            ]
+        },
+    )
     assert appended.status_code == 200
     logs = httpx.get(f"{run_path}/logs")
     assert logs.headers["content-type"].startswith("application/jsonl")
@@ -109,8 +142,13 @@ def test_agent_session_over_rest(stack: dict[str, str]) -> None:
     assert "x-total-count" in filtered.headers
 
     payload = b"artifact bytes \x00\x01"
-    slot = httpx.post(f"{run_path}/artifacts/prepare-upload", json={"artifacts": [
-        {"name": "notes.bin", "type": "plan", "size": len(payload), "content_type": "application/x-test"}]}
+    slot = httpx.post(
+        f"{run_path}/artifacts/prepare-upload",
+        json={
+            "artifacts": [
+                {"name": "notes.bin", "type": "plan", "size": len(payload), "content_type": "application/x-test"}
+            ]
+        },
     ).json()["artifacts"][0]
     post = slot["presigned_post"]
     assert httpx.post(post["url"], data=post["fields"], files={"file": ("notes.bin", payload)}).status_code == 204
@@ -129,10 +167,21 @@ def test_agent_session_over_rest(stack: dict[str, str]) -> None:
 
 @pytest.mark.anyio
 async def test_agent_session_over_mcp(stack: dict[str, str]) -> None:
-    async with Client(stack["posthog-tasks-mcp"], cache=None) as tasks, \
-            Client(stack["posthog-task-runs-mcp"], mode="legacy", cache=None) as runs:
-        created = await tasks.call_tool("create-task", {"project_id": "@current", "body": {
-            "title": "Add dark mode", "description": "Support prefers-color-scheme", "repository": "acme/web"}})
+    async with (
+        Client(stack["posthog-tasks-mcp"], cache=None) as tasks,
+        Client(stack["posthog-task-runs-mcp"], mode="legacy", cache=None) as runs,
+    ):
+        created = await tasks.call_tool(
+            "create-task",
+            {
+                "project_id": "@current",
+                "body": {
+                    "title": "Add dark mode",
+                    "description": "Support prefers-color-scheme",
+                    "repository": "acme/web",
+                },
+            },
+        )
         assert not created.is_error, created.content
         task = created.structured_content
         started = await tasks.call_tool("run-task", {"project_id": "@current", "id": task["id"], "body": {}})
@@ -149,8 +198,9 @@ async def test_agent_session_over_mcp(stack: dict[str, str]) -> None:
         logs = await runs.call_tool("get-task-run-logs", ids)
         assert not logs.is_error and logs.structured_content is None
         assert len(logs.content[0].text.splitlines()) >= 2
-        missing = await tasks.call_tool("get-task",
-                                        {"project_id": "@current", "id": "00000000-0000-0000-0000-000000000000"})
+        missing = await tasks.call_tool(
+            "get-task", {"project_id": "@current", "id": "00000000-0000-0000-0000-000000000000"}
+        )
         assert missing.is_error
         assert missing.content[0].text.startswith("upstream posthog-tasks answered HTTP 404 Not Found:")
 

@@ -281,8 +281,12 @@ def test_append_log_logs_and_session_log_filters(client: httpx.Client) -> None:
     run = create_run(client, create_task(client)["id"])
     missing = client.post(run_url(run, "append_log/"), json={})
     assert missing.status_code == 400
-    assert missing.json() == {"type": "validation_error", "code": "required", "detail": "This field is required.",
-                              "attr": "entries"}
+    assert missing.json() == {
+        "type": "validation_error",
+        "code": "required",
+        "detail": "This field is required.",
+        "attr": "entries",
+    }
     empty = client.post(run_url(run, "append_log/"), json={"entries": []})
     assert empty.json()["detail"] == "At least one log entry is required"
 
@@ -336,8 +340,11 @@ def test_artifact_presigned_round_trip(client: httpx.Client) -> None:
     payload = bytes(range(256)) * 4 + b"\r\n--not-a-boundary\r\n"
     prepared = client.post(
         run_url(run, "artifacts/prepare_upload/"),
-        json={"artifacts": [{"name": "dir/plan.bin", "type": "plan", "size": len(payload),
-                             "content_type": "application/x-test"}]},
+        json={
+            "artifacts": [
+                {"name": "dir/plan.bin", "type": "plan", "size": len(payload), "content_type": "application/x-test"}
+            ]
+        },
     )
     assert prepared.status_code == 200, prepared.text
     slot = prepared.json()["artifacts"][0]
@@ -373,8 +380,16 @@ def test_artifact_presigned_round_trip(client: httpx.Client) -> None:
 
     inline = client.post(
         run_url(run, "artifacts/"),
-        json={"artifacts": [{"name": "notes.md", "type": "context", "content": base64.b64encode(b"# hi").decode(),
-                             "content_encoding": "base64"}]},
+        json={
+            "artifacts": [
+                {
+                    "name": "notes.md",
+                    "type": "context",
+                    "content": base64.b64encode(b"# hi").decode(),
+                    "content_encoding": "base64",
+                }
+            ]
+        },
     ).json()
     assert [a["name"] for a in inline["artifacts"]] == ["plan.bin", "notes.md"]  # whole manifest
     broken = client.post(
@@ -401,8 +416,10 @@ def test_command_json_rpc_and_errors(client: httpx.Client) -> None:
     assert bad_id.json()["detail"] == "id must be a string or number"
     assert command({"jsonrpc": "2.0", "method": "cancel"}).json() == {"error": "No active sandbox for this task run"}
     unknown_artifact = command({"jsonrpc": "2.0", "method": "user_message", "params": {"artifact_ids": ["zz"]}})
-    assert unknown_artifact.json() == {"error": "Some artifact_ids are invalid for this run",
-                                       "missing_artifact_ids": ["zz"]}
+    assert unknown_artifact.json() == {
+        "error": "Some artifact_ids are invalid for this run",
+        "missing_artifact_ids": ["zz"],
+    }
     queued = command({"jsonrpc": "2.0", "method": "user_message", "params": {"content": "hi"}, "id": 7})
     assert queued.json() == {"jsonrpc": "2.0", "result": {"queued": True}, "id": 7}
 
@@ -411,8 +428,9 @@ def test_command_json_rpc_and_errors(client: httpx.Client) -> None:
     cancel = client.post(run_url(cloud, "command/"), json={"jsonrpc": "2.0", "method": "cancel", "id": "c1"})
     assert cancel.status_code == 200 and cancel.json() == {"jsonrpc": "2.0", "result": {"cancelled": True}, "id": "c1"}
     assert client.get(run_url(cloud)).json()["status"] == "cancelled"
-    ended = client.post(run_url(cloud, "command/"),
-                        json={"jsonrpc": "2.0", "method": "user_message", "params": {"content": "x"}})
+    ended = client.post(
+        run_url(cloud, "command/"), json={"jsonrpc": "2.0", "method": "user_message", "params": {"content": "x"}}
+    )
     assert ended.status_code == 409
     gone = client.post(run_url(cloud, "command/"), json={"jsonrpc": "2.0", "method": "close"})
     assert gone.status_code == 502  # sandbox no longer answers

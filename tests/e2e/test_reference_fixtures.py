@@ -44,8 +44,12 @@ async def test_mcp_hints(naftiko, upstream: RecordingUpstream) -> None:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
     assert tools["read-data"].title == "Read Data"
     assert annotations(tools["read-data"]) == {"title": "Read Data", "readOnlyHint": True, "openWorldHint": True}
-    assert annotations(tools["delete-record"]) == {"readOnlyHint": False, "destructiveHint": True,
-                                                   "idempotentHint": True, "openWorldHint": False}
+    assert annotations(tools["delete-record"]) == {
+        "readOnlyHint": False,
+        "destructiveHint": True,
+        "idempotentHint": True,
+        "openWorldHint": False,
+    }
     assert annotations(tools["no-hints-tool"]) is None
 
 
@@ -55,10 +59,18 @@ async def test_aggregate_hints_override(naftiko, upstream: RecordingUpstream) ->
     async with Client(next(iter(urls.values())), mode="auto", cache=None) as mcp:
         tools = {t.name: annotations(t) for t in (await mcp.list_tools()).tools}
     assert tools["read-items"] == {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True}
-    assert tools["read-items-open"] == {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True,
-                                        "openWorldHint": True}
-    assert tools["delete-item"] == {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": True,
-                                    "openWorldHint": False}
+    assert tools["read-items-open"] == {
+        "readOnlyHint": True,
+        "destructiveHint": False,
+        "idempotentHint": True,
+        "openWorldHint": True,
+    }
+    assert tools["delete-item"] == {
+        "readOnlyHint": False,
+        "destructiveHint": True,
+        "idempotentHint": True,
+        "openWorldHint": False,
+    }
     assert tools["plain-tool"] is None
 
 
@@ -84,8 +96,20 @@ def test_mcp_wire_behaviour(naftiko, upstream: RecordingUpstream) -> None:
     assert httpx.get(url).status_code == 405
     assert post(b"").json()["error"]["code"] == -32700
     assert post(b"{not json").json()["error"]["code"] == -32700
-    init = post(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+    init = post(
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            }
+        )
+    )
     assert init.status_code == 200 and init.headers["mcp-session-id"]
     assert set(init.json()["result"]["capabilities"]) == {"tools"}
     session = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
@@ -93,23 +117,37 @@ def test_mcp_wire_behaviour(naftiko, upstream: RecordingUpstream) -> None:
     assert (notified.status_code, notified.content) == (202, b"")
     assert post(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "nope"}), **session).json()["error"]["code"] == -32601
     assert post(json.dumps({"jsonrpc": "1.0", "id": 3, "method": "ping"}), **session).json()["error"]["code"] == -32600
-    unknown = post(json.dumps({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope"}}),
-                   **session)
+    unknown = post(
+        json.dumps({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope"}}), **session
+    )
     assert unknown.json()["error"]["code"] == -32602
 
 
 def test_mcp_stdio_fixture_answers_three_lines() -> None:
     lines = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "ping"},
     ]
     fixture = FIXTURES / "mcp/mcp-stdio-capability.yaml"
-    result = subprocess.run([sys.executable, "-m", "naftiko", "serve", str(fixture), "--stdio"],
-                            cwd=ROOT, input="".join(json.dumps(m) + "\n" for m in lines),
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "naftiko", "serve", str(fixture), "--stdio"],
+        cwd=ROOT,
+        input="".join(json.dumps(m) + "\n" for m in lines),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert [a["id"] for a in answers] == [1, 2, 3]
     assert answers[0]["result"]["protocolVersion"] == "2025-11-25"
@@ -121,8 +159,12 @@ def test_skill_fixture(naftiko, upstream: RecordingUpstream) -> None:
     assert [s["name"] for s in httpx.get(f"{base}/skills").json()["skills"]] == ["order-management", "onboarding-guide"]
     tools = httpx.get(f"{base}/skills/order-management").json()["tools"]
     assert tools[0]["invocationRef"] == {"targetNamespace": "orders-rest", "action": "list-orders", "mode": "rest"}
-    assert tools[1] == {"name": "order-guide", "description": "Guide for working with orders", "type": "instruction",
-                        "instruction": "order-guide.md"}
+    assert tools[1] == {
+        "name": "order-guide",
+        "description": "Guide for working with orders",
+        "type": "instruction",
+        "instruction": "order-guide.md",
+    }
     assert httpx.get(f"{base}/skills/unknown").status_code == 404
 
 
@@ -145,8 +187,10 @@ def test_every_fixture_serves_what_it_validates() -> None:
     from naftiko.adapters import exposes_app
 
     for path in sorted(FIXTURES.rglob("*.y*ml")):
-        if path.parent.name in ("schemas", "openapi") or path.name in ("aggregate-invalid-ref.yaml",
-                                                                         "baseuri-trailing-slash-capability.yaml"):
+        if path.parent.name in ("schemas", "openapi") or path.name in (
+            "aggregate-invalid-ref.yaml",
+            "baseuri-trailing-slash-capability.yaml",
+        ):
             continue
         runtime = Runtime(load_capabilities([path]), resolve_environment=False)
         for exposes in runtime.exposes:

@@ -22,28 +22,35 @@ def scope(params: dict, bindings: dict | None = None) -> Scope:
     return Scope(bindings or {}, with_aliases(params), CALLER_PREFIXES | {"shop-rest"})
 
 
-@pytest.mark.parametrize("source,expected", [
-    ("/ships/{{imo}}", "/ships/IMO-1"),
-    ("{{ env.KEY }}", "secret"),
-    ("<<env.KEY>>", "secret"),
-    ("{{KEY}}", "secret"),
-    ("{{voyage-id}}", "V-9"),
-    ("{{crew}}|{{flag}}|{{ship.name}}|{{nothing}}", '["a","b"]|true|Star|'),
-    ("{{tools.imo}} {{shop-rest.imo}}", "IMO-1 IMO-1"),
-    ("{{#crew}}<{{.}}>{{/crew}}{{^nothing}}none{{/nothing}}", "<a><b>none"),
-    ("a{{! a comment }}b", "ab"),
-])
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        ("/ships/{{imo}}", "/ships/IMO-1"),
+        ("{{ env.KEY }}", "secret"),
+        ("<<env.KEY>>", "secret"),
+        ("{{KEY}}", "secret"),
+        ("{{voyage-id}}", "V-9"),
+        ("{{crew}}|{{flag}}|{{ship.name}}|{{nothing}}", '["a","b"]|true|Star|'),
+        ("{{tools.imo}} {{shop-rest.imo}}", "IMO-1 IMO-1"),
+        ("{{#crew}}<{{.}}>{{/crew}}{{^nothing}}none{{/nothing}}", "<a><b>none"),
+        ("a{{! a comment }}b", "ab"),
+    ],
+)
 def test_templates_render_like_mustache(source: str, expected: str) -> None:
-    values = scope({"imo": "IMO-1", "voyage-id": "V-9", "crew": ["a", "b"], "flag": True, "ship": {"name": "Star"}},
-                   {"KEY": "secret", "env.KEY": "secret"})
+    values = scope(
+        {"imo": "IMO-1", "voyage-id": "V-9", "crew": ["a", "b"], "flag": True, "ship": {"name": "Star"}},
+        {"KEY": "secret", "env.KEY": "secret"},
+    )
     assert Template.compile(source).render(values) == expected
 
 
 def test_single_brace_paths_and_strict_rendering() -> None:
     template = Template.compile("/p/{project_id}/t/{{task_id}}", single_braces=True)
     assert template.names == ("project_id", "task_id")
-    assert template.render(scope({"project-id": "7", "task_id": "x y"}), encode=lambda v: v.replace(" ", "%20")) \
+    assert (
+        template.render(scope({"project-id": "7", "task_id": "x y"}), encode=lambda v: v.replace(" ", "%20"))
         == "/p/7/t/x%20y"
+    )
     with pytest.raises(MissingValue) as caught:
         template.render(scope({"task_id": "1"}), strict=True)
     assert caught.value.name == "project_id"
@@ -54,8 +61,17 @@ def test_bindings_win_over_caller_parameters() -> None:
 
 
 def test_with_rules() -> None:
-    rules = WithRules({"limit": "rest.limit", "task": "tools.task_id", "imo": "{{ship}}", "n": 3,
-                       "word": "plain.literal", "gone": "mcp.absent"}, ["shop-rest"])
+    rules = WithRules(
+        {
+            "limit": "rest.limit",
+            "task": "tools.task_id",
+            "imo": "{{ship}}",
+            "n": 3,
+            "word": "plain.literal",
+            "gone": "mcp.absent",
+        },
+        ["shop-rest"],
+    )
     params = with_aliases({"limit": "5", "task-id": "T", "ship": {"imo": 1}})
     result = rules.apply(params, scope(params))
     assert result["limit"] == "5" and result["task"] == "T" and result["n"] == 3
@@ -77,26 +93,45 @@ def test_object_with_mapping_and_no_properties_passes_the_node_through() -> None
 
 def test_nested_object_mapping_keeps_the_root_and_numbers() -> None:
     """The reference engine's NestedObjectOutputMappingIntegrationTest case."""
-    outputs = [out("object", properties={
-        "imo": out("string", mapping="$.imo_number"),
-        "name": out("string", mapping="$.vessel_name"),
-        "status": out("string", mapping="$.operational_status"),
-        "specs": out("object", properties={
-            "yearBuilt": out("number", mapping="$.year_built"),
-            "tonnage": out("number", mapping="$.gross_tonnage"),
-            "length": out("number", mapping="$.dimensions.length_overall"),
-        }),
-    })]
-    body = {"imo_number": "IMO-9321483", "vessel_name": "Northern Star", "operational_status": "active",
-            "year_built": 2015, "gross_tonnage": 42000, "dimensions": {"length_overall": 229}}
+    outputs = [
+        out(
+            "object",
+            properties={
+                "imo": out("string", mapping="$.imo_number"),
+                "name": out("string", mapping="$.vessel_name"),
+                "status": out("string", mapping="$.operational_status"),
+                "specs": out(
+                    "object",
+                    properties={
+                        "yearBuilt": out("number", mapping="$.year_built"),
+                        "tonnage": out("number", mapping="$.gross_tonnage"),
+                        "length": out("number", mapping="$.dimensions.length_overall"),
+                    },
+                ),
+            },
+        )
+    ]
+    body = {
+        "imo_number": "IMO-9321483",
+        "vessel_name": "Northern Star",
+        "operational_status": "active",
+        "year_built": 2015,
+        "gross_tonnage": 42000,
+        "dimensions": {"length_overall": 229},
+    }
     assert compile_outputs(outputs)(body, scope({})) == {
-        "imo": "IMO-9321483", "name": "Northern Star", "status": "active",
-        "specs": {"yearBuilt": 2015, "tonnage": 42000, "length": 229}}
+        "imo": "IMO-9321483",
+        "name": "Northern Star",
+        "status": "active",
+        "specs": {"yearBuilt": 2015, "tonnage": 42000, "length": 229},
+    }
 
 
 def test_array_items_are_rerooted_and_first_non_null_wins() -> None:
-    outputs = [out("array", mapping="$.missing"),
-               out("array", mapping="$.ships", items=out("object", properties={"code": out("string", mapping="$.id")}))]
+    outputs = [
+        out("array", mapping="$.missing"),
+        out("array", mapping="$.ships", items=out("object", properties={"code": out("string", mapping="$.id")})),
+    ]
     shaped = compile_outputs(outputs)({"ships": [{"id": "V1"}, {"id": "V2"}]}, scope({}))
     assert shaped == [{"code": "V1"}, {"code": "V2"}]
 
@@ -128,17 +163,26 @@ def test_missing_environment_variable_names_it_and_the_file(tmp_path: Path) -> N
 def test_bindings_from_a_file_next_to_the_capability(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "secrets.yaml").write_text("token: abc\nport: 5\n")
     monkeypatch.chdir("/")
-    capability = load_file(write_capability(
-        tmp_path, "  - namespace: vault\n    location: file://./secrets.yaml\n"
-                  "    keys:\n      TOKEN: token\n      PORT: port\n"))
+    capability = load_file(
+        write_capability(
+            tmp_path,
+            "  - namespace: vault\n    location: file://./secrets.yaml\n"
+            "    keys:\n      TOKEN: token\n      PORT: port\n",
+        )
+    )
     assert resolve(capability, {}) == {"TOKEN": "abc", "vault.TOKEN": "abc", "PORT": "5", "vault.PORT": "5"}
 
 
 def test_binding_file_key_missing(tmp_path: Path) -> None:
     (tmp_path / "secrets.json").write_text('{"other": 1}')
-    capability = load_file(write_capability(
-        tmp_path, "  - namespace: vault\n    location: file:///" + str(tmp_path / "secrets.json").lstrip("/")
-        + "\n    keys:\n      TOKEN: token\n"))
+    capability = load_file(
+        write_capability(
+            tmp_path,
+            "  - namespace: vault\n    location: file:///"
+            + str(tmp_path / "secrets.json").lstrip("/")
+            + "\n    keys:\n      TOKEN: token\n",
+        )
+    )
     with pytest.raises(CapabilityError, match="key 'token' \\(for TOKEN\\) not found in .*secrets.json"):
         resolve(capability, {})
 

@@ -30,7 +30,7 @@ def test_raw_json_is_spliced_as_it_came() -> None:
 
 
 def test_raw_json_in_a_value_orjson_refuses_falls_back_to_its_parsed_value() -> None:
-    encoded = dumps({"id": BIG, "x": RawJSON(b'[1, 2]', False)})
+    encoded = dumps({"id": BIG, "x": RawJSON(b"[1, 2]", False)})
     assert json.loads(encoded) == {"id": BIG, "x": [1, 2]}
 
 
@@ -41,10 +41,13 @@ def test_passthrough_keeps_valid_utf8_json_unparsed() -> None:
     assert not passthrough(b"[1]").is_object and not passthrough(b'"text"').is_object
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ('{"a": "é"}'.encode("utf-16"), {"a": "é"}),  # not UTF-8: re-encoded from its value
-    (b'{"a": "\\ud800"}', {"a": "\ud800"}),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ('{"a": "é"}'.encode("utf-16"), {"a": "é"}),  # not UTF-8: re-encoded from its value
+        (b'{"a": "\\ud800"}', {"a": "\ud800"}),
+    ],
+)
 def test_passthrough_parses_what_cannot_be_spliced(raw: bytes, expected: object) -> None:
     assert passthrough(raw) == expected
 
@@ -62,14 +65,17 @@ def test_encoded_messages_stay_on_one_line_with_a_pretty_printed_upstream_answer
     assert json.loads(encoded) == {"result": {"structuredContent": {"a": [1, 2], "b": "x\ny"}, "text": "line\nbreak"}}
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"id": 123456789012345678901234567890}',  # orjson would round it to a float
-    b'[-9223372036854775809, 18446744073709551616]',
-    b'{"a": "\\ud800"}',  # orjson refuses a lone surrogate
-    b'[1e400]',
-    '{"a": "é"}'.encode("utf-16"),
-    b'{"jsonrpc": "2.0", "id": 1, "params": {"n": 1.5, "s": "x"}}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id": 123456789012345678901234567890}',  # orjson would round it to a float
+        b"[-9223372036854775809, 18446744073709551616]",
+        b'{"a": "\\ud800"}',  # orjson refuses a lone surrogate
+        b"[1e400]",
+        '{"a": "é"}'.encode("utf-16"),
+        b'{"jsonrpc": "2.0", "id": 1, "params": {"n": 1.5, "s": "x"}}',
+    ],
+)
 def test_loads_reads_what_the_standard_library_reads(raw: bytes) -> None:
     value = loads(raw)
     assert value == json.loads(raw) and repr(value) == repr(json.loads(raw))

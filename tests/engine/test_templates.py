@@ -28,10 +28,14 @@ def test_literal_jinja_syntax_is_text_not_code() -> None:
     """The issue-12 case rendered 'xxx': the raw/endraw escape let a for loop run."""
     source = "{{#t}}{% endraw %}{% for i in range(3) %}x{% endfor %}{% raw %}{{/t}}"
     assert render(source, t=True) == "{% endraw %}{% for i in range(3) %}x{% endfor %}{% raw %}"
-    assert render("{{#t}}{{ 7*7 }}|{# c #}|{%- if 1 -%}y{%- endif -%}{{/t}}", t=True) \
+    assert (
+        render("{{#t}}{{ 7*7 }}|{# c #}|{%- if 1 -%}y{%- endif -%}{{/t}}", t=True)
         == "|{# c #}|{%- if 1 -%}y{%- endif -%}"
-    assert render("{{#t}}{{x}}{{/t}}", t=True, x="{% for i in range(3) %}x{% endfor %}") \
-        == "{% for i in range(3) %}x{% endfor %}", "values are text too"
+    )
+    assert (
+        render("{{#t}}{{x}}{{/t}}", t=True, x="{% for i in range(3) %}x{% endfor %}")
+        == "{% for i in range(3) %}x{% endfor %}"
+    ), "values are text too"
 
 
 def test_section_names_are_names_not_expressions() -> None:
@@ -40,29 +44,38 @@ def test_section_names_are_names_not_expressions() -> None:
     assert render("{{#t}}{{x) }}{{/t}}", t=True) == "", "an odd name is just a name with no value"
 
 
-@pytest.mark.parametrize("source,values,expected", [
-    ("{{#items}}{{name}}, {{/items}}", {"items": [{"name": "a"}, {"name": "b"}]}, "a, b, "),
-    ("{{#items}}<{{.}}>{{/items}}", {"items": ["a", "b"]}, "<a><b>"),
-    ("{{#user}}{{name}} of {{team}}{{/user}}", {"user": {"name": "Ann"}, "team": "ops"}, "Ann of ops"),
-    ("{{#flag}}on{{/flag}}{{^flag}}off{{/flag}}", {"flag": False}, "off"),
-    ("{{#flag}}on{{/flag}}{{^flag}}off{{/flag}}", {"flag": True}, "on"),
-    ("{{^items}}none{{/items}}", {"items": []}, "none"),
-    ("{{#missing}}x{{/missing}}{{^missing}}y{{/missing}}", {}, "y"),
-    ("{{#a}}{{#b}}{{.}}{{/b}}{{/a}}", {"a": {"b": [1, 2]}}, "12"),
-    ("{{#a}}{{n}}{{! hidden }}{{/a}}", {"a": [{"n": True}, {"n": [1, "x"]}]}, 'true[1,"x"]'),
-    ("x{{ #a }}{{ v }}{{ /a }}y<<k>>", {"a": [{"v": 1}], "k": "K"}, "x1yK"),
-])
+@pytest.mark.parametrize(
+    "source,values,expected",
+    [
+        ("{{#items}}{{name}}, {{/items}}", {"items": [{"name": "a"}, {"name": "b"}]}, "a, b, "),
+        ("{{#items}}<{{.}}>{{/items}}", {"items": ["a", "b"]}, "<a><b>"),
+        ("{{#user}}{{name}} of {{team}}{{/user}}", {"user": {"name": "Ann"}, "team": "ops"}, "Ann of ops"),
+        ("{{#flag}}on{{/flag}}{{^flag}}off{{/flag}}", {"flag": False}, "off"),
+        ("{{#flag}}on{{/flag}}{{^flag}}off{{/flag}}", {"flag": True}, "on"),
+        ("{{^items}}none{{/items}}", {"items": []}, "none"),
+        ("{{#missing}}x{{/missing}}{{^missing}}y{{/missing}}", {}, "y"),
+        ("{{#a}}{{#b}}{{.}}{{/b}}{{/a}}", {"a": {"b": [1, 2]}}, "12"),
+        ("{{#a}}{{n}}{{! hidden }}{{/a}}", {"a": [{"n": True}, {"n": [1, "x"]}]}, 'true[1,"x"]'),
+        ("x{{ #a }}{{ v }}{{ /a }}y<<k>>", {"a": [{"v": 1}], "k": "K"}, "x1yK"),
+    ],
+)
 def test_sections_render_like_mustache(source: str, values: dict[str, Any], expected: str) -> None:
     assert render(source, **values) == expected
 
 
-@pytest.mark.parametrize("source,message", [
-    ("{{#items}}{{name}}", r"'\{\{#items\}\}' at character 1 is never closed; add '\{\{/items\}\}'"),
-    ("{{/a}}", r"'\{\{/a\}\}' at character 1 closes a section that was never opened"),
-    ("{{#a}}x{{/b}}", r"'\{\{/b\}\}' at character 8 closes '\{\{#a\}\}' \(opened at character 1\); write '\{\{/a\}\}'"),
-    ("{{^a}}{{#b}}{{/a}}{{/b}}", r"closes '\{\{#b\}\}'"),
-    ("ok {{#}}x{{/}}", r"needs a section name"),
-])
+@pytest.mark.parametrize(
+    "source,message",
+    [
+        ("{{#items}}{{name}}", r"'\{\{#items\}\}' at character 1 is never closed; add '\{\{/items\}\}'"),
+        ("{{/a}}", r"'\{\{/a\}\}' at character 1 closes a section that was never opened"),
+        (
+            "{{#a}}x{{/b}}",
+            r"'\{\{/b\}\}' at character 8 closes '\{\{#a\}\}' \(opened at character 1\); write '\{\{/a\}\}'",
+        ),
+        ("{{^a}}{{#b}}{{/a}}{{/b}}", r"closes '\{\{#b\}\}'"),
+        ("ok {{#}}x{{/}}", r"needs a section name"),
+    ],
+)
 def test_broken_sections_are_template_errors(source: str, message: str) -> None:
     with pytest.raises(TemplateError, match=message):
         Template.compile(source)
@@ -70,7 +83,8 @@ def test_broken_sections_are_template_errors(source: str, message: str) -> None:
 
 def test_section_depth_is_bounded_at_compile_time() -> None:
     deep = "".join(f"{{{{#s{i}}}}}" for i in range(MAX_SECTION_DEPTH)) + "".join(
-        f"{{{{/s{i}}}}}" for i in reversed(range(MAX_SECTION_DEPTH)))
+        f"{{{{/s{i}}}}}" for i in reversed(range(MAX_SECTION_DEPTH))
+    )
     Template.compile(deep)
     with pytest.raises(TemplateError, match=f"nested more than {MAX_SECTION_DEPTH} deep"):
         Template.compile("{{#x}}" + deep + "{{/x}}")
@@ -100,9 +114,35 @@ def test_plain_templates_stay_a_list_of_parts() -> None:
     assert Template.compile("{% raw %}{{x}}").render(Values(x=1)) == "{% raw %}1"
 
 
-_PIECES = st.sampled_from(["{{#a}}", "{{/a}}", "{{^a}}", "{{#b}}", "{{/b}}", "{{x}}", "{{.}}", "{{{y}}}", "{{!c}}",
-                           "{{", "}}", "{%", "%}", "{% raw %}", "{% endraw %}", "{#", "<<k>>", "{z}", "text", " ", "\n",
-                           "{{&x}}", "{{ #a }}", "{{/}}", "é"])
+_PIECES = st.sampled_from(
+    [
+        "{{#a}}",
+        "{{/a}}",
+        "{{^a}}",
+        "{{#b}}",
+        "{{/b}}",
+        "{{x}}",
+        "{{.}}",
+        "{{{y}}}",
+        "{{!c}}",
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{% raw %}",
+        "{% endraw %}",
+        "{#",
+        "<<k>>",
+        "{z}",
+        "text",
+        " ",
+        "\n",
+        "{{&x}}",
+        "{{ #a }}",
+        "{{/}}",
+        "é",
+    ]
+)
 
 
 @settings(derandomize=True, max_examples=400, deadline=None)

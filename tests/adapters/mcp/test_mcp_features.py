@@ -108,8 +108,9 @@ def mcp_url(tmp_path: Path, upstream: RecordingUpstream, naftiko) -> Iterator[st
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_tool_output_mapping_and_fixed_with(mcp_url: str, upstream: RecordingUpstream, mode: str) -> None:
-    upstream.reply("POST", "/databases/test-db-id-123/query",
-                   Reply(json={"results": [{"id": "a", "x": 1}, {"id": "b"}]}))
+    upstream.reply(
+        "POST", "/databases/test-db-id-123/query", Reply(json={"results": [{"id": "a", "x": 1}, {"id": "b"}]})
+    )
     async with Client(mcp_url, mode=mode, cache=None) as mcp:
         (tool,) = (await mcp.list_tools()).tools
         assert tool.title == "Query Database" and tool.annotations.title == "Query Database"
@@ -128,7 +129,8 @@ async def test_resources_templates_and_reads(mcp_url: str, upstream: RecordingUp
         listed = (await mcp.list_resources()).resources
         assert [(r.name, str(r.uri), r.title) for r in listed] == [
             ("database-schema", "data://databases/pre-release/schema", "Database Schema"),
-            ("guides", "docs://guides", "Guides")]
+            ("guides", "docs://guides", "Guides"),
+        ]
         templates = (await mcp.list_resource_templates()).resource_templates
         assert [(t.name, t.uri_template) for t in templates] == [("user-profile", "data://users/{userId}/profile")]
         profile = await mcp.read_resource("data://users/u-42/profile")
@@ -151,6 +153,8 @@ async def test_prompts(mcp_url: str, mode: str) -> None:
         assert [(a.name, a.required) for a in prompt.arguments] == [("participant_name", True), ("format", False)]
         got = await mcp.get_prompt("participant-outreach", {"participant_name": "Nina"})
         assert [(m.role, m.content.text) for m in got.messages] == [
-            ("user", "Write to Nina in {{format}} form."), ("assistant", "Sure.")]
+            ("user", "Write to Nina in {{format}} form."),
+            ("assistant", "Sure."),
+        ]
         with pytest.raises(Exception, match="participant_name"):
             await mcp.get_prompt("participant-outreach", {})

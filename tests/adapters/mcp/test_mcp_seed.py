@@ -35,29 +35,79 @@ TOOLS: dict[str, tuple[dict[str, Any], str, str, dict[str, list[str]], Any]] = {
     "create-task-run": ({**BASE, "body": {"environment": "cloud"}}, "POST", f"{RUNS}/", {}, {"environment": "cloud"}),
     "api-managing-task-runs-each": (RUN_ARGS, "GET", f"{RUNS}/{RUN}/", {}, None),
     "update-task-run": ({**RUN_ARGS, "body": {"stage": "build"}}, "PATCH", f"{RUNS}/{RUN}/", {}, {"stage": "build"}),
-    "append-log-entries": ({**RUN_ARGS, "body": {"entries": []}}, "POST",
-                           f"{RUNS}/{RUN}/append_log/", {}, {"entries": []}),
-    "upload-artifacts-task-run": ({**RUN_ARGS, "body": {"artifacts": []}}, "POST",
-                                  f"{RUNS}/{RUN}/artifacts/", {}, {"artifacts": []}),
-    "download-artifact-through-backend": ({**RUN_ARGS, "body": {"storage_path": "p"}}, "POST",
-                                          f"{RUNS}/{RUN}/artifacts/download/", {}, {"storage_path": "p"}),
-    "finalize-direct-uploads-task-run": ({**RUN_ARGS, "body": {"artifacts": [1]}}, "POST",
-                                         f"{RUNS}/{RUN}/artifacts/finalize_upload/", {}, {"artifacts": [1]}),
-    "prepare-direct-uploads-task-run": ({**RUN_ARGS, "body": {"artifacts": [2]}}, "POST",
-                                        f"{RUNS}/{RUN}/artifacts/prepare_upload/", {}, {"artifacts": [2]}),
-    "generate-presigned-url-artifact": ({**RUN_ARGS, "body": {"storage_path": "q"}}, "POST",
-                                        f"{RUNS}/{RUN}/artifacts/presign/", {}, {"storage_path": "q"}),
-    "send-command-agent-server": ({**RUN_ARGS, "body": {"jsonrpc": "2.0", "method": "cancel"}}, "POST",
-                                  f"{RUNS}/{RUN}/command/", {}, {"jsonrpc": "2.0", "method": "cancel"}),
+    "append-log-entries": (
+        {**RUN_ARGS, "body": {"entries": []}},
+        "POST",
+        f"{RUNS}/{RUN}/append_log/",
+        {},
+        {"entries": []},
+    ),
+    "upload-artifacts-task-run": (
+        {**RUN_ARGS, "body": {"artifacts": []}},
+        "POST",
+        f"{RUNS}/{RUN}/artifacts/",
+        {},
+        {"artifacts": []},
+    ),
+    "download-artifact-through-backend": (
+        {**RUN_ARGS, "body": {"storage_path": "p"}},
+        "POST",
+        f"{RUNS}/{RUN}/artifacts/download/",
+        {},
+        {"storage_path": "p"},
+    ),
+    "finalize-direct-uploads-task-run": (
+        {**RUN_ARGS, "body": {"artifacts": [1]}},
+        "POST",
+        f"{RUNS}/{RUN}/artifacts/finalize_upload/",
+        {},
+        {"artifacts": [1]},
+    ),
+    "prepare-direct-uploads-task-run": (
+        {**RUN_ARGS, "body": {"artifacts": [2]}},
+        "POST",
+        f"{RUNS}/{RUN}/artifacts/prepare_upload/",
+        {},
+        {"artifacts": [2]},
+    ),
+    "generate-presigned-url-artifact": (
+        {**RUN_ARGS, "body": {"storage_path": "q"}},
+        "POST",
+        f"{RUNS}/{RUN}/artifacts/presign/",
+        {},
+        {"storage_path": "q"},
+    ),
+    "send-command-agent-server": (
+        {**RUN_ARGS, "body": {"jsonrpc": "2.0", "method": "cancel"}},
+        "POST",
+        f"{RUNS}/{RUN}/command/",
+        {},
+        {"jsonrpc": "2.0", "method": "cancel"},
+    ),
     "get-sandbox-connection-token": (RUN_ARGS, "GET", f"{RUNS}/{RUN}/connection_token/", {}, None),
     "get-task-run-logs": (RUN_ARGS, "GET", f"{RUNS}/{RUN}/logs/", {}, None),
-    "relay-run-message-slack": ({**RUN_ARGS, "body": {"text": "hi"}}, "POST",
-                                f"{RUNS}/{RUN}/relay_message/", {}, {"text": "hi"}),
+    "relay-run-message-slack": (
+        {**RUN_ARGS, "body": {"text": "hi"}},
+        "POST",
+        f"{RUNS}/{RUN}/relay_message/",
+        {},
+        {"text": "hi"},
+    ),
     "resume-task-run-cloud": (RUN_ARGS, "POST", f"{RUNS}/{RUN}/resume_in_cloud/", {}, None),
-    "get-filtered-task-run-session": ({**RUN_ARGS, "event_types": "a,b", "offset": 2}, "GET",
-                                      f"{RUNS}/{RUN}/session_logs/", {"event_types": ["a,b"], "offset": ["2"]}, None),
-    "set-run-output": ({**RUN_ARGS, "body": {"output": {"x": 1}}}, "PATCH",
-                       f"{RUNS}/{RUN}/set_output/", {}, {"output": {"x": 1}}),
+    "get-filtered-task-run-session": (
+        {**RUN_ARGS, "event_types": "a,b", "offset": 2},
+        "GET",
+        f"{RUNS}/{RUN}/session_logs/",
+        {"event_types": ["a,b"], "offset": ["2"]},
+        None,
+    ),
+    "set-run-output": (
+        {**RUN_ARGS, "body": {"output": {"x": 1}}},
+        "PATCH",
+        f"{RUNS}/{RUN}/set_output/",
+        {},
+        {"output": {"x": 1}},
+    ),
     "start-task-run": ({**RUN_ARGS}, "POST", f"{RUNS}/{RUN}/start/", {}, None),
     "api-managing-task-runs-each-2": (RUN_ARGS, "GET", f"{RUNS}/{RUN}/stream/", {}, None),
 }
@@ -65,9 +115,18 @@ TOOLS: dict[str, tuple[dict[str, Any], str, str, dict[str, list[str]], Any]] = {
 
 @pytest.fixture
 def mcp_url(upstream: RecordingUpstream, naftiko) -> Iterator[str]:
-    process: NaftikoProcess = naftiko(str(SEED), "--base-uri", f"posthog-task-runs={upstream.url}",
-                                      "--port", f"{MCP}=0", "--port", "posthog-task-runs-rest=0",
-                                      "--timeout", "2", env={"POSTHOG_API_KEY": KEY})
+    process: NaftikoProcess = naftiko(
+        str(SEED),
+        "--base-uri",
+        f"posthog-task-runs={upstream.url}",
+        "--port",
+        f"{MCP}=0",
+        "--port",
+        "posthog-task-runs-rest=0",
+        "--timeout",
+        "2",
+        env={"POSTHOG_API_KEY": KEY},
+    )
     yield process.wait_for(MCP)[MCP]
 
 
@@ -106,8 +165,9 @@ async def test_tools_list_schemas_and_annotations(mcp_url: str, mode: str, versi
 
 
 @pytest.mark.parametrize("mode,version", ERAS)
-async def test_every_tool_sends_the_exact_upstream_request(mcp_url: str, upstream: RecordingUpstream,
-                                                           mode: str, version: str) -> None:
+async def test_every_tool_sends_the_exact_upstream_request(
+    mcp_url: str, upstream: RecordingUpstream, mode: str, version: str
+) -> None:
     async with client(mcp_url, mode) as mcp:
         for name, (arguments, method, path, query, body) in TOOLS.items():
             upstream.reply(method, path, Reply(status=201 if method == "POST" else 200, json={"tool": name}))
@@ -125,14 +185,16 @@ async def test_every_tool_sends_the_exact_upstream_request(mcp_url: str, upstrea
 
 
 @pytest.mark.parametrize("mode,version", ERAS)
-async def test_errors_are_reported_as_tool_errors(mcp_url: str, upstream: RecordingUpstream, mode: str,
-                                                  version: str) -> None:
+async def test_errors_are_reported_as_tool_errors(
+    mcp_url: str, upstream: RecordingUpstream, mode: str, version: str
+) -> None:
     async with client(mcp_url, mode) as mcp:
         upstream.reply("GET", f"{RUNS}/{RUN}/", Reply(status=404, json={"detail": "Not found."}))
         missing = await mcp.call_tool("api-managing-task-runs-each", RUN_ARGS)
         assert missing.is_error and missing.structured_content is None
-        assert missing.content[0].text == ('upstream posthog-task-runs answered HTTP 404 Not Found: '
-                                           '{"detail": "Not found."}')
+        assert missing.content[0].text == (
+            'upstream posthog-task-runs answered HTTP 404 Not Found: {"detail": "Not found."}'
+        )
 
         bad = await mcp.call_tool("list-task-runs", {**BASE, "limit": "ten"})
         assert bad.is_error and "limit" in bad.content[0].text
@@ -160,8 +222,9 @@ async def test_empty_2xx_is_not_an_error(mcp_url: str, upstream: RecordingUpstre
 @pytest.mark.parametrize("mode,version", ERAS)
 async def test_stdio(upstream: RecordingUpstream, mode: str, version: str) -> None:
     env = {**os.environ, "POSTHOG_API_KEY": KEY, "NAFTIKO_BASE_URI_POSTHOG_TASK_RUNS": upstream.url}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "naftiko", "serve", str(SEED), "--stdio"],
-                                   env=env, cwd=str(ROOT))
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "naftiko", "serve", str(SEED), "--stdio"], env=env, cwd=str(ROOT)
+    )
     async with Client(params, mode=mode, cache=None) as mcp:
         assert mcp.protocol_version == version
         assert len((await mcp.list_tools()).tools) == 19
@@ -179,9 +242,18 @@ def test_dns_rebinding_and_origin_are_refused(mcp_url: str) -> None:
 
 
 def test_allow_host_opens_the_mcp_endpoint_to_a_named_host(upstream: RecordingUpstream, naftiko) -> None:
-    process = naftiko(str(SEED), "--base-uri", f"posthog-task-runs={upstream.url}", "--port", f"{MCP}=0",
-                      "--port", "posthog-task-runs-rest=0", "--allow-host", "mcp.example",
-                      env={"POSTHOG_API_KEY": KEY})
+    process = naftiko(
+        str(SEED),
+        "--base-uri",
+        f"posthog-task-runs={upstream.url}",
+        "--port",
+        f"{MCP}=0",
+        "--port",
+        "posthog-task-runs-rest=0",
+        "--allow-host",
+        "mcp.example",
+        env={"POSTHOG_API_KEY": KEY},
+    )
     url = process.wait_for(MCP)[MCP]
     request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     listed = httpx.post(url, json=request, headers={"Host": "mcp.example"})
@@ -198,11 +270,14 @@ def _call_tool(url: str, name: str, arguments: dict[str, Any], version: str) -> 
     params: dict[str, Any] = {"name": name, "arguments": arguments}
     headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": version}
     if version == "2026-07-28":
-        params["_meta"] = {"io.modelcontextprotocol/protocolVersion": version,
-                           "io.modelcontextprotocol/clientCapabilities": {}}
+        params["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": version,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
         headers |= {"Mcp-Method": "tools/call", "Mcp-Name": name}
-    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params},
-                        headers=headers)
+    answer = httpx.post(
+        url, json={"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}, headers=headers
+    )
     assert answer.status_code == 200
     return json.loads(answer.content)["result"]
 
@@ -228,8 +303,9 @@ def test_upstream_json_reaches_the_client_exactly(mcp_url: str, upstream: Record
 
 async def test_stdio_frames_a_pretty_printed_upstream_answer_on_one_line(upstream: RecordingUpstream) -> None:
     env = {**os.environ, "POSTHOG_API_KEY": KEY, "NAFTIKO_BASE_URI_POSTHOG_TASK_RUNS": upstream.url}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "naftiko", "serve", str(SEED), "--stdio"],
-                                   env=env, cwd=str(ROOT))
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "naftiko", "serve", str(SEED), "--stdio"], env=env, cwd=str(ROOT)
+    )
     upstream.reply("GET", f"{RUNS}/", Reply(body=PRETTY))
     with anyio.fail_after(20):  # a broken frame leaves the client waiting for an answer
         async with Client(params, mode="legacy", cache=None) as mcp:

@@ -30,25 +30,58 @@ CASES = [
     ("GET", f"{V1}/{RUN}", {}, None, f"{RUNS}/{RUN}/", {}),
     ("PATCH", f"{V1}/{RUN}", {}, {"status": "in_progress", "state": {"k": 1}}, f"{RUNS}/{RUN}/", {}),
     ("POST", f"{V1}/{RUN}/append-log", {}, {"entries": [{"type": "notification"}]}, f"{RUNS}/{RUN}/append_log/", {}),
-    ("POST", f"{V1}/{RUN}/artifacts", {}, {"artifacts": [{"name": "a.txt", "content": "hi"}]},
-     f"{RUNS}/{RUN}/artifacts/", {}),
-    ("POST", f"{V1}/{RUN}/artifacts/download", {}, {"storage_path": "x/a.txt"},
-     f"{RUNS}/{RUN}/artifacts/download/", {}),
-    ("POST", f"{V1}/{RUN}/artifacts/finalize-upload", {}, {"artifacts": [{"id": "1"}]},
-     f"{RUNS}/{RUN}/artifacts/finalize_upload/", {}),
-    ("POST", f"{V1}/{RUN}/artifacts/prepare-upload", {}, {"artifacts": [{"name": "b"}]},
-     f"{RUNS}/{RUN}/artifacts/prepare_upload/", {}),
+    (
+        "POST",
+        f"{V1}/{RUN}/artifacts",
+        {},
+        {"artifacts": [{"name": "a.txt", "content": "hi"}]},
+        f"{RUNS}/{RUN}/artifacts/",
+        {},
+    ),
+    (
+        "POST",
+        f"{V1}/{RUN}/artifacts/download",
+        {},
+        {"storage_path": "x/a.txt"},
+        f"{RUNS}/{RUN}/artifacts/download/",
+        {},
+    ),
+    (
+        "POST",
+        f"{V1}/{RUN}/artifacts/finalize-upload",
+        {},
+        {"artifacts": [{"id": "1"}]},
+        f"{RUNS}/{RUN}/artifacts/finalize_upload/",
+        {},
+    ),
+    (
+        "POST",
+        f"{V1}/{RUN}/artifacts/prepare-upload",
+        {},
+        {"artifacts": [{"name": "b"}]},
+        f"{RUNS}/{RUN}/artifacts/prepare_upload/",
+        {},
+    ),
     ("POST", f"{V1}/{RUN}/artifacts/presign", {}, {"storage_path": "x/b"}, f"{RUNS}/{RUN}/artifacts/presign/", {}),
     ("POST", f"{V1}/{RUN}/command", {}, {"jsonrpc": "2.0", "method": "cancel", "id": 1}, f"{RUNS}/{RUN}/command/", {}),
     ("GET", f"{V1}/{RUN}/connection-token", {}, None, f"{RUNS}/{RUN}/connection_token/", {}),
     ("GET", f"{V1}/{RUN}/logs", {}, None, f"{RUNS}/{RUN}/logs/", {}),
     ("POST", f"{V1}/{RUN}/relay-message", {}, {"text": "done"}, f"{RUNS}/{RUN}/relay_message/", {}),
     ("POST", f"{V1}/{RUN}/resume-in-cloud", {}, None, f"{RUNS}/{RUN}/resume_in_cloud/", {}),
-    ("GET", f"{V1}/{RUN}/session-logs",
-     {"after": "2026-01-01T00:00:00Z", "event_types": "a,b", "exclude_types": "c", "limit": "5", "offset": "1"}, None,
-     f"{RUNS}/{RUN}/session_logs/",
-     {"after": ["2026-01-01T00:00:00Z"], "event_types": ["a,b"], "exclude_types": ["c"], "limit": ["5"],
-      "offset": ["1"]}),
+    (
+        "GET",
+        f"{V1}/{RUN}/session-logs",
+        {"after": "2026-01-01T00:00:00Z", "event_types": "a,b", "exclude_types": "c", "limit": "5", "offset": "1"},
+        None,
+        f"{RUNS}/{RUN}/session_logs/",
+        {
+            "after": ["2026-01-01T00:00:00Z"],
+            "event_types": ["a,b"],
+            "exclude_types": ["c"],
+            "limit": ["5"],
+            "offset": ["1"],
+        },
+    ),
     ("PATCH", f"{V1}/{RUN}/set-output", {}, {"output": {"pr": "url"}}, f"{RUNS}/{RUN}/set_output/", {}),
     ("POST", f"{V1}/{RUN}/start", {}, {"pending_user_message": "go"}, f"{RUNS}/{RUN}/start/", {}),
     ("GET", f"{V1}/{RUN}/stream", {}, None, f"{RUNS}/{RUN}/stream/", {}),
@@ -57,8 +90,18 @@ CASES = [
 
 @pytest.fixture
 def served(upstream: RecordingUpstream, naftiko) -> Iterator[tuple[str, RecordingUpstream, NaftikoProcess]]:
-    process = naftiko(str(SEED), "--base-uri", f"posthog-task-runs={upstream.url}", "--port", f"{REST}=0",
-                      "--port", "posthog-task-runs-mcp=0", "--timeout", "1", env={"POSTHOG_API_KEY": KEY})
+    process = naftiko(
+        str(SEED),
+        "--base-uri",
+        f"posthog-task-runs={upstream.url}",
+        "--port",
+        f"{REST}=0",
+        "--port",
+        "posthog-task-runs-mcp=0",
+        "--timeout",
+        "1",
+        env={"POSTHOG_API_KEY": KEY},
+    )
     urls = process.wait_for(REST)
     yield urls[REST], upstream, process
 
@@ -69,8 +112,11 @@ def test_nineteen_rest_operations_are_served(served) -> None:
     assert len({(m, p) for m, p, *_ in CASES}) == 19
 
 
-@pytest.mark.parametrize("method,path,query,body,upstream_path,upstream_query", CASES,
-                         ids=[f"{c[0]} {c[4].split('/runs')[1] or '/'}" for c in CASES])
+@pytest.mark.parametrize(
+    "method,path,query,body,upstream_path,upstream_query",
+    CASES,
+    ids=[f"{c[0]} {c[4].split('/runs')[1] or '/'}" for c in CASES],
+)
 def test_exact_upstream_request(served, method, path, query, body, upstream_path, upstream_query) -> None:
     """Method, filled-in path with its trailing slash, bearer key, query and JSON body reach the upstream."""
     base, upstream, _ = served
@@ -122,8 +168,11 @@ def test_missing_required_body_is_a_400_before_any_upstream_call(served) -> None
     base, upstream, _ = served
     response = httpx.post(f"{base}{V1}/{RUN}/append-log")
     assert response.status_code == 400
-    assert response.json()["error"] == {"type": "bad_request", "parameter": "body",
-                                        "message": "missing required parameter 'body' (body)"}
+    assert response.json()["error"] == {
+        "type": "bad_request",
+        "parameter": "body",
+        "message": "missing required parameter 'body' (body)",
+    }
     assert upstream.requests == []
 
 
@@ -148,8 +197,11 @@ def test_unknown_route_and_wrong_method(served) -> None:
 def test_jsonl_logs_stream_through_with_their_headers(served) -> None:
     base, upstream, _ = served
     lines = b'{"type":"notification","n":1}\n{"type":"notification","n":2}\n'
-    upstream.reply("GET", f"{RUNS}/{RUN}/logs/", Reply(body=lines, content_type="application/jsonl",
-                                                      headers={"Cache-Control": "no-cache"}))
+    upstream.reply(
+        "GET",
+        f"{RUNS}/{RUN}/logs/",
+        Reply(body=lines, content_type="application/jsonl", headers={"Cache-Control": "no-cache"}),
+    )
     response = httpx.get(f"{base}{V1}/{RUN}/logs")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/jsonl"
@@ -160,7 +212,7 @@ def test_jsonl_logs_stream_through_with_their_headers(served) -> None:
 def test_server_sent_events_are_streamed_not_buffered(served) -> None:
     """Each event must reach the caller while the upstream is still sending the next ones."""
     base, upstream, _ = served
-    events = [f"data: {{\"n\": {i}}}\n\n".encode() for i in range(4)]
+    events = [f'data: {{"n": {i}}}\n\n'.encode() for i in range(4)]
     upstream.reply("GET", f"{RUNS}/{RUN}/stream/", Reply(content_type="text/event-stream", chunks=events, interval=0.4))
     arrivals: list[float] = []
     start = time.monotonic()
@@ -176,8 +228,16 @@ def test_server_sent_events_are_streamed_not_buffered(served) -> None:
 
 
 def test_unreachable_upstream_is_a_502_naming_it(naftiko) -> None:
-    process = naftiko(str(SEED), "--base-uri", "posthog-task-runs=http://127.0.0.1:9", "--port", f"{REST}=0",
-                      "--port", "posthog-task-runs-mcp=0", env={"POSTHOG_API_KEY": KEY})
+    process = naftiko(
+        str(SEED),
+        "--base-uri",
+        "posthog-task-runs=http://127.0.0.1:9",
+        "--port",
+        f"{REST}=0",
+        "--port",
+        "posthog-task-runs-mcp=0",
+        env={"POSTHOG_API_KEY": KEY},
+    )
     base = process.wait_for(REST)[REST]
     response = httpx.get(f"{base}{V1}")
     assert response.status_code == 502

@@ -41,9 +41,13 @@ capability:
 
 def capability(tmp_path: Path, consumes_extra: str, operations: str, exposes: str = "") -> Path:
     """A capability with one consumes namespace `api` whose resource `/things` has `operations`."""
-    text = (HEAD + textwrap.indent(consumes_extra, " " * 6)
-            + "      resources:\n        - name: things\n          path: /things\n          operations:\n"
-            + textwrap.indent(operations, " " * 12) + exposes)
+    text = (
+        HEAD
+        + textwrap.indent(consumes_extra, " " * 6)
+        + "      resources:\n        - name: things\n          path: /things\n          operations:\n"
+        + textwrap.indent(operations, " " * 12)
+        + exposes
+    )
     path = tmp_path / "cap.yaml"
     path.write_text(text)
     return path
@@ -107,23 +111,35 @@ async def test_every_body_form(tmp_path: Path, upstream: RecordingUpstream) -> N
     assert multipart.body.decode() == (
         f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nStar\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="n.txt"\r\n'
-        f'Content-Type: text/plain\r\n\r\nline 3\r\n--{boundary}--\r\n')
+        f"Content-Type: text/plain\r\n\r\nline 3\r\n--{boundary}--\r\n"
+    )
     assert sent["assembled"].json == {"title": "T", "size": 2}
 
 
 SIMPLE = "- {name: get, method: GET}\n"
 
 
-@pytest.mark.parametrize("auth,check", [
-    ("authentication: {type: bearer, token: '{{secrets.TOKEN}}'}",
-     lambda r: r.headers["authorization"] == "Bearer tok-123"),
-    ("authentication: {type: basic, username: '{{USER}}', password: '{{PASS}}'}",
-     lambda r: r.headers["authorization"] == "Basic " + base64.b64encode(b"ada:s3cret").decode()),
-    ("authentication: {type: apikey, key: X-Key, value: '{{TOKEN}}', placement: header}",
-     lambda r: r.headers["x-key"] == "tok-123"),
-    ("authentication: {type: apikey, key: api_key, value: '<<secrets.TOKEN>>', placement: query}",
-     lambda r: r.query == "api_key=tok-123"),
-])
+@pytest.mark.parametrize(
+    "auth,check",
+    [
+        (
+            "authentication: {type: bearer, token: '{{secrets.TOKEN}}'}",
+            lambda r: r.headers["authorization"] == "Bearer tok-123",
+        ),
+        (
+            "authentication: {type: basic, username: '{{USER}}', password: '{{PASS}}'}",
+            lambda r: r.headers["authorization"] == "Basic " + base64.b64encode(b"ada:s3cret").decode(),
+        ),
+        (
+            "authentication: {type: apikey, key: X-Key, value: '{{TOKEN}}', placement: header}",
+            lambda r: r.headers["x-key"] == "tok-123",
+        ),
+        (
+            "authentication: {type: apikey, key: api_key, value: '<<secrets.TOKEN>>', placement: query}",
+            lambda r: r.query == "api_key=tok-123",
+        ),
+    ],
+)
 async def test_client_credentials_from_bindings(tmp_path: Path, upstream: RecordingUpstream, auth: str, check) -> None:
     runtime = Runtime.load(capability(tmp_path, auth + "\n", SIMPLE), environ=ENV, base_uris={"api": upstream.url})
     async with runtime:
@@ -148,8 +164,13 @@ class DigestServer:
         else:
             challenge = f'Digest realm="test", nonce="{self.nonce}", qop="auth", algorithm=MD5'
             status, extra, body = 401, [(b"www-authenticate", challenge.encode())], b"{}"
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), *extra]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), *extra],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _valid(self, method: str, uri: str, header: str) -> bool:
@@ -198,8 +219,11 @@ async def test_oauth2_client_credentials_token_is_cached(tmp_path: Path, upstrea
     assert len(token_requests) == 1, "the token is fetched once and reused"
     token = token_requests[0]
     assert token.headers["authorization"] == "Basic " + base64.b64encode(b"ada:s3cret").decode()
-    assert parse_qs(token.body.decode()) == {"grant_type": ["client_credentials"], "scope": ["read write"],
-                                               "audience": ["https://api.example.test"]}
+    assert parse_qs(token.body.decode()) == {
+        "grant_type": ["client_credentials"],
+        "scope": ["read write"],
+        "audience": ["https://api.example.test"],
+    }
     calls = [r for r in upstream.requests if r.path == "/things"]
     assert len(calls) == 3 and all(r.headers["authorization"] == "Bearer at-1" for r in calls)
 
@@ -243,8 +267,9 @@ PROTECTED = """\
 def protected(tmp_path: Path, upstream: RecordingUpstream, naftiko) -> Iterator[dict[str, str]]:
     path = capability(tmp_path, "", SIMPLE, PROTECTED)
     names = ("api-rest", "api-key-rest", "api-basic-rest", "api-mcp")
-    process = naftiko(str(path), "--base-uri", f"api={upstream.url}", *(a for n in names for a in ("--port", f"{n}=0")),
-                      env=ENV)
+    process = naftiko(
+        str(path), "--base-uri", f"api={upstream.url}", *(a for n in names for a in ("--port", f"{n}=0")), env=ENV
+    )
     yield process.wait_for(*names)
 
 

@@ -67,22 +67,38 @@ def test_files_read_the_same_or_fall_back(path: Path) -> None:
     assert positions(fast) == positions(ruamel(text))
 
 
-@pytest.mark.parametrize("text", [
-    "a: 1\nb: -2.5e3\nc: true\nd: ~\ne: null\nf: ''\ng: 'it''s'\nh: \"tab\\there \\u00e9\"\ni: plain text # comment\n",
-    "list:\n- a\n- b: 1\n  c: 2\n-\n  - nested\n- - inline\n",
-    "body: |\n  line one\n    indented\n\n  last\nnext: >-\n  folded\n  text\n\n  para\nkeep: |+\n  x\n\nend: 1\n",
-    "# leading comment\n---\nkey: value   # trailing\nurl: http://example.com/a#frag\nempty:\nafter: x\n",
-    "seq:\n  - name: a\n    in: path\n  - name: b\n    body: |\n      {\"x\": \"{{y}}\"}\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\nb: -2.5e3\nc: true\nd: ~\ne: null\nf: ''\ng: 'it''s'\n"
+        'h: "tab\\there \\u00e9"\ni: plain text # comment\n',
+        "list:\n- a\n- b: 1\n  c: 2\n-\n  - nested\n- - inline\n",
+        "body: |\n  line one\n    indented\n\n  last\nnext: >-\n  folded\n  text\n\n  para\nkeep: |+\n  x\n\nend: 1\n",
+        "# leading comment\n---\nkey: value   # trailing\nurl: http://example.com/a#frag\nempty:\nafter: x\n",
+        'seq:\n  - name: a\n    in: path\n  - name: b\n    body: |\n      {"x": "{{y}}"}\n',
+    ],
+)
 def test_subset_cases(text: str) -> None:
     same_as_ruamel(text)
 
 
-@pytest.mark.parametrize("text", [
-    "a: {b: 1}\n", "a: [1, 2]\n", "a: &x 1\nb: *x\n", "a: !tag 1\n", "a: 1\na: 2\n",
-    "a: multi\n  line\n", "a: b: c\n", "? complex\n: key\n", "a: 1\n---\nb: 2\n", "a:\n\t- x\n",
-    "a: 'unclosed\n", "- a\nb: 1\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: {b: 1}\n",
+        "a: [1, 2]\n",
+        "a: &x 1\nb: *x\n",
+        "a: !tag 1\n",
+        "a: 1\na: 2\n",
+        "a: multi\n  line\n",
+        "a: b: c\n",
+        "? complex\n: key\n",
+        "a: 1\n---\nb: 2\n",
+        "a:\n\t- x\n",
+        "a: 'unclosed\n",
+        "- a\nb: 1\n",
+    ],
+)
 def test_outside_the_subset_falls_back(text: str) -> None:
     with pytest.raises(blockyaml.Unsupported):
         blockyaml.load(text)

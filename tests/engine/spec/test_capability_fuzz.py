@@ -28,8 +28,13 @@ from tests.support import ROOT, SHARED
 
 
 def fuzz(examples: int) -> settings:
-    return settings(derandomize=True, max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        derandomize=True,
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 TIME_BOUND = 5.0
@@ -96,13 +101,82 @@ def deep(levels: int, leaf: Any) -> Any:
 
 
 ODD_VALUES: list[Any] = [
-    None, True, False, 0, -1, 1, 65535, 65536, 10 ** 40, -(10 ** 19), 1.5, float("inf"), "", " ", "x", "GET",
-    "get", "string", "object", "array", "integer", "{{/a}}", "{{#x}}", "{{#x}}{{/y}}", "{{#x}}{{name}}", "{{",
-    "}}", "{{}}", "{{ }}", "{{.}}", "{{> p}}", "{{! c}}", "{{{x}}}", "{{^x}}{{/x}}", "{% for i in x %}", "$", "$.",
-    "$[", "$..*", "$.a[?(@.b)]", "$.a[", "/", "//", "/a/{id}", "/a/{key}/b", "/a/{}", "{x}", "{", "}", "<<env.X>>",
-    "<<", "ns.op", "a.b.c", "http://", "https://x/", "file://./x.yaml", "file:///etc", "\x00", "a\x00b", "é😀",
-    "\u202eevil", "\ud800", "\ufeff", "\x85", "\u2028", "x" * 5000, [], {}, [1, 2], [None], [[]], {"a": 1},
-    {"name": "x"}, [{"name": "x", "type": "string"}], deep(150, "x"), deep(60, "x"),
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    65535,
+    65536,
+    10**40,
+    -(10**19),
+    1.5,
+    float("inf"),
+    "",
+    " ",
+    "x",
+    "GET",
+    "get",
+    "string",
+    "object",
+    "array",
+    "integer",
+    "{{/a}}",
+    "{{#x}}",
+    "{{#x}}{{/y}}",
+    "{{#x}}{{name}}",
+    "{{",
+    "}}",
+    "{{}}",
+    "{{ }}",
+    "{{.}}",
+    "{{> p}}",
+    "{{! c}}",
+    "{{{x}}}",
+    "{{^x}}{{/x}}",
+    "{% for i in x %}",
+    "$",
+    "$.",
+    "$[",
+    "$..*",
+    "$.a[?(@.b)]",
+    "$.a[",
+    "/",
+    "//",
+    "/a/{id}",
+    "/a/{key}/b",
+    "/a/{}",
+    "{x}",
+    "{",
+    "}",
+    "<<env.X>>",
+    "<<",
+    "ns.op",
+    "a.b.c",
+    "http://",
+    "https://x/",
+    "file://./x.yaml",
+    "file:///etc",
+    "\x00",
+    "a\x00b",
+    "é😀",
+    "\u202eevil",
+    "\ud800",
+    "\ufeff",
+    "\x85",
+    "\u2028",
+    "x" * 5000,
+    [],
+    {},
+    [1, 2],
+    [None],
+    [[]],
+    {"a": 1},
+    {"name": "x"},
+    [{"name": "x", "type": "string"}],
+    deep(150, "x"),
+    deep(60, "x"),
 ]
 
 
@@ -116,8 +190,9 @@ def tree_mutations(draw: st.DrawFn) -> str:
         parent, key = _pick(draw, tree)
         if parent is None:
             continue
-        action = draw(st.sampled_from(["odd", "odd", "odd", "delete", "delete", "swap", "name", "rename",
-                                       "double", "graft"]))
+        action = draw(
+            st.sampled_from(["odd", "odd", "odd", "delete", "delete", "swap", "name", "rename", "double", "graft"])
+        )
         value = parent[key]
         if action == "odd":
             parent[key] = _copy(draw(st.sampled_from(ODD_VALUES)))
@@ -167,10 +242,41 @@ def _pick(draw: st.DrawFn, tree: Any) -> tuple[Any, Any]:
     return slots[-1 - draw(st.integers(0, len(slots) - 1))]
 
 
-BAD_BYTES = [b"\x00", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xef\xbb\xbf", b"\x85", b"\t", b"\r", b"\x1b",
-             b"\xe2\x80\xa8", "é".encode(), "😀".encode(), "\u202e".encode(), b"\xc2\xa0", b"&a ", b"*a", b"!!binary ",
-             b"? ", b"%YAML 1.1\n",
-             b"---\n", b"...\n", b"<<: ", b"[", b"{", b"]", b"'", b'"', b"\\", b"#", b": ", b"- ", b"|", b">"]
+BAD_BYTES = [
+    b"\x00",
+    b"\xff",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b"\xef\xbb\xbf",
+    b"\x85",
+    b"\t",
+    b"\r",
+    b"\x1b",
+    b"\xe2\x80\xa8",
+    "é".encode(),
+    "😀".encode(),
+    "\u202e".encode(),
+    b"\xc2\xa0",
+    b"&a ",
+    b"*a",
+    b"!!binary ",
+    b"? ",
+    b"%YAML 1.1\n",
+    b"---\n",
+    b"...\n",
+    b"<<: ",
+    b"[",
+    b"{",
+    b"]",
+    b"'",
+    b'"',
+    b"\\",
+    b"#",
+    b": ",
+    b"- ",
+    b"|",
+    b">",
+]
 
 
 def alias_bomb(levels: int, fan: int) -> bytes:
@@ -188,20 +294,21 @@ def text_mutations(draw: st.DrawFn) -> bytes:
         line_start = data.rfind(b"\n", 0, at) + 1
         line_end = data.find(b"\n", at)
         line_end = len(data) if line_end < 0 else line_end + 1
-        action = draw(st.sampled_from(["bytes", "bytes", "splice", "cut", "indent", "double", "bomb", "number",
-                                       "nest"]))
+        action = draw(
+            st.sampled_from(["bytes", "bytes", "splice", "cut", "indent", "double", "bomb", "number", "nest"])
+        )
         if action == "bytes":
             data = data[:at] + draw(st.sampled_from(BAD_BYTES)) + data[at:]
         elif action == "splice":
             start = draw(st.integers(0, len(data)))
-            piece = data[start:start + draw(st.integers(1, 200))]
+            piece = data[start : start + draw(st.integers(1, 200))]
             data = data[:at] + piece + data[at:]
         elif action == "cut":
-            data = data[:at] + data[at + draw(st.integers(1, 300)):]
+            data = data[:at] + data[at + draw(st.integers(1, 300)) :]
         elif action == "indent":
             shift = draw(st.integers(-4, 4))
             line = data[line_start:line_end]
-            line = b" " * shift + line if shift >= 0 else line[min(-shift, len(line) - len(line.lstrip(b" "))):]
+            line = b" " * shift + line if shift >= 0 else line[min(-shift, len(line) - len(line.lstrip(b" "))) :]
             data = data[:line_start] + line + data[line_end:]
         elif action == "double":
             data = data[:line_end] + data[line_start:line_end] * draw(st.integers(1, 3)) + data[line_end:]
@@ -211,21 +318,36 @@ def text_mutations(draw: st.DrawFn) -> bytes:
             colon = data.find(b": ", len(bomb) + draw(st.integers(0, max(0, len(data) - len(bomb) - 1))))
             if colon > 0:
                 end = data.find(b"\n", colon)
-                data = data[:colon + 2] + b"*b" + str(draw(st.integers(0, 8))).encode() + data[end:]
+                data = data[: colon + 2] + b"*b" + str(draw(st.integers(0, 8))).encode() + data[end:]
         elif action == "number":
-            number = draw(st.sampled_from([b"0x" + b"f" * 4000, b"9" * 5000, b"1e400", b"-0", b"0o777", b"1_0",
-                                           b"0b" + b"1" * 5000, b".nan", b"2024-13-45", b"-_", b"9" * 999]))
+            number = draw(
+                st.sampled_from(
+                    [
+                        b"0x" + b"f" * 4000,
+                        b"9" * 5000,
+                        b"1e400",
+                        b"-0",
+                        b"0o777",
+                        b"1_0",
+                        b"0b" + b"1" * 5000,
+                        b".nan",
+                        b"2024-13-45",
+                        b"-_",
+                        b"9" * 999,
+                    ]
+                )
+            )
             colon = data.find(b": ", at)
             if colon > 0:
                 end = data.find(b"\n", colon)
-                data = data[:colon + 2] + number + data[end if end > 0 else len(data):]
+                data = data[: colon + 2] + number + data[end if end > 0 else len(data) :]
         else:
             levels = draw(st.sampled_from([50, 99, 101, 150, 400]))
             nest = (b"[" * levels + b"]" * levels) if draw(st.booleans()) else b"{a: " * levels + b"1" + b"}" * levels
             colon = data.find(b": ", at)
             if colon > 0:
                 end = data.find(b"\n", colon)
-                data = data[:colon + 2] + nest + data[end if end > 0 else len(data):]
+                data = data[: colon + 2] + nest + data[end if end > 0 else len(data) :]
     return data
 
 

@@ -57,24 +57,30 @@ def test_a_good_file_becomes_a_typed_model(tmp_path: Path) -> None:
 
 def test_missing_key_names_file_line_column_and_key_path(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", GOOD.format(ns="shop").replace("          path: /items\n", ""))
-    assert problems(path) == [f"{path}:8:11: missing required key 'path' (a string) "
-                              "(at capability.consumes[0].resources[0].path)"]
+    assert problems(path) == [
+        f"{path}:8:11: missing required key 'path' (a string) (at capability.consumes[0].resources[0].path)"
+    ]
 
 
 def test_wrong_value_says_what_would_be_right(tmp_path: Path) -> None:
     text = GOOD.format(ns="shop").replace("method: GET\n  exposes", "method: FETCH\n  exposes")
     path = write(tmp_path, "a.yaml", text.replace("port: 8080", "port: eighty"))
     found = problems(path)
-    assert f"{path}:12:23: 'method' must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS; got 'FETCH'" \
-           " (at capability.consumes[0].resources[0].operations[0].method)" in found
-    assert (f"{path}:16:13: 'port' must be an integer from 1 to 65535; got 'eighty' "
-            "(at capability.exposes[0].port)") in found
+    assert (
+        f"{path}:12:23: 'method' must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS; got 'FETCH'"
+        " (at capability.consumes[0].resources[0].operations[0].method)" in found
+    )
+    assert (
+        f"{path}:16:13: 'port' must be an integer from 1 to 65535; got 'eighty' (at capability.exposes[0].port)"
+    ) in found
 
 
 def test_base_uri_with_trailing_slash_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", GOOD.format(ns="shop").replace("api.example.com", "api.example.com/v1/"))
-    assert problems(path) == [f"{path}:6:16: 'baseUri' must not end with '/'; write 'https://api.example.com/v1'"
-                              " (at capability.consumes[0].baseUri)"]
+    assert problems(path) == [
+        f"{path}:6:16: 'baseUri' must not end with '/'; write 'https://api.example.com/v1'"
+        " (at capability.consumes[0].baseUri)"
+    ]
 
 
 def test_yaml_syntax_error_has_a_position(tmp_path: Path) -> None:
@@ -86,8 +92,9 @@ def test_yaml_syntax_error_has_a_position(tmp_path: Path) -> None:
 def test_unknown_keys_warn_but_load(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     text = GOOD.format(ns="shop").replace("      baseUri:", "      retries: 3\n      baseUri:")
     capability = load_file(write(tmp_path, "a.yaml", text))
-    assert capability.warnings == (f"{tmp_path / 'a.yaml'}:6:7: unknown key 'retries' is ignored"
-                                   " (at capability.consumes[0].retries)",)
+    assert capability.warnings == (
+        f"{tmp_path / 'a.yaml'}:6:7: unknown key 'retries' is ignored (at capability.consumes[0].retries)",
+    )
     with caplog.at_level(logging.WARNING):
         Runtime([capability])
     assert "unknown key 'retries'" in caplog.text

@@ -20,7 +20,9 @@ from naftiko.engine.spec.reading import READ_LIMITS, ReadLimits, read_document
 from tests.support import ROOT
 
 HEAD = "naftiko: 1.0.0-alpha2\ncapability:\n"
-GOOD = HEAD + """\
+GOOD = (
+    HEAD
+    + """\
   consumes:
     - type: http
       namespace: shop
@@ -32,6 +34,7 @@ GOOD = HEAD + """\
             - name: list-items
               method: GET
 """
+)
 LOL = "".join(f"lol{i}: &lol{i} [" + ",".join([f"*lol{i - 1}"] * 9) + "]\n" for i in range(2, 8))
 BOMB = HEAD + "  consumes: []\nlol1: &lol1 [a,a,a,a,a,a,a,a,a]\n" + LOL + "body: *lol7\n"
 
@@ -79,8 +82,14 @@ def test_the_alias_bomb_of_issue_12_is_refused_at_the_alias(tmp_path: Path, boun
 def test_the_alias_bomb_through_naftiko_validate(tmp_path: Path) -> None:
     path = write(tmp_path, BOMB)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "naftiko", "validate", str(path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "naftiko", "validate", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert time.monotonic() - started < 10
     assert result.returncode == 1
     assert result.stderr.startswith(f"{path}:9:26: aliases expand this document")
@@ -88,7 +97,9 @@ def test_the_alias_bomb_through_naftiko_validate(tmp_path: Path) -> None:
 
 
 def test_aliases_within_the_budget_load(tmp_path: Path) -> None:
-    text = GOOD.replace("              method: GET\n", """\
+    text = GOOD.replace(
+        "              method: GET\n",
+        """\
               method: GET
               inputParameters: &page
                 - name: limit
@@ -96,7 +107,8 @@ def test_aliases_within_the_budget_load(tmp_path: Path) -> None:
             - name: more-items
               method: GET
               inputParameters: *page
-""")
+""",
+    )
     capability = load_file(write(tmp_path, text))
     first, second = capability.consumes[0].resources[0].operations
     assert [p.name for p in first.input_parameters] == [p.name for p in second.input_parameters] == ["limit"]
@@ -109,10 +121,13 @@ def test_the_alias_budget_is_configurable(tmp_path: Path) -> None:
     assert at(problem) == (5, 9, "y[1]") and "more than 9 nodes" in problem.message
 
 
-@pytest.mark.parametrize("text, line, column, path", [
-    (HEAD + "  a: &a [1, *a]\n", 3, 13, "capability.a[1]"),
-    (HEAD + "  consumes: &c\n    - x: *c\n", 4, 10, "capability.consumes[0].x"),
-])
+@pytest.mark.parametrize(
+    "text, line, column, path",
+    [
+        (HEAD + "  a: &a [1, *a]\n", 3, 13, "capability.a[1]"),
+        (HEAD + "  consumes: &c\n    - x: *c\n", 4, 10, "capability.consumes[0].x"),
+    ],
+)
 def test_a_recursive_alias_is_refused(tmp_path: Path, text: str, line: int, column: int, path: str) -> None:
     problem = only_problem(write(tmp_path, text))
     assert "is inside the node it refers to" in problem.message
@@ -190,14 +205,18 @@ def test_a_control_character_is_reported_at_its_line_and_column(tmp_path: Path, 
     assert problem.message == f"not valid YAML: the character U+{ord(char):04X} is not allowed in YAML text"
 
 
-@pytest.mark.parametrize("value, column, message", [
-    ("-_", 18, "cannot read this value (string index out of range)"),  # ruamel's int pattern takes it
-    ("2024-13-45", 18, "cannot read this value (month must be in 1..12)"),  # and its date pattern this
-    ("0b_", 18, "cannot read this value (string index out of range)"),
-    ('"\\U00110000"', 21, "cannot read this (chr() arg not in range(0x110000))"),  # found while scanning
-])
-def test_values_ruamel_cannot_build_are_errors_at_the_value(tmp_path: Path, value: str, column: int,
-                                                            message: str) -> None:
+@pytest.mark.parametrize(
+    "value, column, message",
+    [
+        ("-_", 18, "cannot read this value (string index out of range)"),  # ruamel's int pattern takes it
+        ("2024-13-45", 18, "cannot read this value (month must be in 1..12)"),  # and its date pattern this
+        ("0b_", 18, "cannot read this value (string index out of range)"),
+        ('"\\U00110000"', 21, "cannot read this (chr() arg not in range(0x110000))"),  # found while scanning
+    ],
+)
+def test_values_ruamel_cannot_build_are_errors_at_the_value(
+    tmp_path: Path, value: str, column: int, message: str
+) -> None:
     problem = only_problem(write(tmp_path, GOOD.replace("namespace: shop", f"namespace: {value}")))
     assert (problem.location.line, problem.location.column) == (5, column)
     assert problem.message == f"not valid YAML: {message}"
@@ -231,8 +250,10 @@ def test_a_large_file_outside_the_fast_subset_is_refused_where_it_leaves_it(tmp_
     started = time.monotonic()
     problem = only_problem(write(tmp_path, text))
     assert time.monotonic() - started < 5
-    assert problem.message == ("a file larger than 1,048,576 bytes must be plain block YAML, and here it is not"
-                               " (plain scalar with indicators); write it in block style, or split it")
+    assert problem.message == (
+        "a file larger than 1,048,576 bytes must be plain block YAML, and here it is not"
+        " (plain scalar with indicators); write it in block style, or split it"
+    )
     assert (problem.location.line, problem.location.column) == (lines + 1, 3)
     problem = only_problem(write(tmp_path, text.replace("extra: [flow]", "extra:\tx")))
     assert (problem.location.line, problem.location.column) == (lines + 1, 9)
@@ -266,8 +287,13 @@ def test_bounded_files_in_a_folder_are_reported_with_the_rest(tmp_path: Path) ->
 
 def test_validate_then_runtime_never_meets_a_builtin_error_on_these(tmp_path: Path) -> None:
     """What `naftiko validate` does, on every case above: only CapabilityError comes out."""
-    cases = [BOMB, nested_maps(340), HEAD + "  a: &a [1, *a]\n", GOOD.replace("shop", "0x" + "f" * 4000, 1),
-             GOOD.replace("GET", "GE\x00T")]
+    cases = [
+        BOMB,
+        nested_maps(340),
+        HEAD + "  a: &a [1, *a]\n",
+        GOOD.replace("shop", "0x" + "f" * 4000, 1),
+        GOOD.replace("GET", "GE\x00T"),
+    ]
     for index, text in enumerate(cases):
         path = write(tmp_path, text, f"case{index}.yaml")
         with pytest.raises(CapabilityError):
@@ -277,8 +303,14 @@ def test_validate_then_runtime_never_meets_a_builtin_error_on_these(tmp_path: Pa
 def test_a_secrets_file_is_read_with_the_same_bounds(tmp_path: Path, bounded: None) -> None:
     """A `binds` file is YAML too: an alias bomb in it is a positioned error, not a hang."""
     write(tmp_path, "lol1: &lol1 [a,a,a,a,a,a,a,a,a]\n" + LOL + "TOKEN: *lol7\n", "secrets.yaml")
-    capability = HEAD.replace("capability:\n", "binds:\n  - namespace: secrets\n    location: file://./secrets.yaml\n"
-                              "    keys: {TOKEN: TOKEN}\ncapability:\n") + GOOD[len(HEAD):]
+    capability = (
+        HEAD.replace(
+            "capability:\n",
+            "binds:\n  - namespace: secrets\n    location: file://./secrets.yaml\n"
+            "    keys: {TOKEN: TOKEN}\ncapability:\n",
+        )
+        + GOOD[len(HEAD) :]
+    )
     capabilities = load_capabilities([write(tmp_path, capability)])
     with pytest.raises(CapabilityError) as caught:
         Runtime(capabilities, environ={})

@@ -48,8 +48,9 @@ def test_structure() -> None:
     assert client["authentication"] == {"type": "bearer", "token": "{{env.POSTHOG_API_KEY}}"}
     op_names = {op["name"] for op in _consumed_ops(doc)}
     assert len(_consumed_ops(doc)) == len(op_names) == 19
-    assert all({"method", "outputRawFormat", "outputParameters", "inputParameters"} <= op.keys()
-               for op in _consumed_ops(doc))
+    assert all(
+        {"method", "outputRawFormat", "outputParameters", "inputParameters"} <= op.keys() for op in _consumed_ops(doc)
+    )
 
     rest, mcp = doc["capability"]["exposes"]
     assert (rest["type"], rest["namespace"], rest["port"]) == ("rest", f"{NS}-rest", 8080)

@@ -132,13 +132,22 @@ async def test_aggregate_refs_over_mcp_and_rest(serve: Serve, upstream: Recordin
     inherited = tools["get-forecast-inherited"]
     assert inherited.description == "Fetch current weather forecast for a location."
     assert inherited.input_schema["properties"] == {
-        "location": {"type": "string", "description": "City or coordinates"}}
+        "location": {"type": "string", "description": "City or coordinates"}
+    }
     hints = inherited.annotations
-    assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint) == \
-        (True, False, True, None)
+    assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint) == (
+        True,
+        False,
+        True,
+        None,
+    )
     delete = tools["delete-item"].annotations
-    assert (delete.read_only_hint, delete.destructive_hint, delete.idempotent_hint, delete.open_world_hint) == \
-        (False, True, True, False)
+    assert (delete.read_only_hint, delete.destructive_hint, delete.idempotent_hint, delete.open_world_hint) == (
+        False,
+        True,
+        True,
+        False,
+    )
     assert result.structured_content == {"result": "sunny"}
     assert parse_qs(upstream.last.query) == {"city": ["Paris"]}
     assert hello.structured_content == {"message": "Hello, Nina!", "source": "aggregate-mock"}
@@ -157,8 +166,10 @@ def test_unknown_ref_fails_at_load(tmp_path: Path) -> None:
     with pytest.raises(CapabilityError) as caught:
         Runtime(load_capabilities([path]), resolve_environment=False)
     problems = caught.value.problems
-    assert [p.location.path for p in problems] == ["capability.exposes[0].tools[2].ref",
-                                                   "capability.exposes[1].resources[1].operations[0].ref"]
+    assert [p.location.path for p in problems] == [
+        "capability.exposes[0].tools[2].ref",
+        "capability.exposes[1].resources[1].operations[0].ref",
+    ]
     assert "ref 'forecast.nope' names no aggregate function (known: forecast.delete-item," in problems[0].message
 
 
@@ -245,11 +256,29 @@ capability:
 
 async def test_steps_lookups_and_dotted_mappings(serve: Serve, upstream: RecordingUpstream) -> None:
     urls = serve(STEPS)
-    upstream.reply("GET", "/voyages/VOY-2026-042", Reply(json={
-        "voyageId": "VOY-2026-042", "ship": {"name": "Northern Star"}, "captain": "C1", "crewIds": ["C2", "C9", "C3"]}))
-    upstream.reply("GET", "/crew", Reply(json=[
-        {"id": "C1", "name": "Ada", "grade": "captain"}, {"id": "C2", "name": "Bo", "grade": "mate"},
-        {"id": "C3", "name": "Cy", "grade": "cook"}]))
+    upstream.reply(
+        "GET",
+        "/voyages/VOY-2026-042",
+        Reply(
+            json={
+                "voyageId": "VOY-2026-042",
+                "ship": {"name": "Northern Star"},
+                "captain": "C1",
+                "crewIds": ["C2", "C9", "C3"],
+            }
+        ),
+    )
+    upstream.reply(
+        "GET",
+        "/crew",
+        Reply(
+            json=[
+                {"id": "C1", "name": "Ada", "grade": "captain"},
+                {"id": "C2", "name": "Bo", "grade": "mate"},
+                {"id": "C3", "name": "Cy", "grade": "cook"},
+            ]
+        ),
+    )
     async with Client(urls["shipyard-tools"], mode="auto", cache=None) as mcp:
         manifest = await mcp.call_tool("get-voyage-manifest", {"voyage-id": "VOY-2026-042"})
         direct = await mcp.call_tool("voyage-direct", {"voyageId": "VOY-2026-042"})
@@ -267,8 +296,9 @@ def test_lookup_of_a_later_step_fails_at_load(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     lookup = "\n              match: id\n              lookupValue: $.fetch-voyage.captain"
     path.write_text(STEPS.replace("index: list-crew" + lookup, "index: all-crew" + lookup))
-    with pytest.raises(CapabilityError,
-                       match="lookup step 'captain' uses index 'all-crew', which is not an earlier step"):
+    with pytest.raises(
+        CapabilityError, match="lookup step 'captain' uses index 'all-crew', which is not an earlier step"
+    ):
         Runtime(load_capabilities([path]), resolve_environment=False)
 
 
@@ -440,13 +470,22 @@ capability:
 """
 
 
-def test_forward_passes_path_method_query_body_and_trusted_headers_only(serve: Serve,
-                                                                        upstream: RecordingUpstream) -> None:
+def test_forward_passes_path_method_query_body_and_trusted_headers_only(
+    serve: Serve, upstream: RecordingUpstream
+) -> None:
     base = serve(FORWARD)["docs-rest"]
     upstream.reply("PATCH", "/v1/pages/p%201", Reply(status=202, body=b"accepted", content_type="text/plain"))
-    response = httpx.patch(f"{base}/notion/v1/pages/p%201", params={"a": "1"}, content=b'{"x": 1}',
-                           headers={"Notion-Version": "2022-06-28", "Content-Type": "application/json",
-                                    "Authorization": "Bearer caller", "X-Other": "no"})
+    response = httpx.patch(
+        f"{base}/notion/v1/pages/p%201",
+        params={"a": "1"},
+        content=b'{"x": 1}',
+        headers={
+            "Notion-Version": "2022-06-28",
+            "Content-Type": "application/json",
+            "Authorization": "Bearer caller",
+            "X-Other": "no",
+        },
+    )
     assert (response.status_code, response.text) == (202, "accepted")
     sent = upstream.last
     assert (sent.method, sent.path, sent.query, sent.body) == ("PATCH", "/v1/pages/p%201", "a=1", b'{"x": 1}')
@@ -499,12 +538,22 @@ capability:
 
 def test_xml_and_csv_upstreams_become_json(serve: Serve, upstream: RecordingUpstream) -> None:
     base = serve(FORMATS)["fleet-rest"]
-    upstream.reply("GET", "/vessels", Reply(content_type="application/xml", body=(
-        b"<vessels><vessel><code>V001</code><name>Sea Eagle</name><year>2001</year></vessel>"
-        b"<vessel><code>V002</code><name>Harbor Star</name></vessel></vessels>")))
+    upstream.reply(
+        "GET",
+        "/vessels",
+        Reply(
+            content_type="application/xml",
+            body=(
+                b"<vessels><vessel><code>V001</code><name>Sea Eagle</name><year>2001</year></vessel>"
+                b"<vessel><code>V002</code><name>Harbor Star</name></vessel></vessels>"
+            ),
+        ),
+    )
     upstream.reply("GET", "/crew.csv", Reply(content_type="text/csv", body=b'id,name\n1,"Smith, Al"\n2,Bo\n'))
-    assert httpx.get(f"{base}/vessels").json() == [{"code": "V001", "name": "Sea Eagle"},
-                                                   {"code": "V002", "name": "Harbor Star"}]
+    assert httpx.get(f"{base}/vessels").json() == [
+        {"code": "V001", "name": "Sea Eagle"},
+        {"code": "V002", "name": "Harbor Star"},
+    ]
     assert httpx.get(f"{base}/crew").json() == [{"id": "1", "name": "Smith, Al"}, {"id": "2", "name": "Bo"}]
     upstream.reply("GET", "/vessels", Reply(content_type="application/xml", body=b"<vessels><broken></vessels>"))
     broken = httpx.get(f"{base}/vessels")
@@ -572,10 +621,19 @@ def test_skill_catalogue(tmp_path: Path, serve: Serve) -> None:
     detail = httpx.get(f"{base}/skills/order-management").json()
     assert detail["allowed-tools"] == "list-orders" and detail["argument-hint"] == "Use for order operations"
     assert detail["tools"] == [
-        {"name": "list-orders", "description": "List all orders in the system", "type": "derived",
-         "invocationRef": {"targetNamespace": "orders-rest", "action": "list-orders", "mode": "rest"}},
-        {"name": "order-guide", "description": "Guide for working with orders", "type": "instruction",
-         "instruction": "order-guide.md"}]
+        {
+            "name": "list-orders",
+            "description": "List all orders in the system",
+            "type": "derived",
+            "invocationRef": {"targetNamespace": "orders-rest", "action": "list-orders", "mode": "rest"},
+        },
+        {
+            "name": "order-guide",
+            "description": "Guide for working with orders",
+            "type": "instruction",
+            "instruction": "order-guide.md",
+        },
+    ]
     assert httpx.get(f"{base}/skills/onboarding-guide").json()["tools"] == []
     assert httpx.get(f"{base}/skills/nope").status_code == 404
     assert httpx.get(f"{base}/skills/order-management/contents").json()["files"] == ["docs/faq.md", "order-guide.md"]
@@ -588,13 +646,17 @@ def test_skill_catalogue(tmp_path: Path, serve: Serve) -> None:
 
 def test_skill_load_time_checks(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text(SKILLS.replace("sourceNamespace: orders-rest", "sourceNamespace: nowhere")
-                    .replace("          location: file://SKILL_DIR\n", ""))
+    path.write_text(
+        SKILLS.replace("sourceNamespace: orders-rest", "sourceNamespace: nowhere").replace(
+            "          location: file://SKILL_DIR\n", ""
+        )
+    )
     with pytest.raises(CapabilityError) as caught:
         load_capabilities([path])
     messages = [p.message for p in caught.value.problems]
-    assert ("skill tool 'order-guide' is an instruction, which needs a 'location' on skill 'order-management'"
-            in messages)
+    assert (
+        "skill tool 'order-guide' is an instruction, which needs a 'location' on skill 'order-management'" in messages
+    )
     path.write_text(SKILLS.replace("sourceNamespace: orders-rest", "sourceNamespace: nowhere"))
     with pytest.raises(CapabilityError, match="sourceNamespace 'nowhere' is not a REST or MCP block"):
         load_capabilities([path])
@@ -674,9 +736,11 @@ capability:
                         who: {type: string, mapping: $.fullName}
 """
 
-CREW = [{"crewId": "C1", "fullName": "Ann Lee", "role": "captain", "id": 7, "salary": 1},
-        {"crewId": "C2", "fullName": "Bo Kim", "id": 8},
-        {"crewId": "C3", "fullName": "Cy Dunn", "role": "cook", "id": 9}]
+CREW = [
+    {"crewId": "C1", "fullName": "Ann Lee", "role": "captain", "id": 7, "salary": 1},
+    {"crewId": "C2", "fullName": "Bo Kim", "id": 8},
+    {"crewId": "C3", "fullName": "Cy Dunn", "role": "cook", "id": 9},
+]
 
 
 async def test_items_written_as_lists_keep_every_field(serve: Serve, upstream: RecordingUpstream) -> None:
@@ -687,25 +751,35 @@ async def test_items_written_as_lists_keep_every_field(serve: Serve, upstream: R
     upstream.reply("GET", "/crew", Reply(json=CREW))
     async with Client(urls["shipyard-tools"], mode="legacy", cache=None) as mcp:
         result = await mcp.call_tool("get-ship-with-crew", {"imo": "IMO-1"})
-    assert result.structured_content == {"name": "Star", "crew": [{"fullName": "Ann Lee", "role": "captain"},
-                                                                  {"fullName": "Bo Kim", "role": None}]}
+    assert result.structured_content == {
+        "name": "Star",
+        "crew": [{"fullName": "Ann Lee", "role": "captain"}, {"fullName": "Bo Kim", "role": None}],
+    }
     rest = urls["shipyard-api"]
     assert httpx.get(f"{rest}/crew").json() == [
-        {"fullName": "Ann Lee", "role": "captain", "badge": 7}, {"fullName": "Bo Kim", "role": None, "badge": 8},
-        {"fullName": "Cy Dunn", "role": "cook", "badge": 9}]
+        {"fullName": "Ann Lee", "role": "captain", "badge": 7},
+        {"fullName": "Bo Kim", "role": None, "badge": 8},
+        {"fullName": "Cy Dunn", "role": "cook", "badge": 9},
+    ]
     assert httpx.get(f"{rest}/crew-as-serialized").json() == [{"who": "Ann Lee"}, {"who": "Bo Kim"}, {"who": "Cy Dunn"}]
 
 
 def test_items_lists_that_cannot_be_read(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    broken = ITEMS_LISTS.replace("                    - {name: role, type: string}\n                    - {name: badge",
-                                 "                    - {type: string}\n                    - {name: badge")
-    broken = broken.replace("                - {name: role, type: string}\n",
-                            "                - {name: fullName, type: number}\n")
+    broken = ITEMS_LISTS.replace(
+        "                    - {name: role, type: string}\n                    - {name: badge",
+        "                    - {type: string}\n                    - {name: badge",
+    )
+    broken = broken.replace(
+        "                - {name: role, type: string}\n", "                - {name: fullName, type: number}\n"
+    )
     path.write_text(broken)
     with pytest.raises(CapabilityError) as caught:
         load_capabilities([path])
     assert [(p.location.path, p.message) for p in caught.value.problems] == [
         ("capability.exposes[0].tools[0].outputParameters[1].items[1]", "'items' lists the field 'fullName' twice"),
-        ("capability.exposes[1].resources[0].operations[0].outputParameters[0].items",
-         "a list of 'items' gives the fields of an object item, so each entry needs a 'name'")]
+        (
+            "capability.exposes[1].resources[0].operations[0].outputParameters[0].items",
+            "a list of 'items' gives the fields of an object item, so each entry needs a 'name'",
+        ),
+    ]

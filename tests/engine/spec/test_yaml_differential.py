@@ -75,41 +75,231 @@ def check(text: str) -> bool:
 # --- generating documents ------------------------------------------------------------------
 
 NUMBERS = [
-    "0", "-0", "+0", "7", "-7", "+7", "007", "-007", "1_000", "_", "-_", "1__", "0b101", "-0b1", "0b_", "0o17",
-    "0o", "017", "0x1F", "0xff", "-0x1", "0x_1", "0X1", "1.5", "-1.5", "1.", ".5", "-.5", "+.5", "1e5", "1E5",
-    "1e+5", "1.5e-3", ".5e5", ".5e+5", "1.e5", "1_0.5", ".inf", "-.Inf", "+.INF", ".nan", ".NaN", "NaN", "inf",
-    "1:30", "12345678901234567890123", "9" * 120, "1" * 20 + ".5", "2024-01-01", "2024-13-45",
-    "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5",
+    "0",
+    "-0",
+    "+0",
+    "7",
+    "-7",
+    "+7",
+    "007",
+    "-007",
+    "1_000",
+    "_",
+    "-_",
+    "1__",
+    "0b101",
+    "-0b1",
+    "0b_",
+    "0o17",
+    "0o",
+    "017",
+    "0x1F",
+    "0xff",
+    "-0x1",
+    "0x_1",
+    "0X1",
+    "1.5",
+    "-1.5",
+    "1.",
+    ".5",
+    "-.5",
+    "+.5",
+    "1e5",
+    "1E5",
+    "1e+5",
+    "1.5e-3",
+    ".5e5",
+    ".5e+5",
+    "1.e5",
+    "1_0.5",
+    ".inf",
+    "-.Inf",
+    "+.INF",
+    ".nan",
+    ".NaN",
+    "NaN",
+    "inf",
+    "1:30",
+    "12345678901234567890123",
+    "9" * 120,
+    "1" * 20 + ".5",
+    "2024-01-01",
+    "2024-13-45",
+    "2001-12-14t21:59:43.10-05:00",
+    "2001-12-14 21:59:43.10 -5",
 ]
 WORDS = [
-    "true", "True", "TRUE", "tRue", "false", "False", "yes", "no", "on", "off", "y", "n", "Y", "N", "null",
-    "Null", "NULL", "nULL", "~", "<<", "=", "!", "&a", "*a", "-", "?", ":", "-x", "?x", ":x", "x:", "x::y",
-    "a: b", "a #b", "a#b", "@x", "`x", "%x", "|", ">", "[]", "{}", "[a]", "{a: 1}", "- a", "? a", "a,b", "]",
-    "}", ",", "x]", "x}", "it's", 'say "hi"', "https://example.com/a?b=c#frag", "{{name}}", "<<env.KEY>>",
-    "$.data[0].id", "/v1/items/{id}", "héllo", "日本語", "emoji 😀", "a\xa0b", "b\xa0", "\u3000x", "x\u3000",
-    "\ufeffx", "a\u200bb", "a\x7fb", "a\x85b", "a\u2028b", "a\u2029b", "a\tb", "a\x00b", "a\x1bb", "a\rb",
-    "a\ufffeb", "x" * 30, "with  two spaces", "trailing ",
+    "true",
+    "True",
+    "TRUE",
+    "tRue",
+    "false",
+    "False",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "n",
+    "Y",
+    "N",
+    "null",
+    "Null",
+    "NULL",
+    "nULL",
+    "~",
+    "<<",
+    "=",
+    "!",
+    "&a",
+    "*a",
+    "-",
+    "?",
+    ":",
+    "-x",
+    "?x",
+    ":x",
+    "x:",
+    "x::y",
+    "a: b",
+    "a #b",
+    "a#b",
+    "@x",
+    "`x",
+    "%x",
+    "|",
+    ">",
+    "[]",
+    "{}",
+    "[a]",
+    "{a: 1}",
+    "- a",
+    "? a",
+    "a,b",
+    "]",
+    "}",
+    ",",
+    "x]",
+    "x}",
+    "it's",
+    'say "hi"',
+    "https://example.com/a?b=c#frag",
+    "{{name}}",
+    "<<env.KEY>>",
+    "$.data[0].id",
+    "/v1/items/{id}",
+    "héllo",
+    "日本語",
+    "emoji 😀",
+    "a\xa0b",
+    "b\xa0",
+    "\u3000x",
+    "x\u3000",
+    "\ufeffx",
+    "a\u200bb",
+    "a\x7fb",
+    "a\x85b",
+    "a\u2028b",
+    "a\u2029b",
+    "a\tb",
+    "a\x00b",
+    "a\x1bb",
+    "a\rb",
+    "a\ufffeb",
+    "x" * 30,
+    "with  two spaces",
+    "trailing ",
 ]
-ESCAPES = ["\\n", "\\t", "\\\\", '\\"', "\\/", "\\0", "\\a", "\\b", "\\e", "\\f", "\\r", "\\v", "\\ ", "\\N",
-           "\\_", "\\L", "\\P", "\\x41", "\\x4", "\\xZZ", "\\x+1", "\\x 1", "\\u00e9", "\\u+123", "\\u12_3",
-           "\\ud800", "\\U0001F600", "\\U00110000", "\\U0000004", "\\q", "\\'", "\\"]
-ODD = ["\t", "\r", "\r\n", "\x85", "\u2028", "\u2029", "\x00", "\x1f", "\x7f", "\ufeff", "\xa0", "\u3000",
-       " ", "#", ":", "-", "'", '"', "\\", "|", ">", "&", "*", "!", "[", "{", "\n", "\n\n", "  "]
+ESCAPES = [
+    "\\n",
+    "\\t",
+    "\\\\",
+    '\\"',
+    "\\/",
+    "\\0",
+    "\\a",
+    "\\b",
+    "\\e",
+    "\\f",
+    "\\r",
+    "\\v",
+    "\\ ",
+    "\\N",
+    "\\_",
+    "\\L",
+    "\\P",
+    "\\x41",
+    "\\x4",
+    "\\xZZ",
+    "\\x+1",
+    "\\x 1",
+    "\\u00e9",
+    "\\u+123",
+    "\\u12_3",
+    "\\ud800",
+    "\\U0001F600",
+    "\\U00110000",
+    "\\U0000004",
+    "\\q",
+    "\\'",
+    "\\",
+]
+ODD = [
+    "\t",
+    "\r",
+    "\r\n",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\x00",
+    "\x1f",
+    "\x7f",
+    "\ufeff",
+    "\xa0",
+    "\u3000",
+    " ",
+    "#",
+    ":",
+    "-",
+    "'",
+    '"',
+    "\\",
+    "|",
+    ">",
+    "&",
+    "*",
+    "!",
+    "[",
+    "{",
+    "\n",
+    "\n\n",
+    "  ",
+]
 NORMAL = st.sampled_from(list("abcxyzAZ09_-./ é日😀"))
 LETTERS = st.one_of(NORMAL, st.sampled_from(["\xa0", "\u2028", "\t", "#", ":", "'", '"', "\\", "\x00"]))
 
 CLEAN_WORDS = [w for w in WORDS if w.isprintable() and "\xa0" not in w]
 PIECES = {
     True: st.one_of(st.sampled_from(CLEAN_WORDS), st.sampled_from(NUMBERS), st.text(NORMAL, min_size=1, max_size=8)),
-    False: st.one_of(st.sampled_from(WORDS), st.sampled_from(NUMBERS), st.text(NORMAL, min_size=1, max_size=8),
-                     st.text(LETTERS, min_size=1, max_size=8)),
+    False: st.one_of(
+        st.sampled_from(WORDS),
+        st.sampled_from(NUMBERS),
+        st.text(NORMAL, min_size=1, max_size=8),
+        st.text(LETTERS, min_size=1, max_size=8),
+    ),
 }
 ESCAPED = st.lists(st.one_of(st.text(NORMAL, max_size=4), st.sampled_from(ESCAPES)), max_size=4)
 HEADERS = st.sampled_from(["|", ">", "|-", ">-", "|+", ">+", "|2", ">1-", "| ", "|-  ", "| # note", "|#x", "| -"])
 BLOCK_LINES = {
-    clean: st.lists(st.one_of(st.text(NORMAL if clean else LETTERS, min_size=1, max_size=10),
-                              st.sampled_from(["", "", " ", "   ", "  more indented", "# not a comment",
-                                               "- not an item", "key: not a key"])), max_size=5)
+    clean: st.lists(
+        st.one_of(
+            st.text(NORMAL if clean else LETTERS, min_size=1, max_size=10),
+            st.sampled_from(
+                ["", "", " ", "   ", "  more indented", "# not a comment", "- not an item", "key: not a key"]
+            ),
+        ),
+        max_size=5,
+    )
     for clean in (True, False)
 }
 
@@ -131,10 +321,35 @@ def scalars(draw: st.DrawFn, clean: bool) -> tuple[str, str, list[str]]:
 
 
 KEYS = {
-    clean: st.one_of(st.sampled_from(["name", "type", "value", "a", "b", "<<", "1", "1.5", "true", "null", "~", "'q'",
-                                      '"dq"', "'it''s'", "-k", "k k", "k ", "é", "{{x}}", "?k", "a:b"]),
-                     st.text(NORMAL, min_size=1, max_size=6),
-                     st.sampled_from(["x\xa0", "k\u3000"]) if clean else st.text(LETTERS, min_size=1, max_size=6))
+    clean: st.one_of(
+        st.sampled_from(
+            [
+                "name",
+                "type",
+                "value",
+                "a",
+                "b",
+                "<<",
+                "1",
+                "1.5",
+                "true",
+                "null",
+                "~",
+                "'q'",
+                '"dq"',
+                "'it''s'",
+                "-k",
+                "k k",
+                "k ",
+                "é",
+                "{{x}}",
+                "?k",
+                "a:b",
+            ]
+        ),
+        st.text(NORMAL, min_size=1, max_size=6),
+        st.sampled_from(["x\xa0", "k\u3000"]) if clean else st.text(LETTERS, min_size=1, max_size=6),
+    )
     for clean in (True, False)
 }
 TREES = {
@@ -222,7 +437,7 @@ def mutated(draw: st.DrawFn) -> str:
         if action == "insert":
             text = text[:at] + rng.choice(ODD) + text[at:]
         elif action == "delete":
-            text = text[:at] + text[at + 1:]
+            text = text[:at] + text[at + 1 :]
         else:
             start = text.rfind("\n", 0, at) + 1
             end = text.find("\n", at)
@@ -235,8 +450,13 @@ def mutated(draw: st.DrawFn) -> str:
 
 
 def fuzz(examples: int) -> settings:
-    return settings(derandomize=True, max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        derandomize=True,
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 @fuzz(500)
@@ -258,8 +478,10 @@ def test_mutated_documents_read_as_ruamel_reads_them(text: str) -> None:
 
 
 @fuzz(300)
-@given(st.one_of(st.sampled_from(NUMBERS + WORDS), st.text(LETTERS, min_size=1, max_size=10)),
-       st.sampled_from(["a: {}\n", "- {}\n", "{}: x\n", "a:\n  - {}\n", "a: {} # c\n", "a: {}"]))
+@given(
+    st.one_of(st.sampled_from(NUMBERS + WORDS), st.text(LETTERS, min_size=1, max_size=10)),
+    st.sampled_from(["a: {}\n", "- {}\n", "{}: x\n", "a:\n  - {}\n", "a: {} # c\n", "a: {}"]),
+)
 def test_every_plain_scalar_types_as_in_ruamel(word: str, template: str) -> None:
     check(template.replace("{}", word))
 
@@ -286,15 +508,47 @@ def test_the_generators_reach_the_fast_path() -> None:
 # --- the differences a differential run found, one by one -------------------------------------
 
 REFUSED_BY_RUAMEL = [
-    "a:\tb\n", "a: b\t\n", "a: 'x'\t\n", 'a: "\\u+123"\n', 'a: "\\x 1"\n', 'a: "\\u12_3"\n', "<<: x\n", "a: -_\n",
-    "a: a\x00b\n", "a: b\x1f\n", "a: 0b_\n", "a: 2024-13-45\n", "a: -\n", "a: ]\n", 'a: "\\U00110000"\n',
+    "a:\tb\n",
+    "a: b\t\n",
+    "a: 'x'\t\n",
+    'a: "\\u+123"\n',
+    'a: "\\x 1"\n',
+    'a: "\\u12_3"\n',
+    "<<: x\n",
+    "a: -_\n",
+    "a: a\x00b\n",
+    "a: b\x1f\n",
+    "a: 0b_\n",
+    "a: 2024-13-45\n",
+    "a: -\n",
+    "a: ]\n",
+    'a: "\\U00110000"\n',
     "a: 'x'#c\n",
 ]
 READ_DIFFERENTLY = [
-    "a: >\n  text", "a: |\n  text", "a: |+\n  text\n\n", "a: 1_000\n", "a: 0b101\n", "a: .5e5\n",
-    "a: 2024-01-01\n", "a: b\xa0\n", "a\xa0: b\n", "a: 1\rb: 2\n", "a: b\x85c: d\n", "a: b\u2028c: d\n",
-    "a: =\n", "<<: {a: 1}\nb: 2\n", "a: #c\nb: 1\n", "a:\n", "x:\n  a:\n\n\n", "a:  ", "a: |\n  x\n    \nb: 1\n",
-    "a: |\n    \n  x\n", "a: |\n  x\n  \n", "a: '' #c\n", "a: \"x\\\" #y\" # c\n",
+    "a: >\n  text",
+    "a: |\n  text",
+    "a: |+\n  text\n\n",
+    "a: 1_000\n",
+    "a: 0b101\n",
+    "a: .5e5\n",
+    "a: 2024-01-01\n",
+    "a: b\xa0\n",
+    "a\xa0: b\n",
+    "a: 1\rb: 2\n",
+    "a: b\x85c: d\n",
+    "a: b\u2028c: d\n",
+    "a: =\n",
+    "<<: {a: 1}\nb: 2\n",
+    "a: #c\nb: 1\n",
+    "a:\n",
+    "x:\n  a:\n\n\n",
+    "a:  ",
+    "a: |\n  x\n    \nb: 1\n",
+    "a: |\n    \n  x\n",
+    "a: |\n  x\n  \n",
+    "a: '' #c\n",
+    'a: "x\\" #y" # c\n',
 ]
 
 

@@ -15,6 +15,7 @@ from tests.support import ScriptedServer, answer, client, json_answer, ok, send
 
 pytestmark = pytest.mark.anyio
 
+
 async def test_keep_alive_reuses_one_connection_and_sends_one_well_formed_request() -> None:
     async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
         writer.write(json_answer(body or b'{"ok": true}'))
@@ -35,10 +36,11 @@ async def test_chunked_gzip_body_is_decoded_and_its_encoding_headers_dropped() -
     payload = gzip.compress(b'{"zipped": "' + b"z" * 5000 + b'"}')
 
     async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
-        writer.write(answer("200 OK", ["Content-Type: application/json", "Content-Encoding: gzip",
-                                       "Transfer-Encoding: chunked"]))
+        writer.write(
+            answer("200 OK", ["Content-Type: application/json", "Content-Encoding: gzip", "Transfer-Encoding: chunked"])
+        )
         for start in range(0, len(payload), 100):
-            piece = payload[start:start + 100]
+            piece = payload[start : start + 100]
             writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
         writer.write(b"0\r\n\r\n")
         return True
@@ -113,6 +115,7 @@ async def test_silence_mid_body_is_a_timeout_and_garbage_is_a_broken_response() 
 
 async def test_redirects_are_followed_and_credentials_stay_on_their_origin() -> None:
     async with ScriptedServer(ok) as other:
+
         async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
             if "/moved" in head:
                 writer.write(answer("302 Found", ["Location: /here", "Content-Length: 0"]))
@@ -191,8 +194,9 @@ async def test_a_connection_paused_by_a_slow_reader_is_readable_again_once_reuse
 
     async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
         if "/big" in head:
-            writer.write(answer("200 OK", ["Content-Type: application/octet-stream", f"Content-Length: {total}"],
-                                b"x" * total))
+            writer.write(
+                answer("200 OK", ["Content-Type: application/octet-stream", f"Content-Length: {total}"], b"x" * total)
+            )
         else:
             writer.write(json_answer())
         return True

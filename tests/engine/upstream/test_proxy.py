@@ -33,6 +33,7 @@ pytestmark = pytest.mark.anyio
 
 # --- which proxy, from which variables ------------------------------------------------------
 
+
 def chosen(environ: Mapping[str, str], url: str) -> str | None:
     """The proxy `environ` gives a request to `url`, as 'scheme://host:port (VARIABLE)', or None."""
     proxies = Proxies.from_environ(environ)
@@ -72,31 +73,34 @@ def test_credentials_become_a_basic_proxy_authorization() -> None:
     assert proxy.source == "HTTPS_PROXY" and proxy.authorization not in repr(proxy) and "p%3As" not in repr(proxy)
 
 
-@pytest.mark.parametrize("no_proxy,url,bypassed", [
-    ("*", "https://anything.test:443", True),
-    ("example.com", "http://example.com:80", True),
-    ("example.com", "http://api.example.com:80", True),
-    ("example.com", "http://notexample.com:80", False),
-    (".example.com", "http://example.com:80", True),  # a leading dot matches the domain too, as curl does
-    (".example.com", "http://a.b.example.com:80", True),
-    ("*.example.com", "http://a.example.com:80", True),
-    ("EXAMPLE.com", "http://Api.Example.COM:80", True),
-    ("example.com", "http://example.com.:80", True),
-    ("example.com:8080", "http://example.com:8080", True),
-    ("example.com:8080", "http://example.com:80", False),
-    ("localhost, 10.1.2.3", "http://10.1.2.3:80", True),
-    ("10.1.2.3", "http://10.1.2.30:80", False),
-    ("10.0.0.0/8", "http://10.200.3.4:80", True),
-    ("10.0.0.0/8", "http://11.0.0.1:80", False),
-    ("10.0.0.0/8", "http://ten.test:80", False),  # networks match addresses, never names (no DNS lookup)
-    ("::1", "http://[::1]:80", True),
-    ("[::1]:8080", "http://[::1]:8080", True),
-    ("[::1]:8080", "http://[::1]:80", False),
-    ("fd00::/8", "http://[fd12::5]:80", True),
-    ("0:0::1", "http://[::1]:80", True),
-    ("a.test,,  ,b.test", "http://b.test:80", True),
-    ("a.test", "http://b.test:80", False),
-])
+@pytest.mark.parametrize(
+    "no_proxy,url,bypassed",
+    [
+        ("*", "https://anything.test:443", True),
+        ("example.com", "http://example.com:80", True),
+        ("example.com", "http://api.example.com:80", True),
+        ("example.com", "http://notexample.com:80", False),
+        (".example.com", "http://example.com:80", True),  # a leading dot matches the domain too, as curl does
+        (".example.com", "http://a.b.example.com:80", True),
+        ("*.example.com", "http://a.example.com:80", True),
+        ("EXAMPLE.com", "http://Api.Example.COM:80", True),
+        ("example.com", "http://example.com.:80", True),
+        ("example.com:8080", "http://example.com:8080", True),
+        ("example.com:8080", "http://example.com:80", False),
+        ("localhost, 10.1.2.3", "http://10.1.2.3:80", True),
+        ("10.1.2.3", "http://10.1.2.30:80", False),
+        ("10.0.0.0/8", "http://10.200.3.4:80", True),
+        ("10.0.0.0/8", "http://11.0.0.1:80", False),
+        ("10.0.0.0/8", "http://ten.test:80", False),  # networks match addresses, never names (no DNS lookup)
+        ("::1", "http://[::1]:80", True),
+        ("[::1]:8080", "http://[::1]:8080", True),
+        ("[::1]:8080", "http://[::1]:80", False),
+        ("fd00::/8", "http://[fd12::5]:80", True),
+        ("0:0::1", "http://[::1]:80", True),
+        ("a.test,,  ,b.test", "http://b.test:80", True),
+        ("a.test", "http://b.test:80", False),
+    ],
+)
 def test_no_proxy(no_proxy: str, url: str, bypassed: bool) -> None:
     environ = {"HTTP_PROXY": "http://p:1", "HTTPS_PROXY": "http://p:1", "NO_PROXY": no_proxy}
     assert (chosen(environ, url) is None) == bypassed
@@ -117,14 +121,16 @@ def test_an_unusable_proxy_is_an_error_when_it_applies() -> None:
 
 # --- a real proxy on loopback ------------------------------------------------------------------
 
+
 class ForwardProxy:
     """An HTTP forward proxy: absolute-form requests (one per connection) and CONNECT tunnels.
 
     `credentials` ("user:pass") makes it answer 407 to requests without them; `refuse` makes it
     answer CONNECT with that status. It records what it was asked."""
 
-    def __init__(self, credentials: str | None = None, refuse: int | None = None,
-                 tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, credentials: str | None = None, refuse: int | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.credentials, self.refuse, self.tls = credentials, refuse, tls
         self.seen: list[tuple[str, str, str | None]] = []  # method, target, Proxy-Authorization
         self.port = 0
@@ -156,8 +162,10 @@ class ForwardProxy:
             self.seen.append((method, target, authorization))
             expected = None if self.credentials is None else basic(self.credentials)
             if expected is not None and authorization != expected:
-                writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\n"
-                             b"Content-Length: 0\r\n\r\n")
+                writer.write(
+                    b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="t"\r\n'
+                    b"Content-Length: 0\r\n\r\n"
+                )
             elif method == "CONNECT":
                 await self._tunnel(target, reader, writer)
             else:
@@ -177,10 +185,17 @@ class ForwardProxy:
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
-    async def _forward(self, method: str, target: str, head: str, headers: dict[str, str],
-                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _forward(
+        self,
+        method: str,
+        target: str,
+        head: str,
+        headers: dict[str, str],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         assert target.startswith("http://"), target  # a proxy is sent absolute-form targets
-        authority, _, path = target[len("http://"):].partition("/")
+        authority, _, path = target[len("http://") :].partition("/")
         host, _, port = authority.rpartition(":")
         body = await reader.readexactly(int(headers.get("content-length", 0)))
         hop = ("proxy-authorization", "connection")
@@ -224,6 +239,7 @@ async def client(url: str, environ: Mapping[str, str], timeout: float = 5.0) -> 
 
 # --- certificates: a test CA and a server certificate for 127.0.0.1 and localhost ----------
 
+
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
     """(CA file, server context)."""
@@ -231,36 +247,62 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "naftiko test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     ca_file, cert_file, key_file = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     return ca_file, context
 
 
 # --- through the proxy ---------------------------------------------------------------------------
+
 
 async def test_an_http_upstream_is_reached_through_the_proxy_in_absolute_form_with_credentials() -> None:
     async with ScriptedServer(ok) as server, ForwardProxy(credentials="ada:s@cret") as proxy:
@@ -309,10 +351,12 @@ async def test_no_proxy_goes_direct() -> None:
     assert len(server.requests) == 5 and len(proxy.seen) == 1
 
 
-@pytest.mark.parametrize("refuse,status", [(None, "407 Proxy Authentication Required"), (403, "403 Forbidden"),
-                                           (502, "502 Bad Gateway")])
+@pytest.mark.parametrize(
+    "refuse,status", [(None, "407 Proxy Authentication Required"), (403, "403 Forbidden"), (502, "502 Bad Gateway")]
+)
 async def test_a_refused_tunnel_is_an_upstream_error_naming_the_proxy_and_its_status(
-        tls: tuple[Path, ssl.SSLContext], refuse: int | None, status: str) -> None:
+    tls: tuple[Path, ssl.SSLContext], refuse: int | None, status: str
+) -> None:
     ca_file, context = tls
     async with ScriptedServer(ok, context) as server, ForwardProxy("ada:right", refuse) as proxy:
         environ = {"HTTPS_PROXY": f"http://ada:wrong-secret@127.0.0.1:{proxy.port}", "SSL_CERT_FILE": str(ca_file)}
@@ -322,8 +366,10 @@ async def test_a_refused_tunnel_is_an_upstream_error_naming_the_proxy_and_its_st
             with pytest.raises(UpstreamError) as caught:
                 await send(upstream)
     message = str(caught.value)
-    assert message == (f"upstream t (op): the proxy 127.0.0.1:{proxy.port} (from HTTPS_PROXY) refused the tunnel "
-                       f"to 127.0.0.1:{server.port}: HTTP {status}")
+    assert message == (
+        f"upstream t (op): the proxy 127.0.0.1:{proxy.port} (from HTTPS_PROXY) refused the tunnel "
+        f"to 127.0.0.1:{server.port}: HTTP {status}"
+    )
     assert "secret" not in message and "right" not in message
     assert server.connections == 0
 
@@ -332,8 +378,11 @@ async def test_a_refused_forward_is_an_upstream_error_too() -> None:
     async with ScriptedServer(ok) as server, ForwardProxy("ada:right") as proxy:
         environ = {"http_proxy": f"http://ada:wrong-secret@127.0.0.1:{proxy.port}"}
         async with client(server.url, environ) as upstream:
-            with pytest.raises(UpstreamError, match=rf"the proxy 127.0.0.1:{proxy.port} \(from http_proxy\) refused "
-                                                    r"the request: HTTP 407 Proxy Authentication Required$") as caught:
+            with pytest.raises(
+                UpstreamError,
+                match=rf"the proxy 127.0.0.1:{proxy.port} \(from http_proxy\) refused "
+                r"the request: HTTP 407 Proxy Authentication Required$",
+            ) as caught:
                 await send(upstream)
     assert "secret" not in str(caught.value) and server.requests == []
 
@@ -346,14 +395,18 @@ async def test_an_unreachable_proxy_is_named() -> None:
     async with ScriptedServer(ok) as server:
         for variable, url in (("HTTP_PROXY", server.url), ("HTTPS_PROXY", "https://127.0.0.1:1")):
             async with client(url, {variable: f"http://u:secret@127.0.0.1:{port}"}) as upstream:
-                with pytest.raises(UpstreamError, match=rf"cannot connect to the proxy 127.0.0.1:{port} "
-                                                        rf"\(from {variable}\): Connection refused") as caught:
+                with pytest.raises(
+                    UpstreamError,
+                    match=rf"cannot connect to the proxy 127.0.0.1:{port} "
+                    rf"\(from {variable}\): Connection refused",
+                ) as caught:
                     await send(upstream)
                 assert "secret" not in str(caught.value)
 
 
-async def test_a_tls_upstream_is_trusted_through_ssl_cert_file(tls: tuple[Path, ssl.SSLContext],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_tls_upstream_is_trusted_through_ssl_cert_file(
+    tls: tuple[Path, ssl.SSLContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
     ca_file, context = tls
     async with ScriptedServer(ok, context) as server:
         async with client(server.url, {}) as upstream:  # the test CA is nobody's default
@@ -394,8 +447,9 @@ capability:
 """
 
 
-async def test_the_runtime_environment_routes_calls_through_the_proxy(tmp_path: Path,
-                                                                     upstream: RecordingUpstream) -> None:
+async def test_the_runtime_environment_routes_calls_through_the_proxy(
+    tmp_path: Path, upstream: RecordingUpstream
+) -> None:
     upstream.reply("GET", "/items", Reply(json={"items": [1, 2]}))
     (tmp_path / "shop.yaml").write_text(CAPABILITY)
     async with ForwardProxy(credentials="ada:pw") as proxy:
@@ -407,8 +461,9 @@ async def test_the_runtime_environment_routes_calls_through_the_proxy(tmp_path: 
     assert "proxy-authorization" not in upstream.last.headers
 
 
-async def test_naftiko_serve_behind_a_proxy_and_a_refusing_one(tmp_path: Path, upstream: RecordingUpstream,
-                                                               naftiko) -> None:
+async def test_naftiko_serve_behind_a_proxy_and_a_refusing_one(
+    tmp_path: Path, upstream: RecordingUpstream, naftiko
+) -> None:
     upstream.reply("GET", "/items", Reply(json={"items": [1, 2]}))
     (tmp_path / "shop.yaml").write_text(CAPABILITY)
     args = (str(tmp_path / "shop.yaml"), "--base-uri", f"shop={upstream.url}", "--port", "shop-rest=0")

@@ -69,7 +69,7 @@ def sends(body: bytes, encoding: str | None = None, chunked: bool = False):
             return True
         writer.write(answer("200 OK", headers + ["Transfer-Encoding: chunked"]))
         for start in range(0, len(body), 65536):
-            piece = body[start:start + 65536]
+            piece = body[start : start + 65536]
             writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
             await writer.drain()
         writer.write(b"0\r\n\r\n")
@@ -93,8 +93,11 @@ async def test_a_buffered_gzip_bomb_fails_at_the_body_limit_naming_it() -> None:
     async with ScriptedServer(sends(payload, "gzip")) as server:
         async with client(server.url, Limits(upstream_body=1 * MiB)) as upstream:
             response = await send(upstream)
-            with pytest.raises(UpstreamError, match=r"^upstream t \(op\): answered more than 1 MiB once "
-                                                    r"decompressed " + BODY_LIMIT) as caught:
+            with pytest.raises(
+                UpstreamError,
+                match=r"^upstream t \(op\): answered more than 1 MiB once "
+                r"decompressed " + BODY_LIMIT,
+            ) as caught:
                 await response.read()
             assert (caught.value.namespace, caught.value.operation) == ("t", "op")
             assert not response._response._chunks  # what was inflated is let go at once
@@ -155,8 +158,7 @@ class Trickle:
 
 
 async def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read() -> None:
-    trickle = Trickle(answer("200 OK", ["Content-Type: application/json", f"Content-Length: {200 * MiB}"]),
-                      b" " * 1024)
+    trickle = Trickle(answer("200 OK", ["Content-Type: application/json", f"Content-Length: {200 * MiB}"]), b" " * 1024)
     async with ScriptedServer(trickle) as server:
         async with client(server.url, Limits(), timeout=10.0) as upstream:
             response = await send(upstream)
@@ -175,8 +177,7 @@ async def test_a_bomb_that_never_ends_fails_at_the_limit_and_hangs_up() -> None:
     compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
     start = compressor.compress(bytes(MiB)) + compressor.flush(zlib.Z_FULL_FLUSH)
     segment = compressor.compress(bytes(MiB)) + compressor.flush(zlib.Z_FULL_FLUSH)
-    head = answer("200 OK", ["Content-Type: application/json", "Content-Encoding: gzip",
-                             "Connection: close"], start)
+    head = answer("200 OK", ["Content-Type: application/json", "Content-Encoding: gzip", "Connection: close"], start)
     trickle = Trickle(head, segment * 16)  # 16 MiB inflated per write, for as long as the client listens
     async with ScriptedServer(trickle) as server:
         async with client(server.url, Limits(upstream_body=8 * MiB)) as upstream:
@@ -191,14 +192,20 @@ async def test_a_bomb_that_never_ends_fails_at_the_limit_and_hangs_up() -> None:
             assert trickle.hung_up_after is not None and trickle.hung_up_after < 3.0
 
 
-@pytest.mark.parametrize("wbits,encoding", [(31, "gzip"), (15, "deflate"), (-15, "deflate")],
-                         ids=["gzip", "deflate-zlib", "deflate-raw"])
+@pytest.mark.parametrize(
+    "wbits,encoding", [(31, "gzip"), (15, "deflate"), (-15, "deflate")], ids=["gzip", "deflate-zlib", "deflate-raw"]
+)
 async def test_bombs_of_every_encoding_fail_buffered_and_streamed(wbits: int, encoding: str) -> None:
     payload = bomb(256, wbits)  # 256 MiB of zeros in about 260 KB
 
     async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
-        writer.write(answer("200 OK", ["Content-Type: application/json", f"Content-Encoding: {encoding}",
-                                       f"Content-Length: {len(payload)}"], payload))
+        writer.write(
+            answer(
+                "200 OK",
+                ["Content-Type: application/json", f"Content-Encoding: {encoding}", f"Content-Length: {len(payload)}"],
+                payload,
+            )
+        )
         return True
 
     async with ScriptedServer(handler) as server:
@@ -220,8 +227,13 @@ async def test_a_streamed_bomb_stops_at_the_decompressed_stream_limit() -> None:
         if "/again" in head:
             writer.write(json_answer())
             return True
-        writer.write(answer("200 OK", ["Content-Type: application/octet-stream", "Content-Encoding: gzip",
-                                       f"Content-Length: {len(payload)}"], payload))
+        writer.write(
+            answer(
+                "200 OK",
+                ["Content-Type: application/octet-stream", "Content-Encoding: gzip", f"Content-Length: {len(payload)}"],
+                payload,
+            )
+        )
         return True
 
     async with ScriptedServer(handler) as server:
@@ -240,8 +252,13 @@ async def test_a_compressed_stream_is_inflated_as_it_is_read_so_its_buffer_stays
     payload = gzip.compress(bytes(total), 1)  # arrives in a few socket reads, inflates 1000-fold
 
     async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
-        writer.write(answer("200 OK", ["Content-Type: application/octet-stream", "Content-Encoding: gzip",
-                                       f"Content-Length: {len(payload)}"], payload))
+        writer.write(
+            answer(
+                "200 OK",
+                ["Content-Type: application/octet-stream", "Content-Encoding: gzip", f"Content-Length: {len(payload)}"],
+                payload,
+            )
+        )
         return True
 
     async with ScriptedServer(handler) as server:
@@ -267,8 +284,13 @@ async def test_a_slow_reader_of_a_compressed_stream_keeps_its_connection_while_i
     half = len(payload) // 2
 
     async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
-        writer.write(answer("200 OK", ["Content-Type: application/octet-stream", "Content-Encoding: gzip",
-                                       f"Content-Length: {len(payload)}"], payload[:half]))
+        writer.write(
+            answer(
+                "200 OK",
+                ["Content-Type: application/octet-stream", "Content-Encoding: gzip", f"Content-Length: {len(payload)}"],
+                payload[:half],
+            )
+        )
         await writer.drain()
         await asyncio.sleep(0.5)
         writer.write(payload[half:])
@@ -394,16 +416,18 @@ MEASURE = textwrap.dedent("""\
 """)
 
 
-@pytest.mark.parametrize("kind,message,most_mib", [
-    ("bomb-buffered", "answered more than 32 MiB once decompressed " + BODY_LIMIT, 80),
-    ("bomb-streamed", "inflates more than 200 times " + RATIO_LIMIT, 24),
-    ("json-length", "answered more than 32 MiB " + BODY_LIMIT, 24),
-    ("json-until-close", "answered more than 32 MiB " + BODY_LIMIT, 80),
-])
+@pytest.mark.parametrize(
+    "kind,message,most_mib",
+    [
+        ("bomb-buffered", "answered more than 32 MiB once decompressed " + BODY_LIMIT, 80),
+        ("bomb-streamed", "inflates more than 200 times " + RATIO_LIMIT, 24),
+        ("json-length", "answered more than 32 MiB " + BODY_LIMIT, 24),
+        ("json-until-close", "answered more than 32 MiB " + BODY_LIMIT, 80),
+    ],
+)
 def test_memory_stays_bounded_by_the_limit_not_by_the_upstream(kind: str, message: str, most_mib: int) -> None:
     """4 GiB gzip bombs and 200 MB JSON answers with the default limits, in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(ROOT), kind], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(ROOT), kind], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
     assert outcome["error"] is not None and outcome["error"].startswith("UpstreamError: upstream big (get): ")
@@ -451,21 +475,35 @@ capability:
 
 
 async def test_a_mapped_operation_answering_a_bomb_is_a_502_and_an_mcp_error_naming_the_limit(
-        tmp_path: Path, upstream: RecordingUpstream, naftiko) -> None:
-    upstream.reply("GET", "/items", Reply(body=gzip.compress(b'{"items": [' + b"0, " * (3 * MiB) + b'1]}'),
-                                          headers={"content-encoding": "gzip"}))
+    tmp_path: Path, upstream: RecordingUpstream, naftiko
+) -> None:
+    upstream.reply(
+        "GET",
+        "/items",
+        Reply(body=gzip.compress(b'{"items": [' + b"0, " * (3 * MiB) + b"1]}"), headers={"content-encoding": "gzip"}),
+    )
     path = tmp_path / "shop.yaml"
     path.write_text(CAPABILITY)
-    process = naftiko(str(path), "--base-uri", f"shop={upstream.url}", "--port", "shop-rest=0",
-                      "--port", "shop-mcp=0", env={"NAFTIKO_MAX_UPSTREAM_BODY": "1M"})
+    process = naftiko(
+        str(path),
+        "--base-uri",
+        f"shop={upstream.url}",
+        "--port",
+        "shop-rest=0",
+        "--port",
+        "shop-mcp=0",
+        env={"NAFTIKO_MAX_UPSTREAM_BODY": "1M"},
+    )
     urls = process.wait_for("shop-rest", "shop-mcp")
     async with httpx.AsyncClient(timeout=10) as http:
         reply = await http.get(urls["shop-rest"] + "/items")
     assert reply.status_code == 502
     message = reply.json()["error"]["message"]
     assert "shop" in message and "list-items" in message
-    assert "answered more than 1 MiB once decompressed (limit upstream-body; raise it with --limit " \
-           "upstream-body=SIZE or NAFTIKO_MAX_UPSTREAM_BODY)" in message
+    assert (
+        "answered more than 1 MiB once decompressed (limit upstream-body; raise it with --limit "
+        "upstream-body=SIZE or NAFTIKO_MAX_UPSTREAM_BODY)" in message
+    )
 
     async with Client(urls["shop-mcp"], cache=None) as mcp:
         result = await mcp.call_tool("list-items", {})

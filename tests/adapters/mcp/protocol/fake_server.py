@@ -120,7 +120,7 @@ class FakeBackend(StaticBackend):
         if uri == "info://about":
             return [{"uri": uri, "mimeType": "text/plain", "text": "fake server"}]
         if uri.startswith("greeting://") and len(uri) > len("greeting://"):
-            name = uri[len("greeting://"):]
+            name = uri[len("greeting://") :]
             return [{"uri": uri, "mimeType": "text/plain", "text": f"Hello, {name}!"}]
         raise McpError(INVALID_PARAMS, f"Unknown resource: {uri}")
 

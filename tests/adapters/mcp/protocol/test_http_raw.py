@@ -31,8 +31,9 @@ def modern(method: str, params: dict[str, Any] | None = None, **extra: str) -> t
 def initialize(http: httpx.Client, version: str = "2025-11-25") -> str:
     response = http.post(
         "/mcp",
-        json=rpc("initialize", {"protocolVersion": version, "capabilities": {},
-                                "clientInfo": {"name": "t", "version": "1"}}),
+        json=rpc(
+            "initialize", {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        ),
     )
     assert response.status_code == 200
     return response.headers["mcp-session-id"]
@@ -131,7 +132,9 @@ def test_unknown_method_and_bad_params(http: httpx.Client) -> None:
     unknown = http.post("/mcp", json=rpc("tools/frobnicate", id="x"))
     assert unknown.status_code == 200
     assert unknown.json() == {
-        "jsonrpc": "2.0", "id": "x", "error": {"code": -32601, "message": "Method not found: tools/frobnicate"},
+        "jsonrpc": "2.0",
+        "id": "x",
+        "error": {"code": -32601, "message": "Method not found: tools/frobnicate"},
     }
     assert error_of(http.post("/mcp", json=rpc("server/discover")))["code"] == -32601
     assert error_of(http.post("/mcp", json=rpc("tools/call", [1, 2])))["code"] == -32602
@@ -349,7 +352,8 @@ def test_modern_get_delete_405_and_notifications(http: httpx.Client) -> None:
         response = http.request(method, "/mcp", headers={"MCP-Protocol-Version": MODERN})
         assert response.status_code == 405 and response.headers["allow"] == "POST"
     note = http.post(
-        "/mcp", json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}},
+        "/mcp",
+        json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}},
         headers={"MCP-Protocol-Version": MODERN, "Mcp-Method": "notifications/cancelled"},
     )
     assert note.status_code == 202
@@ -360,6 +364,7 @@ def test_modern_get_delete_405_and_notifications(http: httpx.Client) -> None:
 
 
 def test_modern_parse_error(http: httpx.Client) -> None:
-    response = http.post("/mcp", content=b"[", headers={"MCP-Protocol-Version": MODERN,
-                                                         "Content-Type": "application/json"})
+    response = http.post(
+        "/mcp", content=b"[", headers={"MCP-Protocol-Version": MODERN, "Content-Type": "application/json"}
+    )
     assert response.status_code == 400 and error_of(response)["code"] == -32700

@@ -161,8 +161,10 @@ def test_schema_structure() -> None:
             "properties": {
                 "pet": {
                     "type": "object",
-                    "properties": {"kind": {"enum": ["cat", "dog"]},
-                                   "ages": {"type": "array", "items": {"type": "integer"}}},
+                    "properties": {
+                        "kind": {"enum": ["cat", "dog"]},
+                        "ages": {"type": "array", "items": {"type": "integer"}},
+                    },
                     "required": ["kind"],
                 },
                 "flag": {"enum": [1, "one"]},

@@ -38,8 +38,14 @@ def test_stdio_process_lines_and_eof() -> None:
         line({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_items", "_meta": META}}),
         line({"jsonrpc": "2.0", "id": 4, "method": "ping", "params": {"_meta": META}}),
         line([1]),
-        line({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
-              "params": {"name": "echo", "arguments": {"text": "a\nb"}}}),
+        line(
+            {
+                "jsonrpc": "2.0",
+                "id": 5,
+                "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": "a\nb"}},
+            }
+        ),
     ]
     started = time.monotonic()
     done = subprocess.run(
