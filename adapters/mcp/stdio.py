@@ -22,14 +22,9 @@ import threading
 from typing import Any, Protocol
 
 from .backend import McpBackend, McpError
-from .protocol import (
-    DEFAULT_LEGACY_VERSION,
-    McpProtocol,
-    decode_message,
-    encode_message,
-    error_response,
-    is_modern_message,
-)
+from .eras import DEFAULT_LEGACY_VERSION, is_modern_message
+from .jsonrpc import decode_message, encode_message, error_response
+from .protocol import McpProtocol
 
 __all__ = ["serve_stdio"]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from naftiko.adapters.mcp.protocol import encode_message
+from naftiko.adapters.mcp.jsonrpc import encode_message
 from naftiko.engine.jsoncodec import RawJSON, dumps, loads, passthrough
 
 BIG = 123456789012345678901234567890

@@ -8,8 +8,10 @@ import httpx
 import pytest
 
 from naftiko.adapters.mcp.backend import McpError, McpTool, ServerInfo, StaticBackend, ToolResult
+from naftiko.adapters.mcp.eras import is_modern_message
 from naftiko.adapters.mcp.http import McpHttpApp
-from naftiko.adapters.mcp.protocol import McpProtocol, decode_message, encode_message, is_modern_message
+from naftiko.adapters.mcp.jsonrpc import decode_message, encode_message
+from naftiko.adapters.mcp.protocol import McpProtocol
 from naftiko.adapters.mcp.schema import compile_schema
 
 from tests.adapters.mcp.protocol.conftest import META
