@@ -8,7 +8,7 @@
     cli.py                `naftiko serve | validate | list | call`
 
 They reach the engine only through what `naftiko.engine` exports, and each turns the engine's
-typed errors into its own answers with one table (`ERRORS` in rest/app.py and mcp/capability.py,
+typed errors into its own answers with one table (`ERRORS` in rest/app.py and mcp/errors.py,
 `EXIT_CODES` in cli.py).
 """
 

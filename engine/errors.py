@@ -19,7 +19,7 @@ Our exception hierarchy:
 
 Each adapter holds one table from these classes to what its caller gets (REST: a status and a
 JSON error `type`, `adapters/rest/app.py`; MCP: an `isError` result or a JSON-RPC error,
-`adapters/mcp/capability.py`; the CLI: an exit code, `adapters/cli.py`), looked up with
+`adapters/mcp/errors.py`; the CLI: an exit code, `adapters/cli.py`), looked up with
 `answer_for`, which walks the exception's MRO so the most specific kind wins. Anything not in a
 table is a bug: logged, and answered as a 500 / -32603 without its traceback.
 

@@ -16,7 +16,7 @@ import pytest
 from naftiko.adapters import cli
 from naftiko.adapters.edges import UNENCODABLE
 from naftiko.adapters.mcp.backend import INTERNAL_ERROR, INVALID_PARAMS, McpError
-from naftiko.adapters.mcp.capability import ERROR_META, _resource_failure, _tool_failure
+from naftiko.adapters.mcp.errors import ERROR_META, resource_failure, tool_failure
 from naftiko.adapters.rest.app import _failure
 from naftiko.engine import errors
 from naftiko.engine.errors import (
@@ -177,10 +177,10 @@ def test_rest_anything_else_is_a_logged_500_without_its_text(exc: Exception, cap
     ],
 )
 def test_mcp_table(exc: Exception, text: str, detail: dict[str, Any]) -> None:
-    result = _tool_failure(exc)
+    result = tool_failure(exc)
     assert result.is_error and result.content == [{"type": "text", "text": text}]
     assert result.meta == {ERROR_META: detail}
-    error = _resource_failure(exc, "x://r")
+    error = resource_failure(exc, "x://r")
     if detail["type"] == "bad_request":
         assert (error.code, error.data) == (INVALID_PARAMS, {"uri": "x://r"})
         assert error.message == f"Invalid params: {text.removeprefix('invalid arguments: ')}"
@@ -192,12 +192,12 @@ def test_mcp_table(exc: Exception, text: str, detail: dict[str, Any]) -> None:
 def test_mcp_anything_else_is_left_to_the_protocol_layer() -> None:
     bug = RuntimeError(SECRET)
     with pytest.raises(RuntimeError) as caught:
-        _tool_failure(bug)
+        tool_failure(bug)
     assert caught.value is bug
     with pytest.raises(RuntimeError):
-        _resource_failure(bug, "x://r")
+        resource_failure(bug, "x://r")
     with pytest.raises(McpError):  # protocol errors are not engine errors: never mapped here
-        _tool_failure(McpError(INVALID_PARAMS, "Unknown tool"))
+        tool_failure(McpError(INVALID_PARAMS, "Unknown tool"))
 
 
 # --------------------------------------------------------------------------- CLI
