@@ -2,10 +2,11 @@
 
 `load_capabilities` (`loader.load`) is the whole stage, in flow order: `reading` turns a file into
 YAML data with positions (`blockyaml` is its fast reader for plain block YAML, proven equal to
-ruamel.yaml by a differential test); the builders `consumed` and `exposed` read that data through
-`fields.Map` into `model`, the plain typed data everything downstream reads; `checks` compiles
-what the runtime compiles later and checks entries against each other. Every problem of every
-file is collected, positioned (file, line, column, key path) and raised as one `CapabilityError`.
+ruamel.yaml by a differential test); the builders `consumed`, `invocations` (calls, steps,
+mappings, aggregates) and `exposed` read that data through `fields.Map` into `model`, the plain
+typed data everything downstream reads; `checks` compiles what the runtime compiles later and
+checks entries against each other. Every problem of every file is collected, positioned (file,
+line, column, key path) and raised as one `CapabilityError`.
 """
 
 from .loader import expand_paths, load_file

@@ -1,9 +1,10 @@
-"""Builders of what a capability exposes: REST, MCP and skill servers, and aggregates.
+"""Builders of what a capability exposes: REST, MCP and skill servers.
 
-Each exposed operation, tool, resource or aggregate function holds an invocation: a `call` of a
-consumed operation, orchestration `steps` with their `mappings`, or a `ref` to an aggregate
-function. Parameters, outputs and authentication are read by the `consumed` builders; checks
-across entries (routes, names, server authentication) come from `checks`.
+A REST server has resources (a path, operations by method, or a `forward` to a consumed
+namespace); an MCP server has tools, resources and prompts; a skill server has skills whose tools
+point at sibling REST/MCP actions or carry instructions. Each operation, tool and dynamic resource
+holds an invocation, read by `invocations` (with tool parameters); inputs and authentication are
+read by the `consumed` builders; checks across entries (routes, names, server auth) come from `checks`.
 """
 
 from __future__ import annotations
@@ -11,17 +12,10 @@ from __future__ import annotations
 import re
 
 from . import model as spec
-from .checks import (
-    check_call,
-    check_mapping_targets,
-    check_server_auth,
-    check_template,
-    check_with,
-    duplicate_routes,
-    duplicates,
-)
-from .consumed import HTTP_METHODS, authentication, input_parameter, output_parameter
-from .fields import Map, file_location, is_required, plain, strings
+from .checks import check_call, check_server_auth, duplicate_routes, duplicates
+from .consumed import HTTP_METHODS, authentication, input_parameter
+from .fields import Map, file_location, plain, strings
+from .invocations import invocation_of, tool_parameter
 from ..jsonpath import JsonPathError, compile_path
 
 
@@ -35,118 +29,6 @@ def _exposed_input_parameter(m: Map) -> spec.InputParameter | None:
             m.bad("value", str(exc))
             return None
     return param
-
-
-def _step(m: Map) -> spec.Step | None:
-    m.known(
-        "type",
-        "name",
-        "call",
-        "with",
-        "index",
-        "match",
-        "lookupValue",
-        "outputParameters",
-        "language",
-        "location",
-        "file",
-        "dependencies",
-    )
-    type_ = m.str("type", required=True, choices=("call", "lookup", "script"))
-    name = m.str("name", required=True)
-    if type_ == "call":
-        m.str("call", required=True)
-    elif type_ == "lookup":
-        for key in ("index", "match", "lookupValue"):
-            m.str(key, required=True)
-    with_ = m.map("with")
-    check_with(m)
-    outputs = strings(m, "outputParameters") if type_ == "lookup" else ()
-    lookup_value = m.str("lookupValue")
-    if lookup_value is not None and not lookup_value.startswith("$."):
-        check_template(m, "lookupValue")
-    if type_ is None or name is None:
-        return None
-    return spec.Step(
-        type=type_,
-        name=name,
-        where=m.where,
-        call=m.str("call"),
-        with_=plain(with_.data) if with_ else {},
-        index=m.str("index"),
-        match=m.str("match"),
-        lookup_value=lookup_value,
-        output_parameters=outputs,
-    )
-
-
-def _mapping(m: Map) -> spec.StepMapping | None:
-    m.known("targetName", "value")
-    target, value = m.str("targetName", required=True), m.str("value", required=True)
-    if value is not None and not value.startswith("$."):
-        m.bad("value", f"a mapping 'value' must start with '$.<step name>'; got '{value}'")
-        return None
-    if target is None or value is None:
-        return None
-    return spec.StepMapping(target_name=target, value=value, where=m.where)
-
-
-def _invocation(m: Map) -> spec.Invocation:
-    with_ = m.map("with")
-    check_with(m)
-    mappings = m.items("mappings", _mapping)
-    check_mapping_targets(m, mappings)
-    return spec.Invocation(
-        call=m.str("call"),
-        with_=plain(with_.data) if with_ else {},
-        steps=m.items("steps", _step),
-        mappings=mappings,
-        ref=m.str("ref"),
-        output_parameters=m.items("outputParameters", output_parameter),
-        ref_where=m.loc("ref", value=True) if m.has("ref") else None,
-    )
-
-
-def _aggregate_function(m: Map) -> spec.AggregateFunction | None:
-    m.known(
-        "name",
-        "description",
-        "semantics",
-        "inputParameters",
-        "call",
-        "with",
-        "steps",
-        "mappings",
-        "outputParameters",
-        "ref",
-    )
-    name, description = m.str("name", required=True), m.str("description", required=True)
-    semantics = m.map("semantics")
-    invocation = _invocation(m)
-    check_call(m, invocation)
-    if name is None:
-        return None
-    if semantics is not None:
-        semantics.known("safe", "idempotent", "cacheable")
-    return spec.AggregateFunction(
-        name=name,
-        description=description,
-        where=m.where,
-        invocation=invocation,
-        semantics=spec.Semantics(semantics.bool("safe"), semantics.bool("idempotent"), semantics.bool("cacheable"))
-        if semantics
-        else None,
-        input_parameters=m.items("inputParameters", _tool_parameter),
-    )
-
-
-def aggregate(m: Map) -> spec.Aggregate | None:
-    m.known("label", "namespace", "functions")
-    label, namespace = m.str("label", required=True), m.str("namespace", required=True)
-    functions = m.items("functions", _aggregate_function, required=True)
-    if namespace is None:
-        return None
-    return spec.Aggregate(label=label or namespace, namespace=namespace, where=m.where, functions=functions)
 
 
 def _exposed_operation(m: Map) -> spec.ExposedOperation | None:
@@ -167,7 +49,7 @@ def _exposed_operation(m: Map) -> spec.ExposedOperation | None:
     if method is not None and method.upper() not in HTTP_METHODS:
         m.bad("method", f"'method' must be one of {', '.join(HTTP_METHODS)}; got '{method}'")
         return None
-    invocation = _invocation(m)
+    invocation = invocation_of(m)
     check_call(m, invocation)
     if method is None:
         return None
@@ -222,20 +104,6 @@ def _exposed_resource(m: Map) -> spec.ExposedResource | None:
     )
 
 
-def _tool_parameter(m: Map) -> spec.ToolParameter | None:
-    m.known("name", "type", "description", "required")
-    name = m.str("name", required=True)
-    if name is None:
-        return None
-    return spec.ToolParameter(
-        name=name,
-        type=m.str("type", default="string") or "string",
-        description=m.str("description"),
-        required=is_required(m, True),
-        where=m.where,
-    )
-
-
 def _hints(m: Map) -> spec.ToolHints:
     m.known("readOnly", "destructive", "idempotent", "openWorld")
     return spec.ToolHints(
@@ -262,7 +130,7 @@ def _tool(m: Map) -> spec.Tool | None:
     )
     name = m.str("name", required=not m.has("ref"))
     hints = m.map("hints")
-    invocation = _invocation(m)
+    invocation = invocation_of(m)
     check_call(m, invocation)
     if name is None and invocation.ref is None:
         return None
@@ -272,7 +140,7 @@ def _tool(m: Map) -> spec.Tool | None:
         invocation=invocation,
         label=m.str("label"),
         description=m.str("description"),
-        input_parameters=m.items("inputParameters", _tool_parameter),
+        input_parameters=m.items("inputParameters", tool_parameter),
         hints=_hints(hints) if hints else None,
     )
 
@@ -293,7 +161,7 @@ def _mcp_resource(m: Map) -> spec.Resource | None:
     )
     name, uri = m.str("name", required=True), m.str("uri", required=True)
     dynamic = m.has("call") or m.has("steps")
-    invocation = _invocation(m) if dynamic else None
+    invocation = invocation_of(m) if dynamic else None
     if uri is not None:
         variables = [v.replace("-", "_") for v in _URI_VARIABLE.findall(uri)]
         if len(set(variables)) != len(variables):

@@ -1,8 +1,8 @@
 """Capability files and folders into the spec model: the spec stage's entry point.
 
 A file is read (`reading`: YAML data with positions), built into the typed `model` by the
-builders (`consumed`, `exposed`, and the capability root here), reading every key through
-`fields.Map`, and checked (`checks`). Every problem names the file, line, column and key path
+builders (`consumed`, `invocations`, `exposed`, and the capability root here), reading every key
+through `fields.Map`, and checked (`checks`). Every problem names the file, line, column and key path
 (`capability.consumes[0].baseUri`) and says what would be right; `load` reports the problems of
 all files together, with the namespaces they declare twice. Unknown keys are warnings, as in the
 reference engine, so files written for newer spec versions still load. Imported consumes
@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from . import model as spec
 from .checks import check_skills
 from .consumed import consumes
-from .exposed import aggregate, exposes
+from .exposed import exposes
+from .invocations import aggregate
 from .fields import Context, Map, strings
 from .reading import READ_LIMITS, ReadLimits, read_document
 from ..errors import CapabilityError, Location, Problem
