@@ -102,8 +102,14 @@ def check_format(fmt: str | None, *, schema: str | None = None) -> None:
     decoder_for(fmt, schema=schema)
 
 
-def decode(body: bytes | str, fmt: str | None, *, schema: str | None = None,
-           encoding: str | None = None, max_items: int = DEFAULT_ITEMS) -> Any:
+def decode(
+    body: bytes | str,
+    fmt: str | None,
+    *,
+    schema: str | None = None,
+    encoding: str | None = None,
+    max_items: int = DEFAULT_ITEMS,
+) -> Any:
     """Decode one body; `encoding` is the response charset, UTF-8 when not given."""
     return decoder_for(fmt, schema=schema, max_items=max_items)(body, encoding)
 
@@ -123,13 +129,15 @@ def decoder_for(fmt: str | None, *, schema: str | None = None, max_items: int = 
     return partial(_decode_text, label, max_items, convert)
 
 
-def _decode_bytes(label: str, max_items: int, convert: Callable[..., Any], body: bytes | str,
-                  encoding: str | None = None) -> Any:
+def _decode_bytes(
+    label: str, max_items: int, convert: Callable[..., Any], body: bytes | str, encoding: str | None = None
+) -> Any:
     return convert(Budget(label, max_items), body, encoding)
 
 
-def _decode_text(label: str, max_items: int, convert: Callable[[Budget, str], Any], body: bytes | str,
-                 encoding: str | None = None) -> Any:
+def _decode_text(
+    label: str, max_items: int, convert: Callable[[Budget, str], Any], body: bytes | str, encoding: str | None = None
+) -> Any:
     return convert(Budget(label, max_items), as_text(body, encoding))
 
 
@@ -138,9 +146,7 @@ def _resolve(fmt: str | None) -> str:
         return "json"
     label = fmt.lower() if isinstance(fmt, str) else fmt
     if label not in KNOWN_FORMATS:
-        raise FormatError(
-            f"unsupported outputRawFormat {fmt!r}; expected one of: {', '.join(KNOWN_FORMATS)}"
-        )
+        raise FormatError(f"unsupported outputRawFormat {fmt!r}; expected one of: {', '.join(KNOWN_FORMATS)}")
     return label
 
 

@@ -37,8 +37,10 @@ class Budget:
             raise self.exceeded()
 
     def exceeded(self) -> FormatError:
-        return FormatError(f"{self.label}: the document holds more than {self.limit:,} values "
-                           f"({advice('decoded_items')})", "decoded_items")
+        return FormatError(
+            f"{self.label}: the document holds more than {self.limit:,} values ({advice('decoded_items')})",
+            "decoded_items",
+        )
 
 
 def too_deep(label: str) -> FormatError:
@@ -62,5 +64,4 @@ def as_text(body: bytes | str, encoding: str | None) -> str:
 def rows_to_objects(headers: list[str], rows: list[list[str]], budget: Budget) -> list[dict[str, str]]:
     """One object per row keyed by header; a missing cell is "", an extra one is dropped."""
     budget.spend(len(rows) * (len(headers) + 1))
-    return [{header: row[i] if i < len(row) else "" for i, header in enumerate(headers)}
-            for row in rows]
+    return [{header: row[i] if i < len(row) else "" for i, header in enumerate(headers)} for row in rows]

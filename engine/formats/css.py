@@ -14,7 +14,8 @@ from typing import Any
 from .common import FormatError
 from .html import Node
 
-_SELECTOR_TOKEN = re.compile(r"""
+_SELECTOR_TOKEN = re.compile(
+    r"""
     \s*(?P<combinator>[>,])\s*
   | (?P<space>\s+)
   | (?P<tag>\*|[A-Za-z][A-Za-z0-9-]*)
@@ -22,7 +23,9 @@ _SELECTOR_TOKEN = re.compile(r"""
   | \.(?P<cls>(?:[\w-]|\\.)+)
   | \[\s*(?P<attr>[\w:-]+)\s*(?:(?P<op>[~^$*]?=)\s*
         (?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<uq>[^\s\]"']+))\s*)?\]
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 _SELECTOR_HELP = "tag, *, #id, .class, [attr], [attr=value] (also ~= ^= $= *=), ' ' and '>' combinators, ','"
 
@@ -80,8 +83,9 @@ class _Complex:
         """
         mask = 0
         for index, part in enumerate(self.parts):
-            if part.matches(node) and (index == 0 or (
-                    (parent if self.links[index] == ">" else ancestors) >> (index - 1)) & 1):
+            if part.matches(node) and (
+                index == 0 or ((parent if self.links[index] == ">" else ancestors) >> (index - 1)) & 1
+            ):
                 mask |= 1 << index
         return mask
 
@@ -96,8 +100,7 @@ class Selector:
         """Tables that match, or sit inside an element that matches, in document order."""
         members, found = self.members, []
         nothing = (0,) * len(members)
-        pending = [(child, nothing, nothing, False) for child in reversed(root.children)
-                   if isinstance(child, Node)]
+        pending = [(child, nothing, nothing, False) for child in reversed(root.children) if isinstance(child, Node)]
         while pending:
             node, parent, ancestors, inside = pending.pop()
             masks = tuple(m.step(node, p, a) for m, p, a in zip(members, parent, ancestors, strict=True))
@@ -105,8 +108,9 @@ class Selector:
             if inside and node.tag == "table":
                 found.append(node)
             below = tuple(a | mask for a, mask in zip(ancestors, masks, strict=True))
-            pending.extend((child, masks, below, inside) for child in reversed(node.children)
-                           if isinstance(child, Node))
+            pending.extend(
+                (child, masks, below, inside) for child in reversed(node.children) if isinstance(child, Node)
+            )
         return found
 
 
@@ -114,8 +118,9 @@ def compile_selector(source: str) -> Selector:
     """Parse the supported CSS subset once; anything else is a FormatError naming the selector."""
 
     def bad(reason: str) -> FormatError:
-        return FormatError(f"html: unsupported outputSchema selector {source!r} ({reason}); "
-                           f"supported: {_SELECTOR_HELP}")
+        return FormatError(
+            f"html: unsupported outputSchema selector {source!r} ({reason}); supported: {_SELECTOR_HELP}"
+        )
 
     members: list[_Complex] = []
     parts: list[_Compound] = []
@@ -126,8 +131,14 @@ def compile_selector(source: str) -> Selector:
     def close_compound() -> None:
         nonlocal current
         if current is not None:
-            parts.append(_Compound(current.get("tag"), tuple(current.get("ids", ())),
-                                   tuple(current.get("classes", ())), tuple(current.get("attrs", ()))))
+            parts.append(
+                _Compound(
+                    current.get("tag"),
+                    tuple(current.get("ids", ())),
+                    tuple(current.get("classes", ())),
+                    tuple(current.get("attrs", ())),
+                )
+            )
             current = None
 
     text = source.strip()
@@ -135,7 +146,7 @@ def compile_selector(source: str) -> Selector:
     while position < len(text):
         match = _SELECTOR_TOKEN.match(text, position)
         if match is None:
-            raise bad(f"cannot read {text[position:position + 12]!r}")
+            raise bad(f"cannot read {text[position : position + 12]!r}")
         position = match.end()
         kind = match.lastgroup if match.lastgroup in ("combinator", "space") else None
         if kind is not None:
@@ -164,7 +175,8 @@ def compile_selector(source: str) -> Selector:
         else:
             value = next((v for v in match.group("dq", "sq", "uq") if v is not None), "")
             current.setdefault("attrs", []).append(
-                (match.group("attr").lower(), match.group("op") or "", value.lower()))
+                (match.group("attr").lower(), match.group("op") or "", value.lower())
+            )
     if current is None:
         raise bad("it is empty or ends with a combinator")
     close_compound()

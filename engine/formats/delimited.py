@@ -16,8 +16,8 @@ SEPARATORS = {"csv": ",", "tsv": "\t", "psv": "|"}
 
 # The csv module refuses fields over 131,072 characters by default, a process-wide setting. The
 # upstream body limit already bounds a field, so the module's own bound is lifted once, here.
-if csv.field_size_limit() < 2 ** 31 - 1:
-    csv.field_size_limit(2 ** 31 - 1)
+if csv.field_size_limit() < 2**31 - 1:
+    csv.field_size_limit(2**31 - 1)
 
 
 def decode_delimited(label: str, budget: Budget, text: str) -> list[dict[str, str]]:
@@ -33,8 +33,7 @@ def decode_delimited(label: str, budget: Budget, text: str) -> list[dict[str, st
             if not row:
                 continue
             if len(row) > width and any(row[width:]):
-                raise FormatError(f"{label}: line {reader.line_num} has {len(row)} fields "
-                                  f"but the header has {width}")
+                raise FormatError(f"{label}: line {reader.line_num} has {len(row)} fields but the header has {width}")
             budget.spend(1 + min(len(row), width))
             rows.append(dict(zip(header, row, strict=False)))  # a short row lacks its last fields
         return rows

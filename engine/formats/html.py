@@ -32,12 +32,15 @@ TEXT_FACTOR = 4
 (plus 64 KiB): a cell's text includes the text of tables nested in it, so deep nesting would
 otherwise repeat the work and the text once per level."""
 
-_VOID = frozenset("area base br col embed hr img input link meta param source track wbr "
-                  "basefont bgsound frame keygen".split())
+_VOID = frozenset(
+    "area base br col embed hr img input link meta param source track wbr basefont bgsound frame keygen".split()
+)
 _NO_TEXT = frozenset(("script", "style", "template", "head", "title"))
-_BLOCK = frozenset("address article aside blockquote body caption center dd details dialog div dl "
-                   "dt fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hr li main "
-                   "nav ol p pre section table tbody td tfoot th thead tr ul".split())
+_BLOCK = frozenset(
+    "address article aside blockquote body caption center dd details dialog div dl "
+    "dt fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hr li main "
+    "nav ol p pre section table tbody td tfoot th thead tr ul".split()
+)
 _RAW_TEXT = frozenset(("script", "style", "xmp", "iframe", "noembed", "noframes", "textarea", "title"))
 _ESCAPABLE_RAW = frozenset(("textarea", "title"))
 _RAW_END = {tag: re.compile(rf"</{tag}(?=[\t\n\f\r />])", re.IGNORECASE) for tag in _RAW_TEXT}
@@ -90,8 +93,10 @@ class Node:
                 pending.extend(reversed(item.children))
         allowance[0] -= visits
         if allowance[0] < 0:
-            raise FormatError(f"html: the tables' text is more than {TEXT_FACTOR} times the document "
-                              "(nested tables repeat their text in every enclosing cell)")
+            raise FormatError(
+                f"html: the tables' text is more than {TEXT_FACTOR} times the document "
+                "(nested tables repeat their text in every enclosing cell)"
+            )
         return _SPACES.sub(" ", "".join(pieces)).strip()
 
     def cells(self, tag: str) -> list[Node]:
@@ -201,7 +206,7 @@ def _tokenize(text: str, builder: _TreeBuilder) -> None:
         elif comment is not None:
             position = _comment(text, lt)
         elif other == "/":  # `</` not followed by a letter
-            after = text[lt + 2:lt + 3]
+            after = text[lt + 2 : lt + 3]
             if after == ">":
                 position = lt + 3
             elif after == "":
@@ -271,7 +276,7 @@ def _attributes(text: str, position: int, attrs: dict[str, str] | None) -> int:
                 close = text.find(quote, position + 1)
                 if close < 0:
                     return -1
-                value, position = text[position + 1:close], close + 1
+                value, position = text[position + 1 : close], close + 1
             else:
                 unquoted = _UNQUOTED.match(text, position)
                 value, position = unquoted.group(), unquoted.end()  # type: ignore[union-attr]
@@ -318,8 +323,9 @@ def decode_html(selector: Any, budget: Budget, text: str) -> dict[str, Any]:
     root = parse_html(text)
     tables = []
     allowance = [TEXT_FACTOR * len(text) + 65536]
-    for table in (selector.tables(root) if selector is not None else
-                  [node for node in root.elements() if node.tag == "table"]):
+    for table in (
+        selector.tables(root) if selector is not None else [node for node in root.elements() if node.tag == "table"]
+    ):
         headers = [cell.text(allowance) for cell in _header_cells(table)]
         if any(headers):
             budget.spend(1 + len(headers))

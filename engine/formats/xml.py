@@ -101,8 +101,9 @@ def decode_xml(budget: Budget, body: bytes | str, encoding: str | None = None) -
         if encoding not in _EXPAT_CHARSETS:
             body = body.decode(encoding, errors="replace")
     builder = _XmlTreeBuilder(budget)
-    parser = expat.ParserCreate(_EXPAT_CHARSETS.get(encoding or "") if isinstance(body, bytes) else None,
-                                namespace_separator=" ")
+    parser = expat.ParserCreate(
+        _EXPAT_CHARSETS.get(encoding or "") if isinstance(body, bytes) else None, namespace_separator=" "
+    )
     parser.buffer_text = True
     parser.StartElementHandler = builder.start
     parser.EndElementHandler = builder.end
@@ -111,6 +112,5 @@ def decode_xml(budget: Budget, body: bytes | str, encoding: str | None = None) -
     try:
         parser.Parse(body, True)
     except expat.ExpatError as exc:
-        raise FormatError(f"xml: {expat.ErrorString(exc.code)} at line {exc.lineno}, "
-                          f"column {exc.offset + 1}") from None
+        raise FormatError(f"xml: {expat.ErrorString(exc.code)} at line {exc.lineno}, column {exc.offset + 1}") from None
     return builder.result

@@ -43,38 +43,74 @@ MERGE = _Merge()
 # ruamel.yaml's implicit resolvers (resolver.py), by YAML version, tried in this order.
 _RULES_12 = (
     (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")),
-    (_FLOAT, re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    (
+        _FLOAT,
+        re.compile(
+            r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
         |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
         |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""", re.X)),
-    (_INT, re.compile(r"""^(?:[-+]?0b[0-1_]+
+        |\.(?:nan|NaN|NAN))$""",
+            re.X,
+        ),
+    ),
+    (
+        _INT,
+        re.compile(
+            r"""^(?:[-+]?0b[0-1_]+
         |[-+]?0o?[0-7_]+
         |[-+]?[0-9_]+
-        |[-+]?0x[0-9a-fA-F_]+)$""", re.X)),
+        |[-+]?0x[0-9a-fA-F_]+)$""",
+            re.X,
+        ),
+    ),
 )
 _RULES_11 = (
-    (_BOOL, re.compile(r"""^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE
-        |on|On|ON|off|Off|OFF)$""", re.X)),
-    (_FLOAT, re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    (
+        _BOOL,
+        re.compile(
+            r"""^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE
+        |on|On|ON|off|Off|OFF)$""",
+            re.X,
+        ),
+    ),
+    (
+        _FLOAT,
+        re.compile(
+            r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
         |\.[0-9_]+(?:[eE][-+][0-9]+)?
         |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
         |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""", re.X)),
-    (_INT, re.compile(r"""^(?:[-+]?0b[0-1_]+
+        |\.(?:nan|NaN|NAN))$""",
+            re.X,
+        ),
+    ),
+    (
+        _INT,
+        re.compile(
+            r"""^(?:[-+]?0b[0-1_]+
         |[-+]?0?[0-7_]+
         |[-+]?(?:0|[1-9][0-9_]*)
         |[-+]?0x[0-9a-fA-F_]+
-        |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""", re.X)),
+        |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""",
+            re.X,
+        ),
+    ),
 )
 _COMMON_RULES = (
     (_MERGE, re.compile(r"^(?:<<)$")),
     (_NULL, re.compile(r"^(?:~|null|Null|NULL|)$")),
-    (_TIMESTAMP, re.compile(r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+    (
+        _TIMESTAMP,
+        re.compile(
+            r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
         |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?
         (?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
-        (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""", re.X)),
+        (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""",
+            re.X,
+        ),
+    ),
     (_VALUE, re.compile(r"^(?:=)$")),
 )
 _FIRST_12 = {_BOOL: "tTfF", _FLOAT: "-+0123456789.", _INT: "-+0123456789"}
@@ -96,8 +132,7 @@ def _by_first_char(rules: Rules, first: dict[str, str]) -> dict[str, Rules]:
 
 
 _RESOLVERS = {(1, 2): _by_first_char(_RULES_12, _FIRST_12), (1, 1): _by_first_char(_RULES_11, _FIRST_11)}
-_BOOLS_12 = {"true": True, "false": False, "yes": True, "no": False, "y": True, "n": False,
-             "on": True, "off": False}
+_BOOLS_12 = {"true": True, "false": False, "yes": True, "no": False, "y": True, "n": False, "on": True, "off": False}
 
 
 def _resolve(value: str, resolvers: dict[str, Rules]) -> str:
@@ -295,8 +330,11 @@ class _Builder:
         if target is None:
             raise self.fail(f"found undefined alias {event.anchor!r}", event.start_mark)
         if isinstance(target, _Collection):
-            raise self.fail(f"alias *{event.anchor} refers to a collection that contains it (a recursive "
-                            "structure cannot be written as JSON)", event.start_mark)
+            raise self.fail(
+                f"alias *{event.anchor} refers to a collection that contains it (a recursive "
+                "structure cannot be written as JSON)",
+                event.start_mark,
+            )
         value, size = target
         self.budget.spend(size)
         self.add(value, size, event.start_mark)
@@ -327,8 +365,10 @@ class _Builder:
             raise self.fail("expected a mapping or list of mappings for merging, but found scalar", mark)
         for item in value:
             if not isinstance(item, dict):
-                raise self.fail("expected a mapping for merging, but found "
-                                f"{'sequence' if isinstance(item, list) else 'scalar'}", mark)
+                raise self.fail(
+                    f"expected a mapping for merging, but found {'sequence' if isinstance(item, list) else 'scalar'}",
+                    mark,
+                )
         return value
 
 
@@ -343,8 +383,10 @@ def load_yaml(text: str, label: str, budget: Budget) -> Any:
     except pyyaml.YAMLError as exc:
         reason = getattr(exc, "reason", None)
         position = getattr(exc, "position", None)
-        raise FormatError(f"{label}: {reason or 'cannot read the document'}"
-                          + (f" at character {position + 1}" if isinstance(position, int) else "")) from None
+        raise FormatError(
+            f"{label}: {reason or 'cannot read the document'}"
+            + (f" at character {position + 1}" if isinstance(position, int) else "")
+        ) from None
     finally:
         loader.dispose()
 

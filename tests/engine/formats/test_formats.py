@@ -48,8 +48,9 @@ def test_yaml_sample() -> None:
     assert data["users"][2]["name"] == "Carol White"
 
 
-@pytest.mark.parametrize("fmt, name", [("csv", "sample-users.csv"), ("tsv", "sample-users.tsv"),
-                                       ("psv", "sample-users.psv")])
+@pytest.mark.parametrize(
+    "fmt, name", [("csv", "sample-users.csv"), ("tsv", "sample-users.tsv"), ("psv", "sample-users.psv")]
+)
 def test_delimited_samples(fmt: str, name: str) -> None:
     rows = decode(sample(name), fmt)
     assert len(rows) == 3
@@ -68,10 +69,12 @@ def test_html_sample_with_selector() -> None:
 def test_markdown_sample() -> None:
     data = decode(sample("sample-readme.md"), "markdown")
     assert data["frontMatter"] == {"title": "Product Release Notes", "version": "2.1.0"}
-    assert data["tables"] == [[{"Feature": "HTML support", "Status": "GA"},
-                               {"Feature": "Markdown support", "Status": "Beta"}]]
-    assert data["sections"] == [{"heading": "Overview", "level": 2,
-                                 "content": "This release introduces table extraction for markdown."}]
+    assert data["tables"] == [
+        [{"Feature": "HTML support", "Status": "GA"}, {"Feature": "Markdown support", "Status": "Beta"}]
+    ]
+    assert data["sections"] == [
+        {"heading": "Overview", "level": 2, "content": "This release introduces table extraction for markdown."}
+    ]
 
 
 # --------------------------------------------------------------- labels and errors
@@ -107,13 +110,16 @@ def test_binary_formats_load_but_do_not_decode(label: str) -> None:
         decode(b"\x08\x01", label, schema="records.proto")
 
 
-@pytest.mark.parametrize("fmt, body, expected", [
-    ("json", b'{"a": 1,}', "json: Expecting property name enclosed in double quotes at line 1, column 9"),
-    ("json", b"[1, 2", "json: Expecting ',' delimiter at line 1, column 6"),
-    ("xml", b"<r><a></r>", "xml: mismatched tag at line 1, column 9"),
-    ("xml", b"<r>", "xml: no element found at line 1, column 4"),
-    ("yaml", b"a: [1, 2", "yaml: did not find expected ',' or ']' at line 2, column 1"),  # libyaml's words
-])
+@pytest.mark.parametrize(
+    "fmt, body, expected",
+    [
+        ("json", b'{"a": 1,}', "json: Expecting property name enclosed in double quotes at line 1, column 9"),
+        ("json", b"[1, 2", "json: Expecting ',' delimiter at line 1, column 6"),
+        ("xml", b"<r><a></r>", "xml: mismatched tag at line 1, column 9"),
+        ("xml", b"<r>", "xml: no element found at line 1, column 4"),
+        ("yaml", b"a: [1, 2", "yaml: did not find expected ',' or ']' at line 2, column 1"),  # libyaml's words
+    ],
+)
 def test_malformed_bodies_give_short_messages(fmt: str, body: bytes, expected: str) -> None:
     with pytest.raises(FormatError) as info:
         decode(body, fmt)
@@ -133,7 +139,7 @@ def test_empty_bodies() -> None:
 def test_charsets_and_byte_order_marks() -> None:
     assert decode(b'\xef\xbb\xbf{"a": 1}', "json") == {"a": 1}
     assert decode('{"a": "é"}'.encode("utf-16"), "json", encoding="utf-16") == {"a": "é"}
-    assert decode('x\ncafé\n'.encode("latin-1"), "csv", encoding="ISO-8859-1") == [{"x": "café"}]
+    assert decode("x\ncafé\n".encode("latin-1"), "csv", encoding="ISO-8859-1") == [{"x": "café"}]
     assert decode('{"a": "é"}', "json") == {"a": "é"}  # text is accepted as it is
     with pytest.raises(FormatError, match="unknown response charset 'nope'"):
         decode(b"{}", "json", encoding="nope")
@@ -158,7 +164,10 @@ def test_xml_attributes_become_fields_and_text_sits_under_empty_key() -> None:
 def test_xml_empty_mixed_and_non_adjacent_repeats() -> None:
     body = b"<r><a>1</a><empty/><blank>\n  </blank><b>2</b><a>3</a><p>Hi <i>you</i> there</p></r>"
     assert decode(body, "xml") == {
-        "a": ["1", "3"], "empty": "", "blank": "", "b": "2",
+        "a": ["1", "3"],
+        "empty": "",
+        "blank": "",
+        "b": "2",
         "p": {"": ["Hi ", " there"], "i": "you"},
     }
 
@@ -187,11 +196,17 @@ def test_xml_refuses_entity_declarations() -> None:
 
 
 def test_yaml_stays_json_shaped() -> None:
-    body = (b"day: 2024-01-02\n1: one\ntrue: yes\nk: 1\nk: 2\n"
-            b"base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\n---\nsecond: document\n")
+    body = (
+        b"day: 2024-01-02\n1: one\ntrue: yes\nk: 1\nk: 2\n"
+        b"base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\n---\nsecond: document\n"
+    )
     assert decode(body, "yaml") == {
-        "day": "2024-01-02", "1": "one", "true": "yes", "k": 2,
-        "base": {"x": 1, "y": 2}, "merged": {"x": 1, "y": 3},
+        "day": "2024-01-02",
+        "1": "one",
+        "true": "yes",
+        "k": 2,
+        "base": {"x": 1, "y": 2},
+        "merged": {"x": 1, "y": 3},
     }
 
 
@@ -245,20 +260,23 @@ FIRST = [{"H": "a"}]
 SECOND = [{"Key": "k1", "Value": "v1 & more text"}, {"Key": "k2", "Value": ""}]
 
 
-@pytest.mark.parametrize("selector, expected", [
-    (None, [FIRST, SECOND]),
-    ("table", [FIRST, SECOND]),
-    (".second", [SECOND]),
-    ("#s1", [FIRST]),
-    ("table.first", [FIRST]),
-    ("section#s2", [SECOND]),
-    ("section table.wide", [SECOND]),
-    ("body > section", [FIRST, SECOND]),
-    ("body > table", []),
-    ("table.first, #s2", [FIRST, SECOND]),
-    ("p", []),
-    ("#missing", []),
-])
+@pytest.mark.parametrize(
+    "selector, expected",
+    [
+        (None, [FIRST, SECOND]),
+        ("table", [FIRST, SECOND]),
+        (".second", [SECOND]),
+        ("#s1", [FIRST]),
+        ("table.first", [FIRST]),
+        ("section#s2", [SECOND]),
+        ("section table.wide", [SECOND]),
+        ("body > section", [FIRST, SECOND]),
+        ("body > table", []),
+        ("table.first, #s2", [FIRST, SECOND]),
+        ("p", []),
+        ("#missing", []),
+    ],
+)
 def test_html_selectors(selector: str | None, expected: list) -> None:
     assert decode(PAGE, "html", schema=selector) == {"tables": expected}
 
@@ -269,8 +287,10 @@ def test_html_implied_end_tags_and_cell_padding() -> None:
 
 
 def test_html_nested_tables_keep_their_own_rows() -> None:
-    body = (b"<table><tr><th>outer</th></tr><tr><td>x<table><tr><th>inner</th></tr>"
-            b"<tr><td>y</td></tr></table></td></tr></table>")
+    body = (
+        b"<table><tr><th>outer</th></tr><tr><td>x<table><tr><th>inner</th></tr>"
+        b"<tr><td>y</td></tr></table></td></tr></table>"
+    )
     assert decode(body, "html") == {"tables": [[{"outer": "x inner y"}], [{"inner": "y"}]]}
 
 
@@ -330,9 +350,12 @@ def test_markdown_document() -> None:
     assert data["frontMatter"] == {"title": "Notes", "released": "2024-05-01"}
     assert data["tables"] == [[{"Name": "get", "Notes": "escaped | pipe"}, {"Name": "short", "Notes": ""}]]
     assert data["sections"] == [
-        {"heading": "Guide one", "level": 1,
-         "content": "Text with bold, code, a link, an image, html, an entity & an escape *; snake_case stays. "
-                    "Hard break here\nnext line.\nfirst item\nsecond item"},
+        {
+            "heading": "Guide one",
+            "level": 1,
+            "content": "Text with bold, code, a link, an image, html, an entity & an escape *; snake_case stays. "
+            "Hard break here\nnext line.\nfirst item\nsecond item",
+        },
         {"heading": "API Details", "level": 2, "content": "No pipe ends the table."},
         {"heading": "Setext Heading", "level": 1, "content": "body"},
     ]
@@ -362,7 +385,8 @@ def test_markdown_emphasis_is_linear_on_hostile_input() -> None:
 # --------------------------------------------------------------- limits and hostile bodies (issue 12)
 
 ALIAS_BOMB = b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(
-    b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 10)) for i in range(6))
+    b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 10)) for i in range(6)
+)
 
 
 def test_yaml_alias_bomb_stops_at_the_expansion_limit() -> None:
@@ -401,21 +425,36 @@ def test_yaml_merge_keys_and_their_errors() -> None:
 
 
 def test_yaml_scalars_resolve_as_ruamel_resolves_them() -> None:
-    body = (b"i: 0x1F\no: 0o17\nd: 017\nf: 1_2.5\ninf: -.Inf\nn: ~\nb: True\ns: '12'\nt: !!int '7'\n"
-            b"ts: 2001-12-14t21:59:43.10-05:00\nbin: !!binary |\n  aGVs\n  bG8=\n")
-    assert decode(body, "yaml") == {"i": 31, "o": 15, "d": 17, "f": 12.5, "inf": float("-inf"), "n": None,
-                                    "b": True, "s": "12", "t": 7, "ts": "2001-12-14t21:59:43.10-05:00",
-                                    "bin": "aGVsbG8="}
+    body = (
+        b"i: 0x1F\no: 0o17\nd: 017\nf: 1_2.5\ninf: -.Inf\nn: ~\nb: True\ns: '12'\nt: !!int '7'\n"
+        b"ts: 2001-12-14t21:59:43.10-05:00\nbin: !!binary |\n  aGVs\n  bG8=\n"
+    )
+    assert decode(body, "yaml") == {
+        "i": 31,
+        "o": 15,
+        "d": 17,
+        "f": 12.5,
+        "inf": float("-inf"),
+        "n": None,
+        "b": True,
+        "s": "12",
+        "t": 7,
+        "ts": "2001-12-14t21:59:43.10-05:00",
+        "bin": "aGVsbG8=",
+    }
     assert decode(b"%YAML 1.1\n---\na: yes\nb: 017\nc: 1:30\n", "yaml") == {"a": True, "b": 15, "c": 90}
     with pytest.raises(FormatError, match="cannot read '1' \\* 5000|cannot read"):
         decode(b"a: " + b"1" * 5000, "yaml")  # past Python's integer-string limit: an error, not a crash
 
 
-@pytest.mark.parametrize("fmt, body", [
-    ("yaml", b"a: " + b"[" * 300 + b"]" * 300),
-    ("yaml", b"".join(b"  " * i + b"- \n" for i in range(300))),
-    ("xml", b"<a>" * 300 + b"</a>" * 300),
-])
+@pytest.mark.parametrize(
+    "fmt, body",
+    [
+        ("yaml", b"a: " + b"[" * 300 + b"]" * 300),
+        ("yaml", b"".join(b"  " * i + b"- \n" for i in range(300))),
+        ("xml", b"<a>" * 300 + b"</a>" * 300),
+    ],
+)
 def test_nesting_past_the_depth_bound_is_an_error(fmt: str, body: bytes) -> None:
     with pytest.raises(FormatError, match="nested more than 256 levels deep"):
         decode(body, fmt)
@@ -486,10 +525,13 @@ def test_html_counts_cells_and_bounds_repeated_text() -> None:
 
 
 def test_markdown_paragraph_starting_with_an_inline_tag_is_kept() -> None:
-    body = (b"# Notes\n<b>Note:</b> keep this text\n\n<div>\nan html block\n</div>\n\n<span>x</span>\n\n"
-            b"<br/>\nalone on its line: an html block\n")
+    body = (
+        b"# Notes\n<b>Note:</b> keep this text\n\n<div>\nan html block\n</div>\n\n<span>x</span>\n\n"
+        b"<br/>\nalone on its line: an html block\n"
+    )
     assert decode(body, "markdown")["sections"] == [
-        {"heading": "Notes", "level": 1, "content": "Note: keep this text\nx"}]
+        {"heading": "Notes", "level": 1, "content": "Note: keep this text\nx"}
+    ]
 
 
 def test_markdown_heading_with_text_that_is_not_a_tag() -> None:
@@ -507,9 +549,11 @@ def test_decoder_built_by_the_registry_uses_the_runtime_limit(tmp_path: Path) ->
     from naftiko.engine.limits import Limits
 
     path = tmp_path / "cap.yaml"
-    path.write_text("naftiko: 1.0.0-alpha2\ncapability:\n  consumes:\n    - type: http\n      namespace: ns\n"
-                    "      baseUri: http://localhost:1\n      resources:\n        - name: r\n          path: /r\n"
-                    "          operations:\n            - {name: get, method: GET, outputRawFormat: yaml}\n")
+    path.write_text(
+        "naftiko: 1.0.0-alpha2\ncapability:\n  consumes:\n    - type: http\n      namespace: ns\n"
+        "      baseUri: http://localhost:1\n      resources:\n        - name: r\n          path: /r\n"
+        "          operations:\n            - {name: get, method: GET, outputRawFormat: yaml}\n"
+    )
     runtime = Runtime(load_capabilities([path]), resolve_environment=False, limits=Limits(decoded_items=5))
     decoder = runtime.registry.get("ns.get").decoder
     assert decoder(b"[1, 2, 3, 4]") == [1, 2, 3, 4]
@@ -528,4 +572,4 @@ def test_a_yaml_integer_too_large_to_write_out_is_a_format_error(scalar: bytes) 
     """Found by fuzzing: a hex or binary int reads past 4,300 digits, then the JSON encoder refuses it."""
     with pytest.raises(FormatError, match="as int"):
         decode(b"a: " + scalar, "yaml")
-    assert decode(b"a: 0x" + b"f" * 100, "yaml") == {"a": 16 ** 100 - 1}
+    assert decode(b"a: 0x" + b"f" * 100, "yaml") == {"a": 16**100 - 1}

@@ -120,8 +120,11 @@ HOSTILE: dict[str, list[tuple[str, str]]] = {
 }
 
 
-@pytest.mark.parametrize("fmt, name, body", [(fmt, name, body) for fmt, cases in HOSTILE.items()
-                                             for name, body in cases], ids=lambda v: v if len(v) < 40 else "")
+@pytest.mark.parametrize(
+    "fmt, name, body",
+    [(fmt, name, body) for fmt, cases in HOSTILE.items() for name, body in cases],
+    ids=lambda v: v if len(v) < 40 else "",
+)
 def test_hostile_bodies_finish_with_data_or_a_format_error(fmt: str, name: str, body: str) -> None:
     decoded_or_refused(body.encode(), fmt)
 
@@ -136,18 +139,146 @@ def test_the_alias_bomb_is_refused_by_the_expansion_limit() -> None:
 # --------------------------------------------------------------- random input
 
 TOKENS = {
-    "html": ["<", ">", "</", "/>", "<!--", "-->", "<![CDATA[", "]]>", "<!DOCTYPE html>", "<?x", "=", '"', "'", " ",
-             "\n", "&amp;", "&#", "&", "<table>", "</table>", "<tr>", "</tr>", "<th>", "<td>", "</td>", "<thead>",
-             "<tbody>", "<div class='a b'>", "</div>", "<script>", "</script>", "<br>", "<p>", "x", "Name", "é"],
-    "xml": ["<", ">", "</", "/>", "<r>", "</r>", "<a>", "</a>", '<b x="1">', "</b>", "<!--", "-->", "<![CDATA[",
-            "]]>", "&amp;", "&#65;", "&x;", "x", " ", "\n", "=", '"', "<?xml version='1.0'?>", "<!DOCTYPE r>"],
-    "yaml": ["a", ": ", "- ", "\n", "  ", "[", "]", "{", "}", ",", "&x ", "*x", "&y ", "*y", "<<: ", "? ", "!!str ",
-             "!!int ", "!!binary ", "!x ", "'", '"', "|", ">", "#", "---\n", "...\n", "%YAML 1.1\n", "0x1F", "~",
-             "1e3", ".inf", "true", "null", "\t", "é", "\\"],
+    "html": [
+        "<",
+        ">",
+        "</",
+        "/>",
+        "<!--",
+        "-->",
+        "<![CDATA[",
+        "]]>",
+        "<!DOCTYPE html>",
+        "<?x",
+        "=",
+        '"',
+        "'",
+        " ",
+        "\n",
+        "&amp;",
+        "&#",
+        "&",
+        "<table>",
+        "</table>",
+        "<tr>",
+        "</tr>",
+        "<th>",
+        "<td>",
+        "</td>",
+        "<thead>",
+        "<tbody>",
+        "<div class='a b'>",
+        "</div>",
+        "<script>",
+        "</script>",
+        "<br>",
+        "<p>",
+        "x",
+        "Name",
+        "é",
+    ],
+    "xml": [
+        "<",
+        ">",
+        "</",
+        "/>",
+        "<r>",
+        "</r>",
+        "<a>",
+        "</a>",
+        '<b x="1">',
+        "</b>",
+        "<!--",
+        "-->",
+        "<![CDATA[",
+        "]]>",
+        "&amp;",
+        "&#65;",
+        "&x;",
+        "x",
+        " ",
+        "\n",
+        "=",
+        '"',
+        "<?xml version='1.0'?>",
+        "<!DOCTYPE r>",
+    ],
+    "yaml": [
+        "a",
+        ": ",
+        "- ",
+        "\n",
+        "  ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "&x ",
+        "*x",
+        "&y ",
+        "*y",
+        "<<: ",
+        "? ",
+        "!!str ",
+        "!!int ",
+        "!!binary ",
+        "!x ",
+        "'",
+        '"',
+        "|",
+        ">",
+        "#",
+        "---\n",
+        "...\n",
+        "%YAML 1.1\n",
+        "0x1F",
+        "~",
+        "1e3",
+        ".inf",
+        "true",
+        "null",
+        "\t",
+        "é",
+        "\\",
+    ],
     "csv": [",", '"', "\n", "\r\n", "a", "b", "1", " ", "\t", "|", '""'],
-    "markdown": ["#", " ", "\n", "\n\n", "*", "_", "`", "```", "~~~", "[", "]", "(", ")", "![", "<", ">", "<!--",
-                 "-->", "&amp;", "\\", "|", "-", "---", "===", "> ", "1. ", "- ", "    ", "<div>", "<b>", "</b>",
-                 "[x]: /u", "text", "é"],
+    "markdown": [
+        "#",
+        " ",
+        "\n",
+        "\n\n",
+        "*",
+        "_",
+        "`",
+        "```",
+        "~~~",
+        "[",
+        "]",
+        "(",
+        ")",
+        "![",
+        "<",
+        ">",
+        "<!--",
+        "-->",
+        "&amp;",
+        "\\",
+        "|",
+        "-",
+        "---",
+        "===",
+        "> ",
+        "1. ",
+        "- ",
+        "    ",
+        "<div>",
+        "<b>",
+        "</b>",
+        "[x]: /u",
+        "text",
+        "é",
+    ],
 }
 TOKENS["json"] = ["{", "}", "[", "]", '"', ":", ",", "1", "-", "e", "true", "null", " ", "\\u00"]
 
@@ -207,26 +338,78 @@ def ruamel_reads(text: str) -> Any:
         return next(iter(yaml.load_all(text)), None)
 
 
-PLAIN = ["0x1F", "0o17", "017", "0b101", "1_000", "+12", "-0", "1.5", "1e3", "1.e-2", ".5", ".inf", "-.Inf", ".NaN",
-         "~", "null", "Null", "true", "False", "TRUE", "yes", "no", "on", "2001-12-14", "2001-12-14 21:59:43.10 -5",
-         "12:30:00", "1:30", "=", "0", "00", "09", "x", "a b", "é", "0x", "1_", "+.5", "-1e+5"]
+PLAIN = [
+    "0x1F",
+    "0o17",
+    "017",
+    "0b101",
+    "1_000",
+    "+12",
+    "-0",
+    "1.5",
+    "1e3",
+    "1.e-2",
+    ".5",
+    ".inf",
+    "-.Inf",
+    ".NaN",
+    "~",
+    "null",
+    "Null",
+    "true",
+    "False",
+    "TRUE",
+    "yes",
+    "no",
+    "on",
+    "2001-12-14",
+    "2001-12-14 21:59:43.10 -5",
+    "12:30:00",
+    "1:30",
+    "=",
+    "0",
+    "00",
+    "09",
+    "x",
+    "a b",
+    "é",
+    "0x",
+    "1_",
+    "+.5",
+    "-1e+5",
+]
 keys = st.text(alphabet=string.ascii_letters, min_size=1, max_size=6)
-leaves = st.one_of(st.sampled_from(PLAIN), st.integers(-10 ** 30, 10 ** 30).map(str),
-                   st.floats(allow_nan=False).map(repr), st.text(alphabet=string.ascii_letters + " -_.", max_size=8))
+leaves = st.one_of(
+    st.sampled_from(PLAIN),
+    st.integers(-(10**30), 10**30).map(str),
+    st.floats(allow_nan=False).map(repr),
+    st.text(alphabet=string.ascii_letters + " -_.", max_size=8),
+)
 
 
 def block(value: Any, indent: int) -> str:
     pad = " " * indent
     if isinstance(value, dict):
-        return "".join(f"{pad}{k}:" + (f" {v}\n" if isinstance(v, str) else "\n" + block(v, indent + 2))
-                       for k, v in value.items()) or f"{pad}{{}}\n"
-    return "".join(f"{pad}-" + (f" {v}\n" if isinstance(v, str) else "\n" + block(v, indent + 2))
-                   for v in value) or f"{pad}[]\n"
+        return (
+            "".join(
+                f"{pad}{k}:" + (f" {v}\n" if isinstance(v, str) else "\n" + block(v, indent + 2))
+                for k, v in value.items()
+            )
+            or f"{pad}{{}}\n"
+        )
+    return (
+        "".join(f"{pad}-" + (f" {v}\n" if isinstance(v, str) else "\n" + block(v, indent + 2)) for v in value)
+        or f"{pad}[]\n"
+    )
 
 
-documents = st.recursive(st.dictionaries(keys, leaves, min_size=1, max_size=4),
-                         lambda inner: st.one_of(st.dictionaries(keys, inner | leaves, min_size=1, max_size=4),
-                                                 st.lists(inner | leaves, min_size=1, max_size=4)), max_leaves=20)
+documents = st.recursive(
+    st.dictionaries(keys, leaves, min_size=1, max_size=4),
+    lambda inner: st.one_of(
+        st.dictionaries(keys, inner | leaves, min_size=1, max_size=4), st.lists(inner | leaves, min_size=1, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -252,10 +435,30 @@ def test_yaml_reads_exactly_what_ruamel_reads(document: Any, version_11: bool) -
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(["a: &x [1, 2]\n", "b: *x\n", "c: &y {p: 1, q: *x}\n", "d:\n  <<: *y\n  q: 3\n",
-                                 "e: [*x, *x]\n", "f: {<<: [*y], r: 1}\n", "g: !!str 12\n", "h: !!float 1\n",
-                                 "i: 'it''s'\n", "j: \"\\u00e9\\n\"\n", "k: |\n  line\n", "l: >-\n  fold\n  ed\n",
-                                 "m: !!set {a, b}\n", "n: !!omap [{a: 1}]\n", "? [1, 2]\n: o\n"]), min_size=1))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "a: &x [1, 2]\n",
+                "b: *x\n",
+                "c: &y {p: 1, q: *x}\n",
+                "d:\n  <<: *y\n  q: 3\n",
+                "e: [*x, *x]\n",
+                "f: {<<: [*y], r: 1}\n",
+                "g: !!str 12\n",
+                "h: !!float 1\n",
+                "i: 'it''s'\n",
+                'j: "\\u00e9\\n"\n',
+                "k: |\n  line\n",
+                "l: >-\n  fold\n  ed\n",
+                "m: !!set {a, b}\n",
+                "n: !!omap [{a: 1}]\n",
+                "? [1, 2]\n: o\n",
+            ]
+        ),
+        min_size=1,
+    )
+)
 def test_yaml_anchors_merges_and_tags_read_as_ruamel_reads_them(lines: list[str]) -> None:
     text = "".join(lines)
     try:
