@@ -38,22 +38,28 @@ _HTML_ATTRIBUTE = r"""(?:[ \t]+[A-Za-z_:][\w.:-]*(?:[ \t]*=[ \t]*(?:[^\s"'=<>`]+
 # CommonMark's HTML blocks: 1-5 end at their own marker, 6 (block-level tags) and 7 (a complete
 # tag alone on its line, which cannot interrupt a paragraph) at a blank line.
 _HTML_BLOCK_ENDS = (
-    (re.compile(r"^ {0,3}<(?:script|pre|style|textarea)(?:[ \t>]|$)", re.IGNORECASE),
-     re.compile(r"</(?:script|pre|style|textarea)>", re.IGNORECASE)),
+    (
+        re.compile(r"^ {0,3}<(?:script|pre|style|textarea)(?:[ \t>]|$)", re.IGNORECASE),
+        re.compile(r"</(?:script|pre|style|textarea)>", re.IGNORECASE),
+    ),
     (re.compile(r"^ {0,3}<!--"), re.compile(r"-->")),
     (re.compile(r"^ {0,3}<\?"), re.compile(r"\?>")),
     (re.compile(r"^ {0,3}<![A-Za-z]"), re.compile(r">")),
     (re.compile(r"^ {0,3}<!\[CDATA\["), re.compile(r"\]\]>")),
 )
 _HTML_BLOCK_TAG = re.compile(r"^ {0,3}</?([A-Za-z][A-Za-z0-9-]*)(?:[ \t]|/?>|$)")
-_HTML_BLOCK_NAMES = frozenset("""address article aside base basefont blockquote body caption center col
+_HTML_BLOCK_NAMES = frozenset(
+    """address article aside base basefont blockquote body caption center col
     colgroup dd details dialog dir div dl dt fieldset figcaption figure footer form frame frameset h1 h2 h3
     h4 h5 h6 head header hr html iframe legend li link main menu menuitem nav noframes ol optgroup option p
-    param search section summary table tbody td tfoot th thead title tr track ul""".split())
-_HTML_COMPLETE_TAG = re.compile(r"^ {0,3}(?:<[A-Za-z][A-Za-z0-9-]*" + _HTML_ATTRIBUTE
-                                + r"*[ \t]*/?>|</[A-Za-z][A-Za-z0-9-]*[ \t]*>)[ \t]*$")
+    param search section summary table tbody td tfoot th thead title tr track ul""".split()
+)
+_HTML_COMPLETE_TAG = re.compile(
+    r"^ {0,3}(?:<[A-Za-z][A-Za-z0-9-]*" + _HTML_ATTRIBUTE + r"*[ \t]*/?>|</[A-Za-z][A-Za-z0-9-]*[ \t]*>)[ \t]*$"
+)
 _LINK_DEFINITION = re.compile(
-    r"^ {0,3}\[((?:[^\]\\]|\\.)+)\]:[ \t]*\S+(?:[ \t]+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?[ \t]*$")
+    r"^ {0,3}\[((?:[^\]\\]|\\.)+)\]:[ \t]*\S+(?:[ \t]+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?[ \t]*$"
+)
 _BLOCK_MARKERS = frozenset("`~#=-*_>+<[0123456789")
 """First characters (after indentation) a fence, heading, rule, quote, list item, HTML block or
 link definition starts with; a line starting otherwise, without a pipe, is paragraph text."""
@@ -91,8 +97,7 @@ def decode_markdown(prefix: str | None, budget: Budget, text: str) -> dict[str, 
             if any(headers):
                 budget.spend(1 + len(headers))
                 tables.append(rows_to_objects(headers, [[plain(c) for c in row] for row in block.rows], budget))
-    return {"frontMatter": front_matter, "tables": tables,
-            "sections": _markdown_sections(blocks, plain, prefix)}
+    return {"frontMatter": front_matter, "tables": tables, "sections": _markdown_sections(blocks, plain, prefix)}
 
 
 def _split_front_matter(text: str, budget: Budget) -> tuple[dict[str, Any], str]:
@@ -104,13 +109,12 @@ def _split_front_matter(text: str, budget: Budget) -> tuple[dict[str, Any], str]
         if not text.endswith("\n---"):
             return {}, text
         end = len(text) - 4
-    block, body = text[4:end], text[end + 5:]
+    block, body = text[4:end], text[end + 5 :]
     data = load_yaml(block, "markdown front matter", budget) if block.strip() else None
     return (data if isinstance(data, dict) else {}), body
 
 
-def _markdown_sections(blocks: list[Any], plain: Callable[[str], str],
-                       prefix: str | None) -> list[dict[str, Any]]:
+def _markdown_sections(blocks: list[Any], plain: Callable[[str], str], prefix: str | None) -> list[dict[str, Any]]:
     """Each top-level heading with the text of the blocks up to the next heading (tables left out)."""
     sections: list[dict[str, Any]] = []
     contents: list[list[str]] = []
@@ -143,8 +147,17 @@ class _BlockScanner:
         self.paragraph: list[str] = []
         self.in_list = self.in_quote = False
         self.after_blank = True
-        self.rules = (self._fence, self._heading, self._setext, self._thematic, self._table, self._quote,
-                      self._list_item, self._html, self._definition)
+        self.rules = (
+            self._fence,
+            self._heading,
+            self._setext,
+            self._thematic,
+            self._table,
+            self._quote,
+            self._list_item,
+            self._html,
+            self._definition,
+        )
 
     def scan(self) -> tuple[list[_MdHeading | _MdTable | _MdText], set[str]]:
         while self.index < len(self.lines):
@@ -158,7 +171,7 @@ class _BlockScanner:
             self._flush()
             self.after_blank, self.in_quote = True, False
             return
-        indent = len(line[:len(line) - len(line.lstrip(" \t"))].expandtabs(4))
+        indent = len(line[: len(line) - len(line.lstrip(" \t"))].expandtabs(4))
         blank_before, self.after_blank = self.after_blank, False
         if self.in_list and indent == 0 and blank_before:
             self.in_list = False
@@ -182,7 +195,7 @@ class _BlockScanner:
         item = _LIST_ITEM.match(line)
         if item or blank_before:
             self._flush()
-        self.paragraph.append(line[item.end():] if item else line)
+        self.paragraph.append(line[item.end() :] if item else line)
 
     def _fence(self, line: str) -> bool:
         fence = _FENCE.match(line)
@@ -249,8 +262,8 @@ class _BlockScanner:
         if item:
             self._flush()
             self.in_list, self.in_quote = True, False
-            if line[item.end():].strip():
-                self.paragraph.append(line[item.end():])
+            if line[item.end() :].strip():
+                self.paragraph.append(line[item.end() :])
         return item is not None
 
     def _html(self, line: str) -> bool:
@@ -260,8 +273,7 @@ class _BlockScanner:
                 self.index = _skip_to(self.lines, self.index - 1, end)
                 return True
         tag = _HTML_BLOCK_TAG.match(line)
-        if tag and tag.group(1).lower() in _HTML_BLOCK_NAMES or (
-                not self.paragraph and _HTML_COMPLETE_TAG.match(line)):
+        if tag and tag.group(1).lower() in _HTML_BLOCK_NAMES or (not self.paragraph and _HTML_COMPLETE_TAG.match(line)):
             self._flush()
             self.index = _skip_html_block(self.lines, self.index - 1)
             return True
@@ -338,14 +350,15 @@ def _table_at(lines: list[str], index: int) -> _MdTable | None:
 def _read_table_rows(lines: list[str], index: int, table: _MdTable) -> int:
     """Append body rows (lines with a pipe, up to a blank line) and return the next index."""
     while index < len(lines) and "|" in lines[index] and lines[index].strip() != "|":
-        table.rows.append(_split_row(lines[index])[:len(table.headers)])
+        table.rows.append(_split_row(lines[index])[: len(table.headers)])
         index += 1
     return index
 
 
 # Inline markdown → plain text, keeping what commonmark's Text and Code nodes hold.
 
-_INLINE_TOKEN = re.compile(r"""
+_INLINE_TOKEN = re.compile(
+    r"""
     (?P<escape>\\[!-/:-@\[-`{-~])
   | (?P<hardbreak>(?:\\|(?<![ ])[ ]{2,})\n)
   | (?P<backticks>`+)
@@ -356,7 +369,9 @@ _INLINE_TOKEN = re.compile(r"""
         (?:\s+[A-Za-z_:][\w.:-]*(?:\s*=\s*(?:[^\s"'=<>`]+|'[^']*'|"[^"]*"))?)*\s*/?>
         |</[A-Za-z][A-Za-z0-9-]*\s*>)
   | (?P<entity>&(?:\#[0-9]{1,7}|\#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});)
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 _TICK_RUN = re.compile(r"`+")
 _INLINE_MARKERS = re.compile(r"[\\`<&\[\]*_\x00]| \n")  # text without these has no inline markup
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
@@ -393,7 +408,7 @@ def _protect(text: str, kept: list[str]) -> str:
     comments_end = len(text)  # no `-->` after this position
     position = 0
     while (match := _INLINE_TOKEN.search(text, position)) is not None:
-        pieces.append(text[position:match.start()])
+        pieces.append(text[position : match.start()])
         kind, end = match.lastgroup, match.end()
         if kind == "backticks":
             ticks = ticks or _TickRuns(text)
@@ -493,8 +508,8 @@ def _strip_emphasis(text: str) -> str:
     pieces, position = [], 0
     for run in runs:
         if run.closed or run.opened:
-            pieces.append(text[position:run.start])
-            pieces.append(text[run.start + run.closed:run.end - run.opened])
+            pieces.append(text[position : run.start])
+            pieces.append(text[run.start + run.closed : run.end - run.opened])
             position = run.end
     pieces.append(text[position:])
     return "".join(pieces)
