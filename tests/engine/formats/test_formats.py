@@ -614,3 +614,34 @@ def test_markdown_deep_containers_and_long_link_runs_stay_linear() -> None:
     assert deep["sections"] == []  # (no heading) but read in one pass: nesting stops at MAX_NESTING
     links = decode(b"# h\n" + b"[a](" * 50_000, "markdown")
     assert links["sections"][0]["content"].startswith("[a]([a](")
+
+
+def test_html_text_is_normalised_as_jsoup_does() -> None:
+    """The no-break space is whitespace, zero-width spaces and soft hyphens are dropped, and jsoup's block tags
+    (`ins` here) are set apart by a space."""
+    body = "<table><tr><th>a&nbsp;b</th><th>&nbsp;</th></tr><tr><td>x\u200by\u00adz</td><td>1<ins>2</ins>3</td></table>"
+    assert decode(body.encode(), "html") == {"tables": [[{"a b": "xyz", "": "1 2 3"}]]}
+
+
+def test_html_builds_tables_as_html5_does() -> None:
+    """Content in a table outside its cells goes before the table (foster parenting), so the rows after it stay
+    the table's; a cell or row gets the `<tbody>`/`<tr>` HTML5 implies; a table right in a table ends that one."""
+    body = (
+        b"<table><span>before<tr><th>h</th><th>n</th></tr>stray<td>1<table>junk<tr><th>k</th></tr></table></td>"
+        b"<div>d</div><td>2</table><table><tr><th>t</th></tr><table><tr><th>u</th></tr></table>"
+        b"<tr><td>lost</td></tr></table>"
+    )
+    assert decode(body, "html") == {"tables": [[{"h": "1junk k", "n": "2"}], [], [], []]}
+    assert decode(body, "html", schema="table > tr") == {"tables": []}  # rows sit in a tbody, as in a browser
+
+
+def test_html_end_tags_as_html5_reads_them() -> None:
+    """An inline end tag does not close a block opened inside it (`<b><p>3</b>4` keeps 4 in the paragraph),
+    `</br>` is a line break, `</p>` alone makes an empty paragraph, and outside quirks mode a table ends an
+    open paragraph."""
+    row = b"<tr><td><span><p>1</span>2</td><td><b><p>3</b>4</td><td>5</br>6</td><td>7</p>8</td></tr>"
+    body = b"<table><tr><th>a</th><th>b</th><th>c</th><th>d</th></tr>" + row + b"</table>"
+    assert decode(body, "html") == {"tables": [[{"a": "12", "b": "34", "c": "5 6", "d": "7 8"}]]}
+    nested = b"<table><tr><th>h</th></tr><tr><td><p>a<table>b</table></td></tr></table>"
+    assert decode(nested, "html") == {"tables": [[{"h": "ab"}]]}  # quirks mode: the table is in the paragraph
+    assert decode(b"<!DOCTYPE html>" + nested, "html") == {"tables": [[{"h": "a b"}]]}
