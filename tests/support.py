@@ -261,6 +261,21 @@ class NaftikoProcess:
                 self.proc.kill()
 
 
+def yaml_positions(value: Any, path: str = "") -> dict[str, tuple[int, int]]:
+    """Every key's, value's and item's recorded position in ruamel-style data, by key path (keys by repr)."""
+    found: dict[str, tuple[int, int]] = {}
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found[f"{path}.{key!r}"] = tuple(value.lc.key(key))
+            found[f"{path}.{key!r}="] = tuple(value.lc.value(key))
+            found.update(yaml_positions(child, f"{path}.{key!r}"))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found[f"{path}[{index}]"] = tuple(value.lc.item(index))
+            found.update(yaml_positions(child, f"{path}[{index}]"))
+    return found
+
+
 # --- a scripted raw-socket server for the HTTP/1.1 client -----------------------------------------------
 
 # A handler gets the request head, its body and its index on the connection; it writes what it

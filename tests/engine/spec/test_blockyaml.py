@@ -10,7 +10,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from naftiko.engine.spec import blockyaml
-from tests.support import ROOT, SHARED
+from tests.support import ROOT, SHARED, yaml_positions
 
 
 def ruamel(text: str) -> Any:
@@ -25,25 +25,10 @@ def plain(value: Any) -> Any:
     return value
 
 
-def positions(value: Any, path: str = "") -> dict[str, tuple[int, int]]:
-    """Every key's and item's recorded position, by key path."""
-    found: dict[str, tuple[int, int]] = {}
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found[f"{path}.{key}"] = tuple(value.lc.key(key))
-            found[f"{path}.{key}="] = tuple(value.lc.value(key))
-            found.update(positions(child, f"{path}.{key}"))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found[f"{path}[{index}]"] = tuple(value.lc.item(index))
-            found.update(positions(child, f"{path}[{index}]"))
-    return found
-
-
 def same_as_ruamel(text: str) -> None:
     fast, slow = blockyaml.load(text), ruamel(text)
     assert plain(fast) == plain(slow)
-    assert positions(fast) == positions(slow)
+    assert yaml_positions(fast) == yaml_positions(slow)
 
 
 def yaml_files() -> list[Path]:
@@ -64,7 +49,7 @@ def test_files_read_the_same_or_fall_back(path: Path) -> None:
         assert path.parent.name != "capabilities", "our own capability files must take the fast path"
         return
     assert plain(fast) == plain(ruamel(text))
-    assert positions(fast) == positions(ruamel(text))
+    assert yaml_positions(fast) == yaml_positions(ruamel(text))
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from naftiko.engine.spec import blockyaml
+from tests.support import yaml_positions
 
 
 def ruamel(text: str) -> Any:
@@ -42,21 +43,6 @@ def shape(value: Any) -> Any:
     return ("other", type(value).__name__, str(value))
 
 
-def marks(value: Any, path: str = "") -> dict[str, tuple[int, int]]:
-    """Every position the loader may read, by key path."""
-    found: dict[str, tuple[int, int]] = {}
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found[f"{path}.{key!r}"] = tuple(value.lc.key(key))
-            found[f"{path}.{key!r}="] = tuple(value.lc.value(key))
-            found.update(marks(child, f"{path}.{key!r}"))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found[f"{path}[{index}]"] = tuple(value.lc.item(index))
-            found.update(marks(child, f"{path}[{index}]"))
-    return found
-
-
 def check(text: str) -> bool:
     """If blockyaml accepts `text`, ruamel must read it to the same thing. True when it was accepted."""
     try:
@@ -68,7 +54,7 @@ def check(text: str) -> bool:
     except Exception as exc:  # noqa: BLE001 - any refusal by ruamel is a difference
         raise AssertionError(f"blockyaml accepted {text!r} but ruamel refuses it: {exc}") from None
     assert shape(fast) == shape(slow), f"different values for {text!r}"
-    assert marks(fast) == marks(slow), f"different positions for {text!r}"
+    assert yaml_positions(fast) == yaml_positions(slow), f"different positions for {text!r}"
     return True
 
 
