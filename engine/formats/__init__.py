@@ -16,19 +16,21 @@ and None. The shapes follow the reference engine (`Converter.java`):
   Quoting per RFC 4180. Blank lines are skipped; a short row leaves its missing columns out (as
   Jackson does); a row with extra non-empty fields is an error.
 - `html`: `{"tables": [[{header: cellText}, ...], ...]}` for every table with `<th>` headers
-  (those of the first `<thead>` row, else of the first row). Body rows holding a `<th>`, or no
-  `<td>`, are skipped; a missing cell is "", an extra one dropped; cell text is whitespace-
-  normalised like jsoup's `text()`. `outputSchema` is a CSS selector (tag, `*`, `#id`, `.class`,
-  `[attr]`/`[attr=v]`, descendant and `>` combinators, `,` groups): a matching table is used, a
-  matching element is searched inside, each table once, in document order. Elements nest at most
-  512 deep, as in browsers.
+  (those of the first `<thead>` row, else of the first row). The tree is built as HTML5 builds it
+  (implied `<tbody>` and `<tr>`, misplaced content fostered out of a table), so `table > tr`
+  matches nothing, as in browsers. Body rows holding a `<th>`, or no `<td>`, are skipped; a
+  missing cell is "", an extra one dropped; cell text is whitespace-normalised like jsoup's
+  `text()`. `outputSchema` is a CSS selector (tag, `*`, `#id`, `.class`, `[attr]`/`[attr=v]`,
+  descendant and `>` combinators, `,` groups): a matching table is used, a matching element is
+  searched inside, each table once, in document order. Elements nest at most 512 deep.
 - `markdown`: `{"frontMatter": {...}, "tables": [...], "sections": [{heading, level, content}]}`.
-  Front matter is a leading `---` block of YAML (only a mapping counts). Tables are top-level
-  GFM pipe tables (a line without a pipe ends one, as in commonmark-java). A section is a top-level ATX or
-  setext heading; its content is the plain
-  text (markup, link targets and HTML removed) of the paragraphs, list items and quotes up to
-  the next heading, one per line, without tables or code blocks. `outputSchema` keeps only the
-  sections whose heading starts with it.
+  Front matter is a leading `---` block of YAML (only a mapping counts). The body is read as
+  CommonMark with GFM tables, as commonmark-java reads it. Tables are the top-level ones; a line
+  that starts no other block goes on as one more row (commonmark-java 0.24). A section is a
+  top-level ATX or setext heading; its content is the plain text (markup, link targets and HTML
+  removed) of the paragraphs and headings up to the next top-level heading, in lists and quotes
+  too, one per line, without tables, code or HTML blocks. `outputSchema` keeps only the sections
+  whose heading starts with it.
 - `protobuf` / `avro`: recognised labels, not decoded by this runtime yet.
 
 Bodies may be bytes (decoded with the response charset, UTF-8 by default, bad bytes replaced as

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .common import FormatError
-from .html import Node
+from .html_tree import Node
 
 _SELECTOR_TOKEN = re.compile(
     r"""

@@ -2,17 +2,17 @@
 
 The headers are those of the first `<thead>` row, else of the first row of each row group. Body
 rows holding a `<th>`, or no `<td>`, are skipped; a missing cell is "", an extra one dropped; cell
-text is whitespace-normalised like jsoup's `text()`. `outputSchema` is a CSS selector
-(`engine.formats.css`): a matching table is used, a matching element is searched inside, each
-table once, in document order.
+text is whitespace-normalised as jsoup's `text()` does it (its block tags set apart by a space, the
+no-break space as whitespace). `outputSchema` is a CSS selector (`engine.formats.css`): a matching
+table is used, a matching element is searched inside, each table once, in document order.
 
-The tokenizer and tree builder are our own and linear: CPython's `html.parser` is quadratic on
-inputs such as `'<a'` repeated (100 KB: 6.9 s), and lexbor (selectolax) on deep nesting (40,000
-nested `<div>`, 200 KB: 5.8 s). The tokenizer follows HTML5's states where they matter here (an
-unclosed quote or tag runs to the end and is dropped, an unclosed comment takes the rest, raw
-text elements end only at their end tag) and reads each character once. The tree builder finds
-the element an end tag closes through an index of open elements by tag, and, as browsers do,
-stops nesting at `MAX_HTML_DEPTH` (deeper elements become siblings).
+The tokenizer (here) and the tree builder (`html_tree`) are our own and linear: CPython's `html.parser` is
+quadratic on inputs such as `'<a'` repeated (100 KB: 6.9 s), and lexbor (selectolax) on deep nesting (40,000
+nested `<div>`, 200 KB: 5.8 s). The tokenizer follows HTML5's states where they matter here (an unclosed quote
+or tag runs to the end and is dropped, an unclosed comment takes the rest, raw text elements end only at their
+end tag) and reads each character once; the tree builder follows HTML5's tree construction (see `html_tree`).
+tests/engine/formats/test_formats_differential.py compares the tables read here with those of html5lib's tree
+(the HTML5 algorithm itself) on generated documents.
 """
 
 from __future__ import annotations
@@ -22,164 +22,16 @@ from html import unescape
 from typing import Any
 from collections.abc import Callable, Iterator
 
-from .common import Budget, FormatError, rows_to_objects
+from .common import Budget, rows_to_objects
+from .html_tree import SECTIONS, TEXT_FACTOR, Node, TreeBuilder, quirks_mode
 
-MAX_HTML_DEPTH = 512
-"""Open elements nest at most this deep (Blink's parser limit); deeper ones become siblings."""
-
-TEXT_FACTOR = 4
-"""Reading cell text may visit at most this many nodes and characters per character of the document
-(plus 64 KiB): a cell's text includes the text of tables nested in it, so deep nesting would
-otherwise repeat the work and the text once per level."""
-
-_VOID = frozenset(
-    "area base br col embed hr img input link meta param source track wbr basefont bgsound frame keygen".split()
-)
-_NO_TEXT = frozenset(("script", "style", "template", "head", "title"))
-_BLOCK = frozenset(
-    "address article aside blockquote body caption center dd details dialog div dl "
-    "dt fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hr li main "
-    "nav ol p pre section table tbody td tfoot th thead tr ul".split()
-)
 _RAW_TEXT = frozenset(("script", "style", "xmp", "iframe", "noembed", "noframes", "textarea", "title"))
 _ESCAPABLE_RAW = frozenset(("textarea", "title"))
 _RAW_END = {tag: re.compile(rf"</{tag}(?=[\t\n\f\r />])", re.IGNORECASE) for tag in _RAW_TEXT}
-_SECTIONS = ("thead", "tbody", "tfoot")
-_SPACES = re.compile(r"[ \t\n\r\f]+")
-_TAG_NAME = re.compile(r"[^\t\n\f\r />]*")
 _ATTRIBUTE_GAP = re.compile(r"[\t\n\f\r /]*")
 _ATTRIBUTE_NAME = re.compile(r"[^\t\n\f\r />][^\t\n\f\r />=]*")
 _SPACE = re.compile(r"[\t\n\f\r ]*")
 _UNQUOTED = re.compile(r"[^\t\n\f\r >]*")
-
-
-class Node:
-    """A parsed HTML element: tag, attributes, parent and children (elements or text)."""
-
-    __slots__ = ("tag", "attrs", "parent", "children")
-
-    def __init__(self, tag: str, attrs: dict[str, str], parent: Node | None) -> None:
-        self.tag = tag
-        self.attrs = attrs
-        self.parent = parent
-        self.children: list[Node | str] = []
-
-    def elements(self) -> Iterator[Node]:
-        """Descendant elements in document order."""
-        pending = [c for c in reversed(self.children) if isinstance(c, Node)]
-        while pending:
-            node = pending.pop()
-            yield node
-            pending.extend(c for c in reversed(node.children) if isinstance(c, Node))
-
-    def text(self, allowance: list[int]) -> str:
-        """Whitespace-normalised text, blocks and `<br>` separated by a space (like jsoup).
-
-        Every node visited and character taken is charged to `allowance[0]` (see TEXT_FACTOR).
-        """
-        pieces: list[str] = []
-        pending: list[Node | str] = list(reversed(self.children))
-        visits = 0
-        while pending:
-            item = pending.pop()
-            visits += 1
-            if isinstance(item, str):
-                pieces.append(item)
-                visits += len(item)
-            elif item.tag not in _NO_TEXT:
-                if item.tag in _BLOCK or item.tag == "br":
-                    pieces.append(" ")
-                    pending.append(" ")
-                pending.extend(reversed(item.children))
-        allowance[0] -= visits
-        if allowance[0] < 0:
-            raise FormatError(
-                f"html: the tables' text is more than {TEXT_FACTOR} times the document "
-                "(nested tables repeat their text in every enclosing cell)"
-            )
-        return _SPACES.sub(" ", "".join(pieces)).strip()
-
-    def cells(self, tag: str) -> list[Node]:
-        return [c for c in self.children if isinstance(c, Node) and c.tag == tag]
-
-
-# --------------------------------------------------------------------------- tree building
-
-
-_IMPLIED_ENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "td": (("td", "th"), ("tr", "table")),
-    "th": (("td", "th"), ("tr", "table")),
-    "tr": (("tr",), ("table",) + _SECTIONS),
-    "li": (("li",), ("ul", "ol", "table")),
-    **{section: (_SECTIONS, ("table",)) for section in _SECTIONS},
-}
-"""Start tags that close an open element first: (what they close, what stops the search)."""
-
-
-class _TreeBuilder:
-    """A forgiving tree builder: void elements, implied cell/row/section ends, table scoping.
-
-    `open` maps a tag to the stack positions of its open elements, so closing the nearest one
-    (unless a boundary element is nearer) costs no walk down the stack.
-    """
-
-    def __init__(self) -> None:
-        self.root = Node("#document", {}, None)
-        self.stack = [self.root]
-        self.open: dict[str, list[int]] = {}
-
-    def start(self, tag: str, attrs: dict[str, str]) -> None:
-        implied = _IMPLIED_ENDS.get(tag)
-        if implied is not None:
-            self.close(*implied)
-        stack = self.stack
-        parent = stack[-1]
-        if tag in _VOID:
-            parent.children.append(Node(tag, attrs, parent))
-            return
-        if len(stack) >= MAX_HTML_DEPTH:
-            self.pop_to(len(stack) - 1)
-            parent = stack[-1]
-        node = Node(tag, attrs, parent)
-        parent.children.append(node)
-        positions = self.open.get(tag)
-        if positions is None:
-            self.open[tag] = [len(stack)]
-        else:
-            positions.append(len(stack))
-        stack.append(node)
-
-    def end(self, tag: str) -> None:
-        positions = self.open.get(tag)
-        if positions:
-            tables = self.open.get("table") if tag != "table" else None
-            if not tables or tables[-1] < positions[-1]:
-                self.pop_to(positions[-1])
-
-    def data(self, text: str) -> None:
-        self.stack[-1].children.append(text)
-
-    def close(self, targets: tuple[str, ...], boundaries: tuple[str, ...]) -> None:
-        """Pop through the nearest open element in `targets`, unless a boundary comes first."""
-        target = boundary = 0
-        for tag in targets:
-            positions = self.open.get(tag)
-            if positions and positions[-1] > target:
-                target = positions[-1]
-        if not target:
-            return
-        for tag in boundaries:
-            positions = self.open.get(tag)
-            if positions and positions[-1] > boundary:
-                boundary = positions[-1]
-        if target > boundary:
-            self.pop_to(target)
-
-    def pop_to(self, position: int) -> None:
-        """Close the elements from stack position `position` up."""
-        stack, open_ = self.stack, self.open
-        while len(stack) > position:
-            open_[stack.pop().tag].pop()
 
 
 # --------------------------------------------------------------------------- tokenizing
@@ -187,7 +39,7 @@ class _TreeBuilder:
 _MARKUP = re.compile(r"<(?:(/?)([A-Za-z][^\t\n\f\r />]*)(>?)|(!--)|([!?/]))")
 
 
-def _tokenize(text: str, builder: _TreeBuilder) -> None:
+def _tokenize(text: str, builder: TreeBuilder) -> None:
     """One pass over the document, feeding start tags, end tags and text to the builder."""
     length = len(text)
     position = 0
@@ -231,7 +83,7 @@ def _until(text: str, marker: str, start: int) -> int:
     return len(text) if end < 0 else end + len(marker)
 
 
-def _tag(text: str, position: int, tag: str, is_end: bool, closed: bool, builder: _TreeBuilder) -> int:
+def _tag(text: str, position: int, tag: str, is_end: bool, closed: bool, builder: TreeBuilder) -> int:
     """A start or end tag whose name ends at `position`; the position after it."""
     attrs: dict[str, str] = {}
     if not closed:
@@ -286,14 +138,14 @@ def _attributes(text: str, position: int, attrs: dict[str, str] | None) -> int:
                 attrs[key] = unescape(value) if "&" in value else value
 
 
-def _data(builder: _TreeBuilder, text: str) -> None:
+def _data(builder: TreeBuilder, text: str) -> None:
     builder.data(unescape(text) if "&" in text else text)
 
 
 def parse_html(text: str) -> Node:
-    builder = _TreeBuilder()
+    builder = TreeBuilder(quirks_mode(text))
     _tokenize(text, builder)
-    root = builder.root
+    root = builder.finish()
     html = _ensure_child(root, "html", lambda node: True)
     _ensure_child(html, "body", lambda node: not (isinstance(node, Node) and node.tag == "head"))
     return root
@@ -340,7 +192,7 @@ def _table_rows(table: Node) -> list[Node]:
         if isinstance(child, Node):
             if child.tag == "tr":
                 rows.append(child)
-            elif child.tag in _SECTIONS:
+            elif child.tag in SECTIONS:
                 rows.extend(child.cells("tr"))
     return rows
 

@@ -337,7 +337,9 @@ next line.
 |:-----|------:|
 | `get` | escaped \\| pipe |
 | short |
-No pipe ends the table.
+A line without a pipe is one more row.
+
+Text after the table.
 
 Setext Heading
 ==============
@@ -348,7 +350,15 @@ body
 def test_markdown_document() -> None:
     data = decode(DOC, "markdown")
     assert data["frontMatter"] == {"title": "Notes", "released": "2024-05-01"}
-    assert data["tables"] == [[{"Name": "get", "Notes": "escaped | pipe"}, {"Name": "short", "Notes": ""}]]
+    # the line without a pipe continues the table (GFM; commonmark-java 0.24, the reference engine's, reads it so
+    # too: its TablesTest.tableWithLazyContinuationLine); a blank line ends it
+    assert data["tables"] == [
+        [
+            {"Name": "get", "Notes": "escaped | pipe"},
+            {"Name": "short", "Notes": ""},
+            {"Name": "A line without a pipe is one more row.", "Notes": ""},
+        ]
+    ]
     assert data["sections"] == [
         {
             "heading": "Guide one",
@@ -356,7 +366,7 @@ def test_markdown_document() -> None:
             "content": "Text with bold, code, a link, an image, html, an entity & an escape *; snake_case stays. "
             "Hard break here\nnext line.\nfirst item\nsecond item",
         },
-        {"heading": "API Details", "level": 2, "content": "No pipe ends the table."},
+        {"heading": "API Details", "level": 2, "content": "Text after the table."},
         {"heading": "Setext Heading", "level": 1, "content": "body"},
     ]
 
@@ -573,3 +583,67 @@ def test_a_yaml_integer_too_large_to_write_out_is_a_format_error(scalar: bytes) 
     with pytest.raises(FormatError, match="as int"):
         decode(b"a: " + scalar, "yaml")
     assert decode(b"a: 0x" + b"f" * 100, "yaml") == {"a": 16**100 - 1}
+
+
+# --------------------------------------------------------------- found by the differential test (issue 13)
+
+
+def test_markdown_list_items_and_quotes_hold_blocks() -> None:
+    """A list item or quote holds blocks, as in CommonMark: a heading in an item is a line of its text, code and
+    HTML blocks in it are dropped, a quote ends at a blank line, and a table in a quote is no section text."""
+    body = (
+        b"# h\n- # in item\n- text\n\n      code in an item\n\n  <!--\n  a comment\n\n"
+        b"> - a\n> - b\n>\n> c\n\n> | a | b |\n> |---|---|\n> | 1 | 2 |\n"
+    )
+    assert decode(body, "markdown") == {
+        "frontMatter": {},
+        "tables": [],
+        "sections": [{"heading": "h", "level": 1, "content": "in item\ntext\na\nb\nc"}],
+    }
+
+
+def test_markdown_inline_text_follows_commonmark() -> None:
+    """Emphasis right after a hard break, brackets inside a link's text, the rule of three (`*a**b*` is one
+    emphasis), entities only by a full known name, and link reference definitions over several lines."""
+    body = b"# h\na\\\n_b_ [a [b] c](u) *a**b* &notit; &amp &copy; [r] and [s][]\n\n[r]:\n/u\n[s]: /v\n'title'\n"
+    assert decode(body, "markdown")["sections"][0]["content"] == "a\nb a [b] c a**b &notit; &amp \u00a9 r and s"
+
+
+def test_markdown_deep_containers_and_long_link_runs_stay_linear() -> None:
+    deep = decode(b"- " * 100_000 + b"a\n" + b"\n" * 100_000 + b"b\n", "markdown")
+    assert deep["sections"] == []  # (no heading) but read in one pass: nesting stops at MAX_NESTING
+    links = decode(b"# h\n" + b"[a](" * 50_000, "markdown")
+    assert links["sections"][0]["content"].startswith("[a]([a](")
+
+
+def test_html_text_is_normalised_as_jsoup_does() -> None:
+    """The no-break space is whitespace, zero-width spaces and soft hyphens are dropped, and jsoup's block tags
+    (`ins` here) are set apart by a space."""
+    body = "<table><tr><th>a&nbsp;b</th><th>&nbsp;</th></tr><tr><td>x\u200by\u00adz</td><td>1<ins>2</ins>3</td></table>"
+    assert decode(body.encode(), "html") == {"tables": [[{"a b": "xyz", "": "1 2 3"}]]}
+
+
+def test_html_builds_tables_as_html5_does() -> None:
+    """Content in a table outside its cells goes before the table (foster parenting), so the rows after it stay
+    the table's; a cell or row gets the `<tbody>`/`<tr>` HTML5 implies; a table right in a table ends that one."""
+    body = (
+        b"<table><span>before<tr><th>h</th><th>n</th></tr>stray<td>1<table>junk<tr><th>k</th></tr></table></td>"
+        b"<div>d</div><td>2</table><table><tr><th>t</th></tr><table><tr><th>u</th></tr></table>"
+        b"<tr><td>lost</td></tr></table>"
+    )
+    assert decode(body, "html") == {"tables": [[{"h": "1junk k", "n": "2"}], [], [], []]}
+    assert decode(body, "html", schema="table > tr") == {"tables": []}  # rows sit in a tbody, as in a browser
+
+
+def test_html_end_tags_as_html5_reads_them() -> None:
+    """An inline end tag does not close a block opened inside it (`<b><p>3</b>4` keeps 4 in the paragraph),
+    `</br>` is a line break, `</p>` alone makes an empty paragraph, outside quirks mode a table ends an open
+    paragraph, and a heading ends the heading it starts in."""
+    row = b"<tr><td><span><p>1</span>2</td><td><b><p>3</b>4</td><td>5</br>6</td><td>7</p>8</td></tr>"
+    body = b"<table><tr><th>a</th><th>b</th><th>c</th><th>d</th></tr>" + row + b"</table>"
+    assert decode(body, "html") == {"tables": [[{"a": "12", "b": "34", "c": "5 6", "d": "7 8"}]]}
+    nested = b"<table><tr><th>h</th></tr><tr><td><p>a<table>b</table></td></tr></table>"
+    assert decode(nested, "html") == {"tables": [[{"h": "ab"}]]}  # quirks mode: the table is in the paragraph
+    assert decode(b"<!DOCTYPE html>" + nested, "html") == {"tables": [[{"h": "a b"}]]}
+    headings = b"<table><tr><th>h</th></tr><tr><td><h3><h3></h3>a</h3>b</td></tr></table>"
+    assert decode(headings, "html") == {"tables": [[{"h": "ab"}]]}  # a heading right in a heading ends it
