@@ -10,11 +10,12 @@ read by the `consumed` builders; checks across entries (routes, names, server au
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from . import model as spec
-from .checks import check_call, check_server_auth, duplicate_routes, duplicates
+from .checks import check_call, check_server_auth, check_template, duplicate_routes, duplicates
 from .consumed import HTTP_METHODS, authentication, input_parameter
-from .fields import Map, file_location, plain, strings
+from .fields import Map, file_location, strings
 from .invocations import invocation_of, tool_parameter
 from ..jsonpath import JsonPathError, compile_path
 
@@ -224,7 +225,9 @@ def exposes(m: Map) -> spec.Exposes | None:
     namespace = m.str("namespace", required=type_ in ("rest", "mcp", "skill"))
     auth_map = m.map("authentication")
     auth = authentication(auth_map) if auth_map else None
-    if auth_map is not None and auth is not None and type_ in ("rest", "mcp", "skill"):
+    if auth_map is not None and auth is not None:
+        if auth.type == "oauth2":
+            auth = replace(auth, resource_server=_resource_server(auth_map))
         check_server_auth(auth_map, auth)
     if type_ == "rest":
         m.known("type", "address", "port", "namespace", "description", "authentication", "resources", "inputParameters")
@@ -291,10 +294,110 @@ def exposes(m: Map) -> spec.Exposes | None:
             description=m.str("description"),
             authentication=auth,
         )
-    if type_ is None:
+    if type_ == "control":
+        return _control(m, auth)
+    return None
+
+
+_UNSERVED_MANAGEMENT = {
+    "reload": "nor by the reference engine",
+    "validate": "nor by the reference engine; `naftiko validate` checks files",
+    "logs": "nor by the reference engine",
+    "scripting": "it runs no script steps",
+}
+
+
+def _resource_server(m: Map) -> spec.ResourceServer | None:
+    issuer = m.str("authorizationServerUri", required=True)
+    resource = m.str("resource", required=True)
+    for key in ("authorizationServerUri", "resource", "tokenEndpoint"):
+        value = m.str(key)
+        if value is not None and not value.startswith(("https://", "http://")):
+            m.bad(key, f"'{key}' must be an http(s) URI; got '{value}'")
+    if issuer is None or resource is None:
         return None
-    fields = {str(k): plain(v) for k, v in m.data.items() if k not in ("type", "namespace", "port")}
-    return spec.OtherExposes(type=type_, where=m.where, namespace=namespace, port=m.int("port"), fields=fields)
+    return spec.ResourceServer(
+        authorization_server=issuer,
+        resource=resource,
+        where=m.where,
+        scopes=strings(m, "scopes"),
+        audience=m.str("audience"),
+        token_validation=m.str("tokenValidation", choices=("jwks", "introspection"), default="jwks") or "jwks",
+    )
+
+
+def _control(m: Map, auth: spec.Authentication | None) -> spec.ControlExposes | None:
+    m.known("type", "address", "port", "authentication", "management", "observability")
+    port = m.int("port", required=True)
+    management = m.map("management")
+    health, info = True, False
+    if management is not None:
+        management.known("health", "info", "reload", "validate", "logs", "scripting")
+        health = bool(management.bool("health", True))
+        info = bool(management.bool("info", False))
+        for unserved, why in _UNSERVED_MANAGEMENT.items():
+            if management.has(unserved):
+                m.ctx.warn(management.loc(unserved), f"management.{unserved} is not served by this runtime ({why})")
+    if port is None:
+        return None
+    observed = m.map("observability")
+    return spec.ControlExposes(
+        port=port,
+        where=m.where,
+        address=m.str("address"),
+        authentication=auth,
+        health=health,
+        info=info,
+        observability=_observability(observed) if observed is not None else spec.Observability(),
+    )
+
+
+def _observability(m: Map) -> spec.Observability:
+    m.known("enabled", "metrics", "traces", "exporters")
+    metrics = m.map("metrics")
+    metrics_local = metrics.map("local") if metrics is not None else None
+    if metrics is not None:
+        metrics.known("local")
+    traces = m.map("traces")
+    traces_local = traces.map("local") if traces is not None else None
+    exporters = m.map("exporters")
+    otlp = exporters.map("otlp") if exporters is not None else None
+    if exporters is not None:
+        exporters.known("otlp")
+    if metrics_local is not None:
+        metrics_local.known("enabled")
+    if traces_local is not None:
+        traces_local.known("enabled", "buffer-size")
+    if otlp is not None:
+        otlp.known("endpoint")
+    sampling, propagation = 1.0, "w3c"
+    if traces is not None:
+        traces.known("sampling", "propagation", "local")
+        sampling = _share(traces, "sampling", 1.0)
+        propagation = traces.str("propagation", choices=("w3c", "b3"), default="w3c") or "w3c"
+    endpoint = otlp.str("endpoint", required=True) if otlp is not None else None
+    if otlp is not None:
+        check_template(otlp, "endpoint")
+    return spec.Observability(
+        enabled=bool(m.bool("enabled", True)),
+        metrics=bool(metrics_local.bool("enabled", True)) if metrics_local is not None else True,
+        traces=bool(traces_local.bool("enabled", True)) if traces_local is not None else True,
+        trace_buffer=(traces_local.int("buffer-size", low=10, high=10000) or 100) if traces_local is not None else 100,
+        sampling=sampling,
+        propagation=propagation,
+        otlp_endpoint=endpoint,
+    )
+
+
+def _share(m: Map, key: str, default: float) -> float:
+    """A number from 0 to 1 (a sampling rate)."""
+    value = m.plain(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        m.bad(key, f"'{key}' must be a number from 0 to 1; got {value!r}")
+        return default
+    return float(value)
 
 
 def _skill_tool(m: Map) -> spec.SkillTool | None:

@@ -155,6 +155,8 @@ def _capability(root: Map, path: str) -> spec.Capability:
         body.known("binds", "exposes", "consumes", "aggregates")
     entries = consumes_owner.items("consumes", consumes)
     binds = root.items("binds", _binding) + (body.items("binds", _binding) if body else ())
+    exposed: tuple[spec.Exposes, ...] = body.items("exposes", exposes) if body else ()
+    _one_control(root.ctx, exposed)
     return spec.Capability(
         path=path,
         version=version,
@@ -163,10 +165,17 @@ def _capability(root: Map, path: str) -> spec.Capability:
         binds=binds,
         consumes=tuple(e for e in entries if isinstance(e, spec.Consumes)),
         imports=tuple(e for e in entries if isinstance(e, spec.ConsumesImport)),
-        exposes=body.items("exposes", exposes) if body else (),
+        exposes=exposed,
         aggregates=body.items("aggregates", aggregate) if body else (),
         warnings=tuple(root.ctx.warnings),
     )
+
+
+def _one_control(ctx: Context, exposed: tuple[spec.Exposes, ...]) -> None:
+    """A capability has one management plane, as the reference engine requires."""
+    controls = [e for e in exposed if isinstance(e, spec.ControlExposes)]
+    for extra in controls[1:]:
+        ctx.problem(extra.where, f"a capability has at most one control block; the first is at {controls[0].where}")
 
 
 def _binding(m: Map) -> spec.Binding | None:

@@ -81,6 +81,18 @@ class OutputParameter:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceServer:
+    """An exposed block's `oauth2` authentication: it accepts the access tokens one authorization server issues."""
+
+    authorization_server: str  # authorizationServerUri: the issuer, whose metadata names its keys
+    resource: str  # this server's canonical URI (RFC 8707, RFC 9728), the audience unless `audience` is set
+    where: Location
+    scopes: tuple[str, ...] = ()  # scopes this server recognises (a token needs at least... see adapters.auth)
+    audience: str | None = None
+    token_validation: str = "jwks"  # jwks or introspection
+
+
+@dataclass(frozen=True, slots=True)
 class Authentication:
     type: str
     where: Location
@@ -91,6 +103,7 @@ class Authentication:
     value: str | None = None
     placement: str | None = None
     extra: dict[str, JSON] = field(default_factory=dict)
+    resource_server: ResourceServer | None = None  # an exposed block's oauth2
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,17 +351,34 @@ class SkillExposes:
 
 
 @dataclass(frozen=True, slots=True)
-class OtherExposes:
-    """An exposes block this runtime reads but does not serve yet (control)."""
+class Observability:
+    """A control block's `observability`: what is measured and where it is shown (all on by default)."""
 
-    type: str
+    enabled: bool = True
+    metrics: bool = True  # metrics.local.enabled: /metrics
+    traces: bool = True  # traces.local.enabled: /traces
+    trace_buffer: int = 100  # traces.local.buffer-size: completed traces kept for /traces
+    sampling: float = 1.0  # traces.sampling: the share of traces recorded
+    propagation: str = "w3c"  # traces.propagation: w3c or b3, for upstream calls
+    otlp_endpoint: str | None = None  # exporters.otlp.endpoint (a template over the binds)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlExposes:
+    """The management plane on its own port: health, status, metrics, traces (the reference's paths)."""
+
+    port: int
     where: Location
-    namespace: str | None = None
-    port: int | None = None
-    fields: dict[str, JSON] = field(default_factory=dict)
+    address: str | None = None
+    authentication: Authentication | None = None
+    health: bool = True  # management.health: /health/live and /health/ready
+    info: bool = False  # management.info: /status
+    observability: Observability = field(default_factory=Observability)
+    namespace: str = "control"  # blocks are named by namespace; a control block has none of its own
+    type: str = "control"
 
 
-Exposes = RestExposes | McpExposes | SkillExposes | OtherExposes
+Exposes = RestExposes | McpExposes | SkillExposes | ControlExposes
 
 
 @dataclass(frozen=True, slots=True)
