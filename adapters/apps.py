@@ -16,8 +16,12 @@ def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
     return RuntimeLifespan(exposes_app(runtime, namespace, **options), runtime)
 
 
-def exposes_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
-    """`build_app` without the lifespan, for a server that starts and stops the runtime itself."""
+def exposes_app(runtime: Runtime, namespace: str, *, cors_origins: list[str] | None = None, **options: Any) -> Any:
+    """`build_app` without the lifespan, for a server that starts and stops the runtime itself.
+
+    `cors_origins` lets browser pages on those origins call the block (CORS); it wraps everything
+    else, so a preflight never meets the block's authentication and its 401 still reads in a page.
+    """
     exposes = runtime.exposes_named(namespace)
     if isinstance(exposes, RestExposes):
         from .rest.app import RestApp
@@ -37,4 +41,8 @@ def exposes_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
         from .auth import ServerAuth
 
         app = ServerAuth(app, exposes.authentication, runtime)
+    if cors_origins:
+        from .cors import Cors
+
+        app = Cors(app, cors_origins)
     return app

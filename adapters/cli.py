@@ -9,8 +9,8 @@ import json
 import logging
 import os
 import sys
-from typing import Any
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
 
 from ..engine import (
     Capability,
@@ -27,6 +27,9 @@ from ..engine import (
     base_uri_variable,
     load_capabilities,
 )
+
+if TYPE_CHECKING:
+    from .server import EdgeOptions
 
 log = logging.getLogger("naftiko")
 
@@ -83,17 +86,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _settle()
         _run(serve_stdio(runtime, args.stdio or None))
         return 0
-    _run(
-        serve(
-            runtime,
-            host=args.host,
-            ports=_ports(args.port),
-            allowed_hosts=args.allow_host,
-            allowed_origins=args.allow_origin,
-            on_ready=_settle,
-        )
-    )
+    _run(serve(runtime, host=args.host, ports=_ports(args.port), edge=_edge(args, os.environ), on_ready=_settle))
     return 0
+
+
+def _edge(args: argparse.Namespace, environ: Mapping[str, str]) -> EdgeOptions:
+    """The edge options of `serve`: flags first, then NAFTIKO_CORS_ORIGINS and NAFTIKO_SESSION_SECRET."""
+    from .server import EdgeOptions
+
+    cors = args.cors_origin
+    if cors is None and environ.get("NAFTIKO_CORS_ORIGINS"):
+        cors = [o.strip() for o in environ["NAFTIKO_CORS_ORIGINS"].split(",") if o.strip()]
+    secret = environ.get("NAFTIKO_SESSION_SECRET")
+    return EdgeOptions(
+        allowed_hosts=args.allow_host,
+        allowed_origins=args.allow_origin,
+        cors_origins=cors,
+        session_secret=secret.encode() if secret else None,
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -237,6 +247,13 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         metavar="ORIGIN",
         help="browser Origin an MCP endpoint accepts (default: local origins)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="browser origin every block answers with CORS headers ('*' for any; or NAFTIKO_CORS_ORIGINS)",
     )
     serve.add_argument(
         "--stdio",

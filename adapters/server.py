@@ -174,9 +174,13 @@ def _summary(exposes: Served, app: Any) -> str:
     return f"MCP {exposes.namespace}: {len(exposes.tools)} tools"
 
 
-def _mcp_options(bind_host: str, allowed_hosts: list[str] | None, allowed_origins: list[str] | None) -> dict[str, Any]:
+def _mcp_options(
+    bind_host: str, allowed_hosts: list[str] | None, allowed_origins: list[str] | None, session_secret: bytes | None
+) -> dict[str, Any]:
     """DNS-rebinding defaults: local Host names, plus the address bound when it is a specific one."""
     options: dict[str, Any] = {"allowed_origins": allowed_origins}
+    if session_secret is not None:
+        options["session_secret"] = session_secret
     if allowed_hosts is not None:
         options["allowed_hosts"] = allowed_hosts
     elif bind_host not in LOCAL_HOSTS:
@@ -190,12 +194,26 @@ def _mcp_options(bind_host: str, allowed_hosts: list[str] | None, allowed_origin
     return options
 
 
-def _options(
-    exposes: Exposes, host: str | None, allowed_hosts: list[str] | None, allowed_origins: list[str] | None
-) -> dict[str, Any]:
-    if not isinstance(exposes, McpExposes):
-        return {}
-    return _mcp_options(host or exposes.address or DEFAULT_HOST, allowed_hosts, allowed_origins)
+@dataclass(frozen=True, slots=True)
+class EdgeOptions:
+    """How the served blocks meet their callers, beyond what the capability files say."""
+
+    allowed_hosts: list[str] | None = None  # MCP Host allow-list (DNS rebinding)
+    allowed_origins: list[str] | None = None  # MCP Origin allow-list
+    cors_origins: list[str] | None = None  # browser origins every block answers (CORS)
+    session_secret: bytes | None = None  # signs handshake-era MCP session ids, shared by instances
+
+
+def _options(exposes: Exposes, host: str | None, edge: EdgeOptions) -> dict[str, Any]:
+    options: dict[str, Any] = {"cors_origins": edge.cors_origins}
+    if isinstance(exposes, McpExposes):
+        origins = edge.allowed_origins
+        if edge.cors_origins:  # an origin a page may call from is one the Origin check lets through
+            origins = [*(origins or []), *edge.cors_origins]
+        options.update(
+            _mcp_options(host or exposes.address or DEFAULT_HOST, edge.allowed_hosts, origins, edge.session_secret)
+        )
+    return options
 
 
 async def serve(
@@ -203,14 +221,11 @@ async def serve(
     *,
     host: str | None = None,
     ports: Mapping[str, int] | None = None,
-    allowed_hosts: list[str] | None = None,
-    allowed_origins: list[str] | None = None,
+    edge: EdgeOptions | None = None,
     on_ready: Callable[[list[Listener]], None] | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM (or cancellation), then stop everything cleanly.
-
-    `allowed_hosts`/`allowed_origins` are the MCP endpoints' DNS-rebinding allow-lists.
-    """
+    """Run until SIGINT/SIGTERM (or cancellation), then stop everything cleanly."""
+    edge = edge or EdgeOptions()
     ports = dict(ports or {})
     unknown = [ns for ns in ports if ns not in {e.namespace for e in runtime.exposes}]
     if unknown:
@@ -227,8 +242,7 @@ async def serve(
     try:
         with gc_paused():
             apps = [
-                exposes_app(runtime, exposes.namespace, **_options(exposes, host, allowed_hosts, allowed_origins))
-                for exposes in exposes_list
+                exposes_app(runtime, exposes.namespace, **_options(exposes, host, edge)) for exposes in exposes_list
             ]
         for exposes, app in zip(exposes_list, apps, strict=True):
             bind_host = host or exposes.address or DEFAULT_HOST

@@ -2,9 +2,12 @@
 
 `Guard.refusal` turns a request away before its method is looked at: a path that is not the
 endpoint (404), a `Host` that is not allowed (421: DNS rebinding), a present `Origin` that is
-neither allowed nor same-origin (403). `http.McpHttpApp` then reads a POST only when
-`accepts_json` and `is_json_type` agree (406, 415): a page on any origin may send `text/plain`
-without a CORS preflight, and must not reach a tool that way.
+neither allowed, nor same-origin, nor one the block's CORS allows (403; `adapters.cors` marks
+those in the scope, so the two checks agree on every origin, `*` included). Allowed origins are
+compared as browsers write them (`https://App.Example:443` is `https://app.example`).
+`http.McpHttpApp` then reads a POST only when `accepts_json` and `is_json_type` agree (406, 415):
+a page on any origin may send `text/plain` without a CORS preflight, and must not reach a tool
+that way.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Final
 from collections.abc import Iterable, MutableMapping
 from urllib.parse import urlsplit
 
+from ..cors import ALLOWED_ORIGIN, origin_key
 from .headers import Headers
 
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "Guard", "accepts_json", "is_json_type"]
@@ -41,7 +45,7 @@ class Guard:
         if allowed_origins is not None:
             origins = [o.strip().lower().rstrip("/") for o in allowed_origins]
             self._any_origin = "*" in origins
-            self._origins = frozenset(origins)
+            self._origins = frozenset(origins) | {key for o in origins if (key := origin_key(o)) is not None}
 
     def refusal(self, scope: MutableMapping[str, Any], headers: Headers) -> tuple[int, str] | None:
         """Why a request is turned away before its method is looked at (wrong path, Host, Origin)."""
@@ -49,7 +53,11 @@ class Guard:
             return 404, "Not Found: the MCP endpoint is /mcp"
         if not self._host_allowed(headers.host):
             return 421, "Invalid Host header"
-        if headers.origin is not None and not self._origin_allowed(headers.origin, headers.host):
+        if (
+            headers.origin is not None
+            and ALLOWED_ORIGIN not in scope
+            and not self._origin_allowed(headers.origin, headers.host)
+        ):
             return 403, "Invalid Origin header"
         return None
 
@@ -72,7 +80,7 @@ class Guard:
         if self._any_origin:
             return True
         origin = origin.lower().rstrip("/")
-        if self._origins is not None and origin in self._origins:
+        if self._origins is not None and (origin in self._origins or origin_key(origin) in self._origins):
             return True
         try:
             parts = urlsplit(origin)
