@@ -71,6 +71,7 @@ _SCHEME: Final = re.compile(r"[a-z][a-z0-9+.-]*")
 _HEADER_LIST: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
 _SHOWN: Final = 200  # characters of a refused origin quoted in the 403 body
 _CORS_PREFIX: Final = b"access-control-"
+_ODD_ENDINGS: Final = (b":443", b":80", b"/")  # an origin ending so may be a named one written otherwise
 
 
 def origin_key(text: str) -> str | None:
@@ -187,8 +188,8 @@ class Cors:
     def _is_named(self, origin: bytes) -> bool:
         if origin in self._named:
             return True
-        if not self._named:
-            return False
+        if not self._named or (origin.islower() and not origin.endswith(_ODD_ENDINGS)):
+            return False  # written as a browser writes it, so normalising would not change it
         key = origin_key(origin.decode("latin-1"))  # not as a browser writes it: compare it normalised
         return key is not None and key.encode("latin-1") in self._named
 
