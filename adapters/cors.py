@@ -19,8 +19,9 @@ The rules, for an `Origin` that is allowed:
   API keys, `Mcp-Session-Id`, `Mcp-Param-*`, trusted forward headers) and `Max-Age`
   (`DEFAULT_MAX_AGE`); the private-network preflight of Chromium is granted too;
 - every answer (errors and 401s too) carries `Access-Control-Allow-Origin`, `Vary: Origin`
-  where the answer depends on the origin, and `Access-Control-Expose-Headers` with what a page
-  needs to read (`EXPOSED`, and `*` for requests without credentials).
+  where the answer depends on the origin, and `Access-Control-Expose-Headers`: the names in
+  `EXPOSED`, which a credentialed request reads, and `*`, which Fetch honours (every header) only
+  for a request without credentials.
 
 A preflight from an origin that is not allowed is a 403 with a JSON body naming it and never
 reaches the app; any other request from it goes on without CORS headers (so the browser keeps its
@@ -71,6 +72,7 @@ _SCHEME: Final = re.compile(r"[a-z][a-z0-9+.-]*")
 _HEADER_LIST: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
 _SHOWN: Final = 200  # characters of a refused origin quoted in the 403 body
 _CORS_PREFIX: Final = b"access-control-"
+_PREFLIGHT_VARY: Final = (b"vary", b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
 _ODD_ENDINGS: Final = (b":443", b":80", b"/")  # an origin ending so may be a named one written otherwise
 
 
@@ -139,10 +141,10 @@ class Cors:
         if max_age < 0:
             raise NaftikoError(f"CORS max_age must be 0 seconds or more; got {max_age}")
         self.app = app
-        self._named, self._wildcard = _configured(origins)
+        self._named, self._wildcard = _configured((origins,) if isinstance(origins, str) else origins)
         # With only `*`, every Origin gets the same answer; with names, the answer depends on it.
         self._vary: list[tuple[bytes, bytes]] = [(b"vary", b"Origin")] if self._named else []
-        exposed = ", ".join(EXPOSED).encode()
+        exposed = ", ".join((*EXPOSED, "*")).encode()
         self._named_extra = [
             (b"access-control-allow-credentials", b"true"),
             (b"access-control-expose-headers", exposed),
@@ -150,7 +152,7 @@ class Cors:
         ]
         self._wildcard_extra = [
             (b"access-control-allow-origin", b"*"),
-            (b"access-control-expose-headers", exposed + b", *"),
+            (b"access-control-expose-headers", exposed),
             *self._vary,
         ]
         self._preflight_tail = [
@@ -214,8 +216,7 @@ class Cors:
         headers.extend(self._preflight_tail)
         if _header(scope, b"access-control-request-private-network") == b"true":
             headers.append((b"access-control-allow-private-network", b"true"))
-        if named or self._named:
-            headers.append((b"vary", b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"))
+        headers.append(_PREFLIGHT_VARY)
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
