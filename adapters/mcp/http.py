@@ -8,8 +8,9 @@ A request goes through, in order: `guards` (path, Host, Origin; then Accept and 
 the body read (`edges.read_body`, at most `max_body_bytes`: 413) and decoded (`jsonrpc`), its
 era decided (`eras.is_modern_request`), then `protocol.McpProtocol`: a modern request with its
 headers checked against the body (`headers`), a legacy one in the version of its session
-(`sessions`). The answer's HTTP status is read from its JSON-RPC error code, per era. Every
-error body is a JSON-RPC error object.
+(`sessions`: a signed id, so every instance given the same secret accepts it). The answer's
+HTTP status is read from its JSON-RPC error code, per era. Every error body is a JSON-RPC
+error object.
 
 A caller that disconnects while its request waits (on an upstream, mostly) gets that wait
 cancelled, which releases the upstream connection (`adapters.edges.DisconnectWatch`).
@@ -31,7 +32,7 @@ from .guards import Guard, accepts_json, is_json_type
 from .headers import Headers, check_modern_headers, param_headers
 from .jsonrpc import INVALID_REQUEST, PARSE_ERROR, decode_message, encode_message, error_response
 from .protocol import McpProtocol
-from .sessions import SESSION_HEADER, Sessions
+from .sessions import DEFAULT_SESSION_TTL, SESSION_HEADER, Sessions
 
 __all__ = ["McpHttpApp"]
 
@@ -66,6 +67,11 @@ class McpHttpApp:
     allows any. `allowed_origins` entries are origins such as `"https://app.example"`, or
     `"*"`; by default only local origins (localhost, 127.0.0.1, [::1], any port) are allowed.
     A same-origin request (Origin matching the Host) is always allowed.
+
+    Handshake-era session ids are signed with `session_secret` (`sessions.Sessions`): instances
+    given the same one accept each other's sessions; None draws a random one for this app. A
+    session lasts `session_ttl` seconds after `initialize`; at most `max_ended_sessions` ids
+    ended by DELETE are remembered (here) until they expire.
     """
 
     def __init__(
@@ -77,7 +83,9 @@ class McpHttpApp:
         page_size: int = 100,
         paths: Iterable[str] = ("/mcp", "/mcp/", "/"),
         max_body_bytes: int = 4 * 1024 * 1024,
-        max_sessions: int = 10_000,
+        session_secret: bytes | None = None,
+        session_ttl: float = DEFAULT_SESSION_TTL,
+        max_ended_sessions: int = 10_000,
         ttl_ms: int = 0,
         cache_scope: str = "private",
     ) -> None:
@@ -85,7 +93,9 @@ class McpHttpApp:
         self._guard = Guard(paths, allowed_hosts, allowed_origins)
         self._max_body = max_body_bytes
         self._watch = DisconnectWatch()
-        self._sessions = Sessions(max_sessions)
+        self._sessions = Sessions(
+            session_secret, scope=backend.info.name, ttl=session_ttl, max_ended=max_ended_sessions
+        )
         self._param_headers = {
             tool.name: found for tool in backend.tools if (found := param_headers(tool.input_schema))
         }

@@ -228,17 +228,18 @@ async def test_configured_hosts_and_origins() -> None:
         assert (await http.post("/mcp", json=rpc("ping"))).status_code == 200
 
 
-async def test_session_cap_and_body_limit() -> None:
-    app = McpHttpApp(build_backend(), max_sessions=2, max_body_bytes=200)
+async def test_ended_session_cap_and_body_limit() -> None:
+    app = McpHttpApp(build_backend(), max_ended_sessions=2, max_body_bytes=200)
     async with client(app) as http:
         sessions = []
         for _ in range(3):
             response = await http.post("/mcp", json=rpc("initialize", {"protocolVersion": "2025-11-25"}))
             sessions.append(response.headers["mcp-session-id"])
+            assert (await http.delete("/mcp", headers={"Mcp-Session-Id": sessions[-1]})).status_code == 200
         statuses = [
             (await http.post("/mcp", json=rpc("ping"), headers={"Mcp-Session-Id": s})).status_code for s in sessions
         ]
-        assert statuses == [404, 200, 200]
+        assert statuses == [200, 404, 404]  # two ended ids remembered: the earliest is dropped first
         big = await http.post("/mcp", json=rpc("tools/call", {"name": "echo", "arguments": {"text": "x" * 500}}))
         assert big.status_code == 413 and big.json()["error"]["code"] == -32600
 
