@@ -8,7 +8,7 @@ runtime. From top to bottom:
     http         McpHttpApp: the Streamable HTTP transport, statuses per era
     stdio        serve_stdio: newline-delimited JSON-RPC, requests run concurrently
     guards       the endpoint's paths, Host and Origin allow-lists, JSON-only bodies
-    sessions     the handshake era's Mcp-Session-Id and the version it negotiated
+    sessions     the handshake era's Mcp-Session-Id: a signed token any instance with the secret accepts
     headers      the request headers, and the modern era's rule that they repeat the body
     protocol     McpProtocol: JSON-RPC dispatch in both eras, over any McpBackend
     listings     the fixed lists in their wire form, cut into pages
