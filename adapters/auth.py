@@ -1,8 +1,10 @@
-"""Protect an exposed server: bearer, API key (header or query) or basic credentials.
+"""Protect an exposed server: bearer, API key (header or query), basic credentials, or OAuth 2 tokens.
 
 The expected secret is rendered from the runtime's bindings once, at build time; every
 request is compared in constant time. Failures are 401 with a JSON body and a
-`WWW-Authenticate` challenge; the lifespan protocol passes through untouched.
+`WWW-Authenticate` challenge; the lifespan protocol passes through untouched. `oauth2`
+makes the block an OAuth 2 resource server (`oauth.ResourceServerAuth`): `server_auth` returns
+that middleware itself, `ServerAuth` hands it each request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,24 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..engine import Authentication, CapabilityError, MissingValue, Runtime, Scope, Template
+from ..engine import Authentication, CapabilityError, McpExposes, MissingValue, Runtime, Scope, Template
+
+
+def server_auth(app: Any, auth: Authentication, runtime: Runtime) -> Any:
+    """`app` behind the block's authentication `auth`: a `ServerAuth`, or the OAuth 2 resource server."""
+    if auth.type != "oauth2":
+        return ServerAuth(app, auth, runtime)
+    from .oauth import OAuthSettings, ResourceServerAuth
+
+    server = auth.resource_server
+    if server is None:
+        raise CapabilityError.at(auth.where, "oauth2 authentication needs 'authorizationServerUri' and 'resource'")
+    if server.token_validation != "jwks":
+        raise CapabilityError.at(
+            server.where, f"oauth2 tokenValidation '{server.token_validation}' is not supported; use jwks"
+        )
+    mcp = any(isinstance(e, McpExposes) and e.authentication is auth for e in runtime.exposes)
+    return ResourceServerAuth(app, server, mcp=mcp, settings=OAuthSettings.from_env(runtime.environ))
 
 
 class ServerAuth:
@@ -22,10 +41,15 @@ class ServerAuth:
     def __init__(self, app: Any, auth: Authentication, runtime: Runtime) -> None:
         self.app = app
         self.kind = auth.type
+        self.oauth: Any = None
+        if self.kind == "oauth2":
+            self.oauth = server_auth(app, auth, runtime)
+            return
         if self.kind not in ("bearer", "apikey", "basic"):
             raise CapabilityError.at(
                 auth.where,
-                f"{auth.type} authentication of exposed servers is not supported yet; use bearer, apikey or basic",
+                f"{auth.type} authentication of exposed servers is not supported yet; use bearer, apikey, basic"
+                " or oauth2",
             )
         scope = Scope(runtime.bindings_for(None), {}, runtime.prefixes)
 
@@ -55,6 +79,9 @@ class ServerAuth:
         return getattr(self.app, name)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.oauth is not None:
+            await self.oauth(scope, receive, send)
+            return
         if scope["type"] != "http" or self._allowed(scope):
             await self.app(scope, receive, send)
             return

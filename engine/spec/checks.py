@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import model as spec
 from .fields import Context, Map, item_loc, kind_of, value_loc
@@ -129,11 +130,14 @@ def check_call(m: Map, invocation: spec.Invocation) -> None:
         m.bad("call", f"'call' must be '<namespace>.<operation>'; got '{invocation.call}'")
 
 
-SERVER_AUTH_TYPES = ("bearer", "apikey", "basic")
+SERVER_AUTH_TYPES = ("bearer", "apikey", "basic", "oauth2")
+OAUTH2_KEYS = ("type", "authorizationServerUri", "resource", "scopes", "audience", "tokenEndpoint", "tokenValidation")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def check_server_auth(m: Map, auth: spec.Authentication) -> None:
-    """What an exposed server can check; consumed APIs take more (digest, OAuth2, cookies)."""
+    """What an exposed server can check; consumed APIs take more (digest, OAuth2 client credentials, cookies)."""
     if auth.type not in SERVER_AUTH_TYPES:
         m.bad(
             "type",
@@ -141,6 +145,45 @@ def check_server_auth(m: Map, auth: spec.Authentication) -> None:
         )
     elif auth.placement == "cookie":
         m.bad("placement", "an exposed server reads an API key from a header or the query, not a cookie")
+    elif auth.type == "oauth2":
+        _check_resource_server(m, auth.resource_server)
+
+
+def _check_resource_server(m: Map, server: spec.ResourceServer | None) -> None:
+    """An oauth2 block checks JWTs against its issuer's keys; what it declares must let it do so."""
+    m.known(*OAUTH2_KEYS)
+    if server is None:
+        return  # the missing or malformed URIs are problems already
+    if server.token_validation != "jwks":
+        m.bad(
+            "tokenValidation",
+            f"tokenValidation '{server.token_validation}' (RFC 7662) is not supported by this runtime;"
+            " use jwks, which checks JWT access tokens against the authorization server's keys",
+        )
+    scopes = m.data.get("scopes")
+    if isinstance(scopes, list):
+        for index, scope in enumerate(scopes):
+            if isinstance(scope, str) and not _SCOPE_TOKEN.fullmatch(scope):
+                m.ctx.problem(
+                    item_loc(m.ctx.file, scopes, index, f"{m.path}.scopes[{index}]", m.loc("scopes")),
+                    f"scope {scope!r} is not one OAuth scope (no spaces, quotes or backslashes; RFC 6749 §3.3)",
+                )
+    resource = urlsplit(server.resource)
+    if resource.fragment or "#" in server.resource:
+        m.bad("resource", f"'resource' must not have a fragment (RFC 8707); got '{server.resource}'")
+    elif not resource.hostname:
+        m.bad("resource", f"'resource' must be an absolute URI with a host; got '{server.resource}'")
+    issuer = urlsplit(server.authorization_server)
+    if issuer.query or issuer.fragment:
+        m.bad("authorizationServerUri", "an issuer identifier has no query or fragment (RFC 8414 §2)")
+    elif not issuer.hostname:
+        m.bad("authorizationServerUri", f"'authorizationServerUri' needs a host; got '{server.authorization_server}'")
+    elif issuer.scheme == "http" and issuer.hostname not in _LOOPBACK:
+        m.ctx.warn(
+            m.loc("authorizationServerUri", value=True),
+            "the authorization server is reached over plain http: whoever can change its answers can mint"
+            " tokens this server accepts; use https",
+        )
 
 
 def duplicates(ctx: Context, what: str, named: list[tuple[str, Location]]) -> None:
