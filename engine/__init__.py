@@ -10,7 +10,8 @@ The stages, in the order data flows through them:
     bindings.py  `binds` resolved into values at start-up
     runtime.py   the Runtime, owning all of the above for one set of capability files
 
-Beside them, used by every stage: `errors` (the one hierarchy), `limits`, `templates` (Mustache),
+Beside them, used by every stage: `errors` (the one hierarchy), `limits`, `observe` (the hook metrics
+and traces sit behind), `templates` (Mustache),
 `jsonpath` and `jsoncodec`. Imports go one way, checked by `lint-imports` (pyproject.toml):
 runtime over calls and bindings, over the registry, over upstream, spec and formats, over the shared
 modules; no stage imports the runtime.
@@ -36,6 +37,7 @@ from .errors import (
 from .jsoncodec import RawJSON, dumps, loads, passthrough
 from .jsonpath import compile_path
 from .limits import Limits, describe
+from .observe import InboundCall, Observer, UpstreamCall
 from .registry import Forwarder, Scope, with_aliases
 from .runtime import Runtime, base_uri_variable, gc_paused
 from .spec import (
@@ -76,6 +78,10 @@ __all__ = [
     "describe",
     "base_uri_variable",
     "gc_paused",
+    # observing calls (metrics, traces)
+    "Observer",
+    "InboundCall",
+    "UpstreamCall",
     # the spec model the adapters mount
     "Capability",
     "Exposes",

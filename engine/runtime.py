@@ -21,6 +21,7 @@ from . import bindings as binding_values
 from .calls import ExposedCall
 from .errors import CapabilityError, Location, Problem
 from .limits import Limits
+from .observe import Observer
 from .registry import CALLER_PREFIXES, Forwarder, Operation, Registry, Scope, with_aliases
 from .spec import AggregateFunction, Capability, Consumes, Exposes, Invocation, McpExposes, RestExposes
 from .spec import load_capabilities
@@ -50,13 +51,16 @@ class Runtime:
         timeout: float | None = None,
         limits: Limits | None = None,
         resolve_environment: bool = True,
+        observer: Observer | None = None,
     ) -> None:
         """Compile everything; with `resolve_environment=False` only check (no bindings, no upstreams).
 
         `limits` defaults to `Limits.from_env(environ)`; `environ` also gives the proxy variables.
+        `observer` is told of every inbound and upstream call (see `observe`); None costs nothing.
         """
         env = os.environ if environ is None else environ
         self.environ = env
+        self.observer = observer
         self.capabilities = capabilities
         self.limits = limits if limits is not None else Limits.from_env(env)
         for capability in capabilities:
@@ -90,7 +94,7 @@ class Runtime:
     def _upstream(self, consumes: Consumes, base_uri: str) -> Upstream:
         """The namespace's client, with digest or OAuth2 credentials rendered from bindings."""
         auth = consumes.authentication
-        options: dict[str, Any] = {"limits": self.limits, "environ": self.environ}
+        options: dict[str, Any] = {"limits": self.limits, "environ": self.environ, "observer": self.observer}
         if auth is None or auth.type not in ("digest", "oauth2"):
             return Upstream(consumes.namespace, base_uri, self.timeout, **options)
         scope = Scope(self.bindings_for(consumes.namespace), {}, self.prefixes)
@@ -126,6 +130,13 @@ class Runtime:
         """Load capability files or folders (see `spec.load_capabilities`) into a runtime."""
         with gc_paused():
             return cls(load_capabilities(paths), **options)
+
+    def observe(self, observer: Observer | None) -> None:
+        """Report every call to `observer` from now on (None: stop). Adapters read it when they are
+        built, so attach it before building them: `naftiko serve` does, for a control block."""
+        self.observer = observer
+        for upstream in self.upstreams.values():
+            upstream.observer = observer
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from ...engine import (
     Forwarder,
     InputParameter,
     NotSupported,
+    Observer,
     RequestError,
     RequestTooLarge,
     RestExposes,
@@ -94,13 +95,41 @@ class RestApp:
         self.routes = list(routes.values())
         self.body_limit = runtime.limits.request_body
         self.watch = DisconnectWatch()
+        self.observer = runtime.observer  # read once: None (the rule) costs one check per request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if self.observer is not None:
+            await self._observed(self.observer, scope, receive, send)
+            return
         response = await self._handle(Request(scope, receive))
         if response is not None:  # None: the caller went away, nobody to answer
             await response(scope, receive, send)
+
+    async def _observed(self, observer: Observer, scope: Scope, receive: Receive, send: Send) -> None:
+        """`__call__`, reported to the observer: the route (`GET /tasks/{id}`, never the raw path) and the
+        status the caller got; a 5xx counts as an error of the JSON error's type (or `upstream_status`)."""
+        call = observer.inbound("rest", self.exposes.namespace, self._operation(scope), _traceparent(scope))
+        status = 499  # nginx's "client closed request": the caller went away before any answer
+        try:
+            response = await self._handle(Request(scope, receive))
+            if response is not None:
+                status = response.status if isinstance(response, (_Answer, _Stream)) else response.status_code
+                await response(scope, receive, send)
+        except BaseException as exc:
+            call.end("500", type(exc).__name__)
+            raise
+        call.end(str(status), _error_type(response) if status >= 500 else None)
+
+    def _operation(self, scope: Scope) -> str:
+        """The route a request is labelled with: its declared path and method, from the capability file."""
+        matched = self.router.match(_segments(scope))
+        if matched is None:
+            return "(unrouted)"
+        route, method = matched[0], scope["method"]
+        known = method in route.methods or (route.forward is not None and method in _METHODS)
+        return f"{method if known else 'OTHER'} {route.path}"
 
     async def _handle(self, request: Request) -> Any:
         segments = _segments(request.scope)
@@ -220,6 +249,27 @@ def _segments(scope: Scope) -> list[str]:
     if root and path.startswith(root):
         path = path[len(root) :]
     return [unquote(s) for s in path.split("/") if s]
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods a forward route is labelled with; any other is `OTHER`, so a caller cannot mint label values."""
+
+
+def _traceparent(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            return value.decode("latin-1")
+    return None
+
+
+def _error_type(response: Any) -> str:
+    """Our JSON error's `type` (`upstream_error`, `upstream_timeout`...), or `upstream_status` (an upstream's 5xx)."""
+    if isinstance(response, JSONResponse):
+        try:
+            return str(loads(bytes(response.body))["error"]["type"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return "upstream_status"
 
 
 def _forwarder(runtime: Runtime, forward: Forward) -> Forwarder:
