@@ -74,7 +74,7 @@ _RSA_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384",
 _EC_ALGORITHMS: Final = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 _OKP_CURVES: Final = frozenset({"Ed25519", "Ed448"})
 WELL_KNOWN: Final = "/.well-known/oauth-protected-resource"
-_TOKEN68: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_TOKEN68: Final = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
 _ENV_PREFIX: Final = "NAFTIKO_OAUTH_"
 
 
@@ -368,10 +368,10 @@ class TokenVerifier:
         issuer = _strip(server.authorization_server)
         self.issuers = [issuer, issuer + "/"]
         self.scopes = server.scopes
-        self._cache: OrderedDict[str, float] = OrderedDict()
+        self._cache: OrderedDict[bytes, float] = OrderedDict()
         self._cache_version = 0
 
-    def remembered(self, token: str) -> bool:
+    def remembered(self, token: bytes) -> bool:
         """Whether `token` was verified lately and has not expired since (the per-request fast path)."""
         if self._cache_version != self.keys.version:  # the key set changed: check every token again
             self._cache.clear()
@@ -386,10 +386,13 @@ class TokenVerifier:
         del self._cache[token]
         return False
 
-    async def verify(self, token: str) -> None:
-        """Check `token` fully; Rejected or IssuerUnavailable if it cannot be accepted."""
+    async def verify(self, token: bytes) -> None:
+        """Check `token` (the Authorization header's credentials) fully; Rejected or IssuerUnavailable if it
+        cannot be accepted."""
         if len(token) > self.settings.token_bytes:
             raise Rejected(401, "invalid_token", f"the access token is longer than {self.settings.token_bytes} bytes")
+        if not _TOKEN68.fullmatch(token):
+            raise Rejected(400, "invalid_request", "the Authorization header does not hold a bearer token")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -402,7 +405,7 @@ class TokenVerifier:
         self._check_scopes(claims)
         self._remember(token, claims)
 
-    def _decode(self, token: str, key: Key, alg: str) -> dict[str, Any]:
+    def _decode(self, token: bytes, key: Key, alg: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -439,7 +442,7 @@ class TokenVerifier:
         if missing:
             raise Rejected(403, "insufficient_scope", f"the access token lacks the scope {' '.join(missing)}")
 
-    def _remember(self, token: str, claims: Mapping[str, Any]) -> None:
+    def _remember(self, token: bytes, claims: Mapping[str, Any]) -> None:
         exp = claims.get("exp")
         until = min(float(exp) if isinstance(exp, (int, float)) else 0.0, time.time() + self.settings.cache_seconds)
         if self._cache_version != self.keys.version:  # verified with the keys just fetched
@@ -535,8 +538,9 @@ class ResourceServerAuth:
         await send({"type": "http.response.body", "body": body})
 
 
-def _bearer(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The bearer token of the request, None without one; Rejected (400) when the header is malformed."""
+def _bearer(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The bearer credentials of the request (checked by `TokenVerifier.verify` unless remembered), None
+    without them; Rejected (400) for two Authorization headers."""
     found = None
     for name, value in headers:
         if name == b"authorization":
@@ -548,7 +552,4 @@ def _bearer(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     scheme, _, credentials = found.strip().partition(b" ")
     if scheme.lower() != b"bearer":
         return None
-    token = credentials.strip().decode("latin-1")
-    if not _TOKEN68.fullmatch(token):
-        raise Rejected(400, "invalid_request", "the Authorization header does not hold a bearer token")
-    return token
+    return credentials.strip()

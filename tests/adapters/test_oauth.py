@@ -246,10 +246,10 @@ async def test_a_jwks_past_the_key_cap_is_cut(caplog: pytest.LogCaptureFixture) 
         await keys.key("k4", "RS256")
 
 
-def token(**claims: Any) -> str:
+def token(**claims: Any) -> bytes:
     now = int(time.time())
     body = {"iss": ISSUER, "aud": SERVER.resource, "exp": now + 60, "scope": "read", **claims}
-    return jwt.encode(body, RSA_KEY, algorithm="RS256", headers={"kid": "k1"})
+    return jwt.encode(body, RSA_KEY, algorithm="RS256", headers={"kid": "k1"}).encode()
 
 
 async def test_verified_tokens_are_remembered_until_the_keys_change() -> None:
