@@ -229,7 +229,10 @@ def test_an_oauth_client_discovers_the_issuer_and_calls_rest(stack: dict[str, An
     assert again.status_code == 200, "the scheme is case-insensitive"
 
 
-async def test_the_mcp_sdk_client_authorizes_itself_and_calls_a_tool(stack: dict[str, Any], issuer: Issuer) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_the_mcp_sdk_client_authorizes_itself_and_calls_a_tool(
+    stack: dict[str, Any], issuer: Issuer, mode: str
+) -> None:
     import httpx2
     from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
     from mcp.client.streamable_http import streamable_http_client
@@ -246,11 +249,13 @@ async def test_the_mcp_sdk_client_authorizes_itself_and_calls_a_tool(stack: dict
         issuer=issuer.url,
     )
     async with httpx2.AsyncClient(auth=provider) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode="legacy", cache=None) as client:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client:
+            assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
             assert [tool.name for tool in (await client.list_tools()).tools] == ["get-things"]
             result = await client.call_tool("get-things", {})
             assert not result.is_error, result
-            assert result.structured_content == {"echo": {"method": "GET", "path": "/things", "query": ""}}
+            echo = {"echo": {"method": "GET", "path": "/things", "query": ""}}
+            assert result.structured_content == echo
     assert issuer.hits.get("/tenant/token", 0) == before + 1, "one token, reused for every message"
 
     mcp_origin = url.rsplit("/mcp", 1)[0]
