@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .lifespan import RuntimeLifespan
-from ..engine import McpExposes, RestExposes, Runtime, SkillExposes
+from ..engine import ControlExposes, Exposes, McpExposes, RestExposes, Runtime, SkillExposes
 
 
 def build_app(runtime: Runtime, namespace: str, **options: Any) -> Any:
@@ -22,7 +22,16 @@ def exposes_app(runtime: Runtime, namespace: str, *, cors_origins: list[str] | N
     `cors_origins` lets browser pages on those origins call the block (CORS); it wraps everything
     else, so a preflight never meets the block's authentication and its 401 still reads in a page.
     """
-    exposes = runtime.exposes_named(namespace)
+    return block_app(runtime, runtime.exposes_named(namespace), cors_origins=cors_origins, **options)
+
+
+def block_app(runtime: Runtime, exposes: Exposes, *, cors_origins: list[str] | None = None, **options: Any) -> Any:
+    """`exposes_app` for the block itself (`naftiko serve --control-port` serves one no file declares).
+
+    With an observer on the runtime (a control block's metrics or traces), MCP tool calls and skill
+    views are reported to it; REST routes report from inside `RestApp`.
+    """
+    observer = runtime.observer
     if isinstance(exposes, RestExposes):
         from .rest.app import RestApp
 
@@ -31,12 +40,28 @@ def exposes_app(runtime: Runtime, namespace: str, *, cors_origins: list[str] | N
         from .mcp.capability import mcp_http_app
 
         app = mcp_http_app(runtime, exposes, **options)
+        if observer is not None:
+            from .control.wrappers import ObservedBackend, TraceHeaders, trace_context
+
+            app.protocol.backend = ObservedBackend(app.protocol.backend, observer, exposes.namespace)
+            if trace_context(observer) is not None:
+                app = TraceHeaders(app, observer)
     elif isinstance(exposes, SkillExposes):
         from .skill.app import skill_app
 
         app = skill_app(runtime, exposes)
+        if observer is not None:
+            from .control.wrappers import ObservedSkills
+
+            app = ObservedSkills(app, observer, exposes.namespace)
+    elif isinstance(exposes, ControlExposes):
+        from .control.app import ControlApp
+
+        app = ControlApp(runtime, exposes)
     else:
-        raise ValueError(f"exposes '{namespace}' is of type {exposes.type}, which this runtime cannot serve yet")
+        raise ValueError(
+            f"exposes '{exposes.namespace}' is of type {exposes.type}, which this runtime cannot serve yet"
+        )
     if exposes.authentication is not None:
         from .auth import ServerAuth
 

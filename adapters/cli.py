@@ -86,8 +86,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _settle()
         _run(serve_stdio(runtime, args.stdio or None))
         return 0
-    _run(serve(runtime, host=args.host, ports=_ports(args.port), edge=_edge(args, os.environ), on_ready=_settle))
+    _run(
+        serve(
+            runtime,
+            host=args.host,
+            ports=_ports(args.port),
+            edge=_edge(args, os.environ),
+            control_port=_control_port(args.control_port, os.environ),
+            on_ready=_settle,
+        )
+    )
     return 0
+
+
+def _control_port(flag: str | None, environ: Mapping[str, str]) -> int | None:
+    """`--control-port`, else NAFTIKO_CONTROL_PORT (the variable the reference's CLI reads too), else none."""
+    raw = flag if flag is not None else environ.get("NAFTIKO_CONTROL_PORT")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) > 65535:
+        raise SystemExit(f"naftiko: --control-port expects a port number from 0 to 65535; got '{raw}'")
+    return int(raw)
 
 
 def _edge(args: argparse.Namespace, environ: Mapping[str, str]) -> EdgeOptions:
@@ -254,6 +273,13 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         metavar="ORIGIN",
         help="browser origin every block answers with CORS headers ('*' for any; or NAFTIKO_CORS_ORIGINS)",
+    )
+    serve.add_argument(
+        "--control-port",
+        default=None,
+        metavar="PORT",
+        help="serve the control block (health, status, metrics, traces) on PORT, 0 for a free one;"
+        " adds one when no file declares it (or NAFTIKO_CONTROL_PORT)",
     )
     serve.add_argument(
         "--stdio",

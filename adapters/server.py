@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator, Mapping
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .apps import exposes_app
+from .apps import block_app
 from .edges import ABORT_EXTENSION
 from ..engine import (
     CapabilityError,
+    ControlExposes,
     Exposes,
     Location,
     McpExposes,
@@ -126,14 +127,14 @@ def bind(host: str, port: int, what: str) -> socket.socket:
     return sock
 
 
-Served = RestExposes | McpExposes | SkillExposes
+Served = RestExposes | McpExposes | SkillExposes | ControlExposes
 """The exposes blocks this runtime listens for (an OtherExposes is only warned about)."""
 
 
 def _servable(runtime: Runtime, quiet: bool = False) -> list[Served]:
     servable: list[Served] = []
     for exposes in runtime.exposes:
-        if isinstance(exposes, (RestExposes, SkillExposes)) or (
+        if isinstance(exposes, (RestExposes, SkillExposes, ControlExposes)) or (
             isinstance(exposes, McpExposes) and exposes.transport == "http"
         ):
             servable.append(exposes)
@@ -167,6 +168,8 @@ def port_clashes(runtime: Runtime, host: str | None = None, ports: Mapping[str, 
 
 
 def _summary(exposes: Served, app: Any) -> str:
+    if isinstance(exposes, ControlExposes):
+        return f"CONTROL {exposes.namespace}: {', '.join(app.routes) or 'no endpoints'}"
     if isinstance(exposes, RestExposes):
         return f"REST {exposes.namespace}: {len(app.routes)} routes"
     if isinstance(exposes, SkillExposes):
@@ -216,34 +219,69 @@ def _options(exposes: Exposes, host: str | None, edge: EdgeOptions) -> dict[str,
     return options
 
 
+def _control_block(runtime: Runtime, port: int | None, ports: dict[str, int]) -> list[ControlExposes]:
+    """`--control-port`: the declared control block's port, or a block of its own when none is declared."""
+    if port is None:
+        return []
+    if any(isinstance(e, ControlExposes) for e in runtime.exposes):
+        ports["control"] = port
+        return []
+    return [ControlExposes(port=port, where=Location("--control-port"), info=True)]
+
+
+def _watch(listeners: list[Listener], apps: list[Any], servers: list[_Server], sockets: list[socket.socket]) -> None:
+    """Tell each control block which listeners its readiness reports on."""
+    from .control.app import AdapterState
+
+    states = [
+        AdapterState(listener.exposes.type, listener.exposes.namespace, sock.getsockname()[1], _listening(server))
+        for listener, server, sock in zip(listeners, servers, sockets, strict=True)
+    ]
+    for listener, app in zip(listeners, apps, strict=True):
+        if isinstance(listener.exposes, ControlExposes):
+            app.watch(states)
+
+
+def _listening(server: _Server) -> Callable[[], bool]:
+    """Whether a server accepts connections: started, and not shutting down (readiness drains first)."""
+    return lambda: bool(server.started and not server.should_exit)
+
+
 async def serve(
     runtime: Runtime,
     *,
     host: str | None = None,
     ports: Mapping[str, int] | None = None,
     edge: EdgeOptions | None = None,
+    control_port: int | None = None,
     on_ready: Callable[[list[Listener]], None] | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM (or cancellation), then stop everything cleanly."""
+    """Run until SIGINT/SIGTERM (or cancellation), then stop everything cleanly.
+
+    `control_port` serves the control block there: the declared one, or one with every endpoint
+    (health, status, metrics, traces) when no file declares one.
+    """
+    from .control import observe
+
     edge = edge or EdgeOptions()
     ports = dict(ports or {})
+    added = _control_block(runtime, control_port, ports)
     unknown = [ns for ns in ports if ns not in {e.namespace for e in runtime.exposes}]
     if unknown:
         raise CapabilityError.at(Location("--port"), f"no exposes namespace {', '.join(unknown)}")
     clashes = port_clashes(runtime, host, ports)
     if clashes:
         raise CapabilityError(clashes)
-    exposes_list = _servable(runtime)
-    if not exposes_list:
+    exposes_list: list[Served] = [*_servable(runtime), *added]
+    if not any(not isinstance(e, ControlExposes) for e in exposes_list):
         raise NaftikoError("nothing to serve: no REST or HTTP MCP exposes block in the loaded files")
+    observe(runtime, added)  # before the adapters are built: they read runtime.observer once
     servers: list[_Server] = []
     listeners: list[Listener] = []
     sockets: list[socket.socket] = []
     try:
         with gc_paused():
-            apps = [
-                exposes_app(runtime, exposes.namespace, **_options(exposes, host, edge)) for exposes in exposes_list
-            ]
+            apps = [block_app(runtime, exposes, **_options(exposes, host, edge)) for exposes in exposes_list]
         for exposes, app in zip(exposes_list, apps, strict=True):
             bind_host = host or exposes.address or DEFAULT_HOST
             port = ports.get(exposes.namespace, exposes.port or 0)
@@ -283,6 +321,7 @@ async def serve(
             if any(task.done() for task in tasks):
                 break
             await asyncio.sleep(0.01)
+        _watch(listeners, apps, servers, sockets)
         for listener in listeners:
             log.info("%s at %s", listener.summary, listener.url)
         if on_ready is not None:

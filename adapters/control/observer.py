@@ -1,0 +1,179 @@
+"""The control port's `Observer`: every call recorded as RED metrics and, when sampled, as a trace.
+
+`ControlObserver` is the engine hook's implementation (`naftiko.engine.Observer`): an adapter
+reports an inbound call, which becomes the current call of its task (a context variable, as
+OpenTelemetry keeps its current span), and the upstream client reports each exchange, which is
+recorded under the current call: a client span in its trace, and the W3C `traceparent` (or B3
+headers, `traces.propagation`) sent upstream with a new span id. A caller's own `traceparent`
+continues its trace (and its sampling decision); otherwise a new trace is sampled at the
+block's `traces.sampling` rate. Metrics are recorded for every call, sampled or not.
+"""
+
+from __future__ import annotations
+
+import random
+from contextvars import ContextVar, Token
+from collections.abc import Mapping, Sequence
+
+from ...engine import ControlExposes, Observability, Runtime
+from .metrics import Metrics
+from .traces import Ids, Span, Trace, TraceBuffer, now, parse_traceparent, propagation_headers
+
+ROOT_SPANS = {"rest": "rest.request", "mcp": "mcp.tool", "skill": "skill.request"}
+"""The root span of an inbound call per adapter, named as the reference engine names them."""
+
+
+class _Inbound:
+    """One inbound call being answered (the engine's `InboundCall`)."""
+
+    __slots__ = ("observer", "block", "operation", "started", "trace_id", "span_id", "sampled", "trace", "token")
+
+    def __init__(
+        self,
+        observer: ControlObserver,
+        block: tuple[str, str],
+        operation: str,
+        trace_id: str,
+        sampled: bool,
+        trace: Trace | None,
+    ) -> None:
+        self.observer, self.block, self.operation = observer, block, operation
+        self.trace_id, self.sampled, self.trace = trace_id, sampled, trace
+        self.span_id = trace.root.span_id if trace is not None else observer.ids.span()
+        if observer.metrics is not None:
+            observer.metrics.enter(block)
+        self.token: Token[_Inbound | None] | None = observer.current.set(self)
+        self.started = now()
+
+    def end(self, status: str, error: str | None = None) -> None:
+        seconds = now() - self.started
+        observer = self.observer
+        if self.token is not None:
+            try:
+                observer.current.reset(self.token)
+            except ValueError:  # ended from another context than it began in: nothing to restore there
+                pass
+            self.token = None
+        if observer.metrics is not None:
+            block = self.block
+            observer.metrics.inbound(block, (block[0], block[1], self.operation, status), seconds, error)
+        trace = self.trace
+        if trace is not None and observer.traces is not None:
+            trace.root.duration = seconds
+            trace.root.status = "ERROR" if error is not None else "OK"
+            trace.root.attributes["status"] = status
+            if error is not None:
+                trace.root.attributes["error.type"] = error
+            observer.traces.add(trace)
+
+
+class _Upstream:
+    """One upstream exchange (the engine's `UpstreamCall`)."""
+
+    __slots__ = ("observer", "labels", "started", "headers", "span", "inbound")
+
+    def __init__(self, observer: ControlObserver, labels: tuple[str, str, str, str], inbound: _Inbound | None) -> None:
+        self.observer, self.labels, self.inbound = observer, labels, inbound
+        self.span: Span | None = None
+        self.headers: Sequence[tuple[str, str]] = ()
+        if inbound is not None:
+            span_id = observer.ids.span()
+            self.headers = propagation_headers(observer.propagation, inbound.trace_id, span_id, inbound.sampled)
+            if inbound.trace is not None:
+                namespace, operation, method, host = labels
+                attributes = {
+                    "naftiko.namespace": namespace,
+                    "naftiko.operation.id": operation,
+                    "http.request.method": method,
+                    "server.address": host,
+                }
+                self.span = Span(span_id, inbound.span_id, f"http.client.{method}", "CLIENT", 0.0, attributes)
+        self.started = now()
+
+    def end(self, status: int | None, error: str | None = None) -> None:
+        seconds = now() - self.started
+        observer = self.observer
+        if observer.metrics is not None:
+            code = str(status) if status is not None else ""
+            observer.metrics.upstream((*self.labels, code, error or ""), seconds)
+        span = self.span
+        if span is not None and self.inbound is not None and self.inbound.trace is not None:
+            span.duration = seconds
+            span.status = "ERROR" if status is None or status >= 400 else "OK"
+            if status is not None:
+                span.attributes["http.response.status_code"] = status
+            if error is not None:
+                span.attributes["error.type"] = error
+            self.inbound.trace.add(span)
+
+
+class ControlObserver:
+    """Metrics and traces of one runtime, as its control block's `observability` asks."""
+
+    def __init__(self, runtime: Runtime, observability: Observability) -> None:
+        labels = sorted({c.info.label if c.info and c.info.label else str(c.path) for c in runtime.capabilities})
+        self.metrics = Metrics(lambda: _pools(runtime), labels) if observability.metrics else None
+        self.traces = TraceBuffer(observability.trace_buffer) if observability.traces else None
+        self.sampling = observability.sampling
+        self.propagation = observability.propagation
+        self.current: ContextVar[_Inbound | None] = ContextVar(f"naftiko-call-{id(self)}", default=None)
+        self.incoming: ContextVar[str | None] = ContextVar(f"naftiko-traceparent-{id(self)}", default=None)
+        self._random = random.Random()
+        self.ids = Ids()
+
+    def inbound(self, adapter: str, namespace: str, operation: str, traceparent: str | None = None) -> _Inbound:
+        parent = parse_traceparent(traceparent if traceparent is not None else self.incoming.get())
+        if parent is not None:
+            trace_id, parent_span, sampled = parent
+        else:
+            trace_id, parent_span = self.ids.trace(), None
+            sampled = self.sampling >= 1.0 or self._random.random() < self.sampling
+        trace = None
+        if sampled and self.traces is not None:
+            attributes = {
+                "naftiko.adapter.type": adapter,
+                "naftiko.namespace": namespace,
+                "naftiko.operation.id": operation,
+            }
+            kind = "INTERNAL" if parent_span is not None else "SERVER"  # a remote parent holds the true SERVER span
+            root = Span(
+                self.ids.span(), parent_span, ROOT_SPANS.get(adapter, f"{adapter}.request"), kind, 0.0, attributes
+            )
+            trace = Trace(trace_id, sampled, root)
+        return _Inbound(self, (adapter, namespace), operation, trace_id, sampled, trace)
+
+    def upstream(self, namespace: str, operation: str, method: str, host: str) -> _Upstream:
+        return _Upstream(self, (namespace, operation, method, host), self.current.get())
+
+
+def _pools(runtime: Runtime) -> Mapping[str, Mapping[str, tuple[int, int]]]:
+    return {namespace: upstream.connections() for namespace, upstream in runtime.upstreams.items()}
+
+
+def observability_of(runtime: Runtime, control_blocks: Sequence[ControlExposes] = ()) -> Observability | None:
+    """The observability the runtime's first control block asks for (extra blocks given count too); None: off."""
+    blocks = [e for e in runtime.exposes if isinstance(e, ControlExposes)] + list(control_blocks)
+    for block in blocks:
+        wanted = block.observability
+        if wanted.enabled and (wanted.metrics or wanted.traces):
+            return wanted
+    return None
+
+
+def observe(runtime: Runtime, control_blocks: Sequence[ControlExposes] = ()) -> ControlObserver | None:
+    """Attach a `ControlObserver` to `runtime` when a control block asks for metrics or traces.
+
+    Call it before building the adapters (they read `runtime.observer` once). Returns the
+    observer attached, or None (no control block, or observability off: calls cost nothing extra).
+    """
+    if isinstance(runtime.observer, ControlObserver):
+        return runtime.observer
+    wanted = observability_of(runtime, control_blocks)
+    if wanted is None:
+        return None
+    observer = ControlObserver(runtime, wanted)
+    runtime.observe(observer)
+    return observer
+
+
+__all__ = ["ROOT_SPANS", "ControlObserver", "observability_of", "observe"]
