@@ -306,6 +306,7 @@ async def serve(
         for sock in sockets:
             sock.close()
         raise
+    _watch(listeners, apps, servers, sockets)  # before any listener starts: readiness is live from the first probe
     await runtime.start()
     # What was loaded lives as long as the process: keep it out of every garbage collection, so
     # a collection's pause stays short however large the capability files are.
@@ -321,7 +322,6 @@ async def serve(
             if any(task.done() for task in tasks):
                 break
             await asyncio.sleep(0.01)
-        _watch(listeners, apps, servers, sockets)
         for listener in listeners:
             log.info("%s at %s", listener.summary, listener.url)
         if on_ready is not None:

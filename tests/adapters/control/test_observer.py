@@ -158,3 +158,33 @@ async def test_no_control_block_attaches_no_observer(tmp_path: Path, upstream: R
     async with runtime, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
         assert (await http.get("/items")).status_code == 200
     assert "traceparent" not in upstream.last.headers
+
+
+async def test_readiness_is_degraded_while_a_listener_is_down(tmp_path: Path, upstream: RecordingUpstream) -> None:
+    from naftiko.adapters.control.app import AdapterState, ControlApp
+
+    runtime = _runtime(tmp_path, upstream.url)
+    control = ControlApp(runtime, ControlExposes(port=0, where=Location("test")))
+    up = {"api": True, "skills": False}
+    control.watch(
+        [
+            AdapterState("rest", "api", 18611, lambda: up["api"]),
+            AdapterState("skill", "skills", 18612, lambda: up["skills"]),
+            AdapterState("control", "control", 18613, lambda: False),  # the control port itself never counts
+        ]
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=control), base_url="http://t") as http:
+        degraded = await http.get("/health/ready")
+        assert degraded.status_code == 503
+        assert degraded.json() == {
+            "status": "DEGRADED",
+            "adapters": [
+                {"type": "rest", "namespace": "api", "port": 18611, "state": "started"},
+                {"type": "skill", "namespace": "skills", "port": 18612, "state": "stopped"},
+                {"type": "control", "namespace": "control", "port": 18613, "state": "stopped"},
+            ],
+        }
+        up["skills"] = True
+        ready = await http.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["status"] == "UP"
+        assert (await http.get("/health/live")).json() == {"status": "UP"}
