@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from ..engine import (
     Capability,
     CapabilityError,
+    ControlExposes,
     Limits,
     McpExposes,
     NaftikoError,
@@ -176,6 +177,10 @@ def _describe(capability: Capability) -> str:
                 f"    skill {skill.name}: {', '.join(t.name for t in skill.tools) or 'no tools'}"
                 for skill in exposes.skills
             ]
+        elif isinstance(exposes, ControlExposes):
+            from .control.app import endpoints
+
+            lines.append(f"  exposes control  port {exposes.port}: {', '.join(endpoints(exposes)) or 'nothing'}")
         else:
             lines.append(f"  exposes {exposes.type} {exposes.namespace or ''} (not served yet)")
     return "\n".join(lines)

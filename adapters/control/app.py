@@ -61,20 +61,19 @@ class ControlApp:
         self.started_at = time.monotonic()
         self.adapters: list[AdapterState] = []
         observer = runtime.observer if isinstance(runtime.observer, ControlObserver) else None
-        wanted = control.observability
-        self.routes: dict[str, Callable[[dict[str, Any]], tuple[int, bytes, str]]] = {}
-        if control.health:
-            self.routes["/health/live"] = lambda _: _json(200, {"status": "UP"})
-            self.routes["/health/ready"] = self._ready
-        if control.info:
-            self.routes["/status"] = self._status
         self.metrics = observer.metrics if observer is not None else None
         self.traces = observer.traces if observer is not None else None
-        if wanted.enabled and wanted.metrics:
-            self.routes["/metrics"] = self._metrics
-        self.serves_traces = wanted.enabled and wanted.traces
-        if self.serves_traces:
-            self.routes["/traces"] = self._trace_list
+        handlers = {
+            "/health/live": lambda _: _json(200, {"status": "UP"}),
+            "/health/ready": self._ready,
+            "/status": self._status,
+            "/metrics": self._metrics,
+            "/traces": self._trace_list,
+        }
+        self.routes: dict[str, Callable[[dict[str, Any]], tuple[int, bytes, str]]] = {
+            path: handlers[path] for path in endpoints(control)
+        }
+        self.serves_traces = "/traces" in self.routes
 
     def watch(self, adapters: Sequence[AdapterState]) -> None:
         """The served blocks whose listeners readiness reports (`naftiko serve` calls it once they are bound)."""
@@ -168,6 +167,17 @@ class ControlApp:
         return _json(200, trace.detail())
 
 
+def endpoints(control: ControlExposes) -> list[str]:
+    """The paths a control block serves (`/traces` with `/traces/{traceId}`), as its management and
+    observability settings say; the reference engine's defaults: health on, info off, the rest on."""
+    paths = ["/health/live", "/health/ready"] if control.health else []
+    paths += ["/status"] if control.info else []
+    wanted = control.observability
+    paths += ["/metrics"] if wanted.enabled and wanted.metrics else []
+    paths += ["/traces"] if wanted.enabled and wanted.traces else []
+    return paths
+
+
 def _json(status: int, value: Any) -> tuple[int, bytes, str]:
     return status, dumps(value), "application/json"
 
@@ -204,4 +214,4 @@ def _version() -> str:
         return "unknown"
 
 
-__all__ = ["AdapterState", "ControlApp"]
+__all__ = ["AdapterState", "ControlApp", "endpoints"]
