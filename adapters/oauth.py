@@ -23,8 +23,9 @@ This is what the MCP authorization spec asks of an MCP server (and what a REST b
 
 Keys: the issuer's metadata is discovered as RFC 8414 §3.1 and the MCP spec say (the OAuth well-known
 URI inserted before the issuer's path, then OpenID Connect's inserted and appended), its `issuer`
-must be the one declared, then its `jwks_uri` is fetched and kept for `keys_max_age`. A token with
-an unknown `kid` refetches the JWKS at most once per `refetch_interval`. Fetches use the standard
+must be the one declared, then its `jwks_uri` is fetched and kept for `keys_max_age` (then refreshed
+in the background while requests go on with the keys they have). A token with an unknown `kid`
+refetches the JWKS at most once per `refetch_interval`. Fetches use the standard
 library in a worker thread (the event loop never waits on them), one at a time, bounded by a
 timeout, a total deadline, a size cap and a key cap; a key set that cannot be fetched keeps the old
 keys in use. An issuer that cannot be reached while no usable key is known is a 503 that says so,
@@ -250,14 +251,17 @@ class IssuerKeys:
         self._fetched = float("-inf")  # when the keys were last fetched successfully
         self._tried = float("-inf")  # when a fetch was last tried
         self._attempts = 0  # fetches ended, successful or not
+        self.refreshing: asyncio.Task[None] | None = None  # the refresh of a stale key set, in the background
         self._failure: str | None = None
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str | None, alg: str) -> Key:
         """The key a token with this `kid` and `alg` is checked with; Rejected or IssuerUnavailable otherwise."""
         seen = self._attempts
-        if not self.all or time.monotonic() - self._fetched > self.settings.keys_max_age:
+        if not self.all:
             await self._refresh(seen)
+        elif time.monotonic() - self._fetched > self.settings.keys_max_age and self.refreshing is None:
+            self.refreshing = asyncio.create_task(self._refresh_stale(seen))  # this request goes on meanwhile
         found = self._find(kid, alg)
         if found is None and kid is not None and kid not in self.keys:
             await self._refresh(seen, unknown=True)
@@ -273,6 +277,12 @@ class IssuerKeys:
                 )
             raise Rejected(401, "invalid_token", f"no key of the issuer checks {alg} tokens of this kind")
         return found
+
+    async def _refresh_stale(self, seen: int) -> None:
+        try:
+            await self._refresh(seen)
+        finally:
+            self.refreshing = None
 
     def _find(self, kid: str | None, alg: str) -> Key | None:
         if kid is not None:

@@ -217,6 +217,8 @@ async def test_an_issuer_that_goes_down_keeps_its_keys_and_is_logged_once(caplog
     for _ in range(5):
         await asyncio.sleep(0.06)
         assert (await keys.key("k1", "RS256")).kid == "k1", "stale keys stay in use while the issuer is down"
+        assert keys.refreshing is not None, "a stale key set is refreshed in the background"
+        await keys.refreshing
     with pytest.raises(IssuerUnavailable, match="cannot be reached"):
         await asyncio.sleep(0.06)
         await keys.key("k7", "RS256")  # a new kid cannot be told from a forged one: 503, not 401
@@ -227,6 +229,8 @@ async def test_an_issuer_that_goes_down_keeps_its_keys_and_is_logged_once(caplog
     fake.down = False
     await asyncio.sleep(0.06)
     assert (await keys.key("k1", "RS256")).kid == "k1"
+    assert keys.refreshing is not None
+    await keys.refreshing
     assert any("answers again" in r.getMessage() for r in caplog.records)
 
 
