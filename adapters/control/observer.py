@@ -12,12 +12,18 @@ block's `traces.sampling` rate. Metrics are recorded for every call, sampled or 
 from __future__ import annotations
 
 import random
+from types import MappingProxyType
 from contextvars import ContextVar, Token
 from collections.abc import Mapping, Sequence
 
 from ...engine import ControlExposes, Observability, Runtime
 from .metrics import Metrics
 from .traces import Ids, Span, Trace, TraceBuffer, now, parse_traceparent, propagation_headers
+
+_INBOUND_KEYS = ("naftiko.adapter.type", "naftiko.namespace", "naftiko.operation.id")
+_UPSTREAM_KEYS = ("naftiko.namespace", "naftiko.operation.id", "http.request.method", "server.address")
+
+_CLIENT_SPANS = {m: f"http.client.{m}" for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
 
 ROOT_SPANS = {"rest": "rest.request", "mcp": "mcp.tool", "skill": "skill.request"}
 """The root span of an inbound call per adapter, named as the reference engine names them."""
@@ -61,9 +67,7 @@ class _Inbound:
         if trace is not None and observer.traces is not None:
             trace.root.duration = seconds
             trace.root.status = "ERROR" if error is not None else "OK"
-            trace.root.attributes["status"] = status
-            if error is not None:
-                trace.root.attributes["error.type"] = error
+            trace.root.code, trace.root.error = status, error
             observer.traces.add(trace)
 
 
@@ -80,14 +84,9 @@ class _Upstream:
             span_id = observer.ids.span()
             self.headers = propagation_headers(observer.propagation, inbound.trace_id, span_id, inbound.sampled)
             if inbound.trace is not None:
-                namespace, operation, method, host = labels
-                attributes = {
-                    "naftiko.namespace": namespace,
-                    "naftiko.operation.id": operation,
-                    "http.request.method": method,
-                    "server.address": host,
-                }
-                self.span = Span(span_id, inbound.span_id, f"http.client.{method}", "CLIENT", 0.0, attributes)
+                attributes = observer.attributes(labels)
+                name = _CLIENT_SPANS.get(labels[2]) or f"http.client.{labels[2]}"
+                self.span = Span(span_id, inbound.span_id, name, "CLIENT", attributes)
         self.started = now()
 
     def end(self, status: int | None, error: str | None = None) -> None:
@@ -100,10 +99,7 @@ class _Upstream:
         if span is not None and self.inbound is not None and self.inbound.trace is not None:
             span.duration = seconds
             span.status = "ERROR" if status is None or status >= 400 else "OK"
-            if status is not None:
-                span.attributes["http.response.status_code"] = status
-            if error is not None:
-                span.attributes["error.type"] = error
+            span.code, span.error = status, error
             self.inbound.trace.add(span)
 
 
@@ -120,6 +116,7 @@ class ControlObserver:
         self.incoming: ContextVar[str | None] = ContextVar(f"naftiko-traceparent-{id(self)}", default=None)
         self._random = random.Random()
         self.ids = Ids()
+        self._attributes: dict[tuple[str, ...], Mapping[str, str]] = {}
 
     def inbound(self, adapter: str, namespace: str, operation: str, traceparent: str | None = None) -> _Inbound:
         parent = parse_traceparent(traceparent if traceparent is not None else self.incoming.get())
@@ -130,17 +127,19 @@ class ControlObserver:
             sampled = self.sampling >= 1.0 or self._random.random() < self.sampling
         trace = None
         if sampled and self.traces is not None:
-            attributes = {
-                "naftiko.adapter.type": adapter,
-                "naftiko.namespace": namespace,
-                "naftiko.operation.id": operation,
-            }
+            attributes = self.attributes((adapter, namespace, operation))
             kind = "INTERNAL" if parent_span is not None else "SERVER"  # a remote parent holds the true SERVER span
-            root = Span(
-                self.ids.span(), parent_span, ROOT_SPANS.get(adapter, f"{adapter}.request"), kind, 0.0, attributes
-            )
+            root = Span(self.ids.span(), parent_span, ROOT_SPANS.get(adapter, f"{adapter}.request"), kind, attributes)
             trace = Trace(trace_id, sampled, root)
         return _Inbound(self, (adapter, namespace), operation, trace_id, sampled, trace)
+
+    def attributes(self, labels: tuple[str, ...]) -> Mapping[str, str]:
+        """The attributes spans of one inbound operation (3 labels) or upstream one (4) share, made once."""
+        shared = self._attributes.get(labels)
+        if shared is None:
+            keys = _INBOUND_KEYS if len(labels) == 3 else _UPSTREAM_KEYS
+            shared = self._attributes[labels] = MappingProxyType(dict(zip(keys, labels, strict=True)))
+        return shared
 
     def upstream(self, namespace: str, operation: str, method: str, host: str) -> _Upstream:
         return _Upstream(self, (namespace, operation, method, host), self.current.get())

@@ -36,7 +36,7 @@ def test_ids_are_hex_of_the_w3c_lengths_and_differ() -> None:
 
 
 def _trace(n: int) -> Trace:
-    return Trace(f"{n:032x}", True, Span(f"{n:016x}", None, "rest.request", "SERVER", 0.0, {}))
+    return Trace(f"{n:032x}", True, Span(f"{n:016x}", None, "rest.request", "SERVER", {}))
 
 
 def test_the_ring_keeps_the_newest_traces_only() -> None:
@@ -53,7 +53,7 @@ def test_the_ring_keeps_the_newest_traces_only() -> None:
 def test_a_trace_keeps_at_most_max_spans() -> None:
     trace = _trace(1)
     for n in range(MAX_SPANS + 5):
-        trace.add(Span(f"{n:016x}", trace.root.span_id, "http.client.GET", "CLIENT", 0.0, {}))
+        trace.add(Span(f"{n:016x}", trace.root.span_id, "http.client.GET", "CLIENT", {}))
     detail = trace.detail()
     assert len(detail["spans"]) == MAX_SPANS + 1 and detail["droppedSpans"] == 5
 
