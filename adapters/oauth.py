@@ -10,7 +10,7 @@ This is what the MCP authorization spec asks of an MCP server (and what a REST b
   token's signature must verify with a key of the issuer's JWKS, and only with an asymmetric
   algorithm (`ALGORITHMS`: never `none`, never HS*); `iss` must be the issuer (a trailing slash
   aside), `aud` must hold `audience` or else `resource`, and `exp` must be present and not past;
-  `nbf` and `iat` must not be in the future; `LEEWAY` seconds of clock skew are allowed;
+  `nbf` and `iat` must not be in the future, with `leeway` seconds (60) of clock skew allowed;
 - a token must carry every scope the block declares (in `scope`, space-separated, or `scp`, a
   list), as the reference engine requires: the `scope` attribute of RFC 6750 §3 lists the scopes
   needed to reach the resource, and the 401 challenge sends it, so a client asks for all of them;
@@ -34,7 +34,7 @@ namespaces and is not part of what the engine exports to adapters, and these fet
 
 Per request, a verified token is remembered (a bounded LRU keyed by the token, never past its
 `exp` nor `cache_seconds`, cleared when the key set changes), so a client sending the same token
-costs a dictionary lookup instead of a signature check (RS256 about 90 µs here, ES256 130 µs).
+costs 1.3-1.5 µs through this middleware instead of a full check (120-155 µs here, RS256 or ES256).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class OAuthSettings:
     """The bounds and clocks of token checking; each field is `NAFTIKO_OAUTH_<FIELD>` in the environment."""
 
     timeout: float = 10.0
-    """Seconds one fetch of the issuer's metadata or keys may take, in all (connect, each read, the whole body)."""
+    """Seconds a fetch of the issuer's metadata or keys may wait (to connect, for each read) and take for its body."""
     document_bytes: int = 512 * 1024
     """The largest metadata or JWKS document read."""
     max_keys: int = 100
@@ -92,7 +92,7 @@ class OAuthSettings:
     refetch_interval: float = 30.0
     """At most one fetch per this many seconds, for an unknown `kid` or after a failed fetch."""
     keys_max_age: float = 300.0
-    """Seconds a fetched key set is used before the next token refreshes it."""
+    """Seconds a fetched key set is used before the next token refreshes it (in the background)."""
     leeway: float = 60.0
     """Seconds of clock skew allowed for `exp`, `nbf` and `iat`."""
     token_bytes: int = 16 * 1024
@@ -170,33 +170,54 @@ def metadata_paths(resource: str, *, mcp: bool) -> tuple[str, tuple[str, ...]]:
     return url, tuple(dict.fromkeys(paths))
 
 
+class _HttpRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects followed to http(s) only (urllib would follow one to ftp://)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if urlsplit(newurl).scheme not in ("http", "https"):
+            raise FetchFailed(f"{_shown(req.full_url)} redirects to a URL that is not http(s)", reachable=True)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER: Final = urllib.request.build_opener(_HttpRedirects)
+
+
+def _shown(url: str) -> str:
+    """`url` for a message: without any user or password it holds."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def fetch_document(url: str, settings: OAuthSettings) -> Any:
     """GET one JSON document, bounded in time and size (runs in a worker thread)."""
+    shown = _shown(url)
     if urlsplit(url).scheme not in ("http", "https"):
-        raise FetchFailed(f"{url} is not an http(s) URL", reachable=True)
+        raise FetchFailed(f"{shown} is not an http(s) URL", reachable=True)
     deadline = time.monotonic() + settings.timeout
     request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "naftiko"})
     try:
-        with urllib.request.urlopen(request, timeout=settings.timeout) as response:
+        with _OPENER.open(request, timeout=settings.timeout) as response:
             declared = response.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > settings.document_bytes:
-                raise FetchFailed(f"{url} answered {declared} bytes, over {settings.document_bytes}", reachable=True)
+                raise FetchFailed(f"{shown} answered {declared} bytes, over {settings.document_bytes}", reachable=True)
             body = bytearray()
             while chunk := response.read1(65536):
                 body += chunk
                 if len(body) > settings.document_bytes:
-                    raise FetchFailed(f"{url} answered more than {settings.document_bytes} bytes", reachable=True)
+                    raise FetchFailed(f"{shown} answered more than {settings.document_bytes} bytes", reachable=True)
                 if time.monotonic() > deadline:
-                    raise FetchFailed(f"{url} took longer than {settings.timeout:g} s", reachable=False)
+                    raise FetchFailed(f"{shown} took longer than {settings.timeout:g} s", reachable=False)
     except urllib.error.HTTPError as exc:
-        raise FetchFailed(f"{url} answered HTTP {exc.code}", reachable=True) from None
+        raise FetchFailed(f"{shown} answered HTTP {exc.code}", reachable=True) from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise FetchFailed(f"{url} cannot be reached: {reason}", reachable=False) from None
+        raise FetchFailed(f"{shown} cannot be reached: {reason}", reachable=False) from None
     try:
         return json.loads(bytes(body))
     except ValueError:
-        raise FetchFailed(f"{url} did not answer JSON", reachable=True) from None
+        raise FetchFailed(f"{shown} did not answer JSON", reachable=True) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +265,7 @@ class IssuerKeys:
         fetch: Callable[[str, OAuthSettings], Any] = fetch_document,
     ) -> None:
         self.issuer, self.settings, self._fetch = issuer, settings, fetch
+        self.shown = _shown(issuer)
         self.jwks_uri: str | None = None
         self.keys: dict[str | None, Key] = {}
         self.all: tuple[Key, ...] = ()
@@ -268,7 +290,7 @@ class IssuerKeys:
             found = self._find(kid, alg)
         if found is None:
             if not self.all:
-                raise IssuerUnavailable(self._failure or f"the authorization server {self.issuer} published no keys")
+                raise IssuerUnavailable(self._failure or f"the authorization server {self.shown} published no keys")
             if kid is not None and kid not in self.keys:
                 if self._failure is not None:
                     raise IssuerUnavailable(self._failure)
@@ -308,7 +330,7 @@ class IssuerKeys:
             finally:
                 self._attempts += 1
             if self._failure is not None:
-                log.warning("oauth2: the authorization server %s answers again", self.issuer)
+                log.warning("oauth2: the authorization server %s answers again", self.shown)
             self._failure = None
             self._fetched = time.monotonic()
             if keys != self.all:
@@ -320,8 +342,8 @@ class IssuerKeys:
         self.jwks_uri = None  # discover again next time: the issuer may have moved its keys
         if self._failure is None:
             kept = f"; the keys fetched before ({len(self.all)}) stay in use" if self.all else ""
-            log.warning("oauth2: cannot fetch the keys of %s: %s%s", self.issuer, reason, kept)
-        self._failure = f"the authorization server {self.issuer} cannot be reached to check tokens ({reason})"
+            log.warning("oauth2: cannot fetch the keys of %s: %s%s", self.shown, reason, kept)
+        self._failure = f"the authorization server {self.shown} cannot be reached to check tokens ({reason})"
 
     def _load(self) -> tuple[Key, ...]:
         """Discover the JWKS URI if needed, then fetch and read the key set (in a worker thread)."""
@@ -330,17 +352,17 @@ class IssuerKeys:
         document = self._fetch(self.jwks_uri, self.settings)
         listed = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(listed, list):
-            raise FetchFailed(f"{self.jwks_uri} is not a JWK set (no 'keys' list)", reachable=True)
+            raise FetchFailed(f"{_shown(self.jwks_uri)} is not a JWK set (no 'keys' list)", reachable=True)
         if len(listed) > self.settings.max_keys:
             log.warning(
                 "oauth2: %s holds %d keys; the first %d are used (NAFTIKO_OAUTH_MAX_KEYS)",
-                self.jwks_uri,
+                _shown(self.jwks_uri),
                 len(listed),
                 self.settings.max_keys,
             )
         keys = tuple(key for key in map(parse_key, listed[: self.settings.max_keys]) if key is not None)
         if not keys:
-            raise FetchFailed(f"{self.jwks_uri} holds no signing key naftiko can use", reachable=True)
+            raise FetchFailed(f"{_shown(self.jwks_uri)} holds no signing key naftiko can use", reachable=True)
         return keys
 
     def _discover(self) -> str:
@@ -354,15 +376,15 @@ class IssuerKeys:
                 problems.append(str(exc))
                 continue
             if not isinstance(metadata, dict):
-                problems.append(f"{url} is not a JSON object")
+                problems.append(f"{_shown(url)} is not a JSON object")
                 continue
             named = metadata.get("issuer")
             if not isinstance(named, str) or _strip(named) != _strip(self.issuer):
-                problems.append(f"{url} names the issuer {named!r}, not {self.issuer!r}")
+                problems.append(f"{_shown(url)} names the issuer {str(named)[:200]!r}, not {self.shown!r}")
                 continue
             jwks_uri = metadata.get("jwks_uri")
             if not isinstance(jwks_uri, str) or urlsplit(jwks_uri).scheme not in ("http", "https"):
-                problems.append(f"{url} has no http(s) 'jwks_uri'")
+                problems.append(f"{_shown(url)} has no http(s) 'jwks_uri'")
                 continue
             return jwks_uri
         raise FetchFailed("; ".join(problems), reachable=True)

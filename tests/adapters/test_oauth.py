@@ -128,6 +128,15 @@ def test_fetch_is_bounded_in_size(documents: RecordingUpstream) -> None:
         fetch_document(documents.url + "/html", settings)
     with pytest.raises(FetchFailed, match="not an http"):
         fetch_document("file:///etc/passwd", settings)
+    documents.reply("GET", "/moved", Reply(status=302, headers={"location": "ftp://127.0.0.1/jwks"}))
+    with pytest.raises(FetchFailed, match="redirects to a URL that is not http"):
+        fetch_document(documents.url + "/moved", settings)
+    documents.reply("GET", "/there", Reply(status=302, headers={"location": "/small"}))
+    assert fetch_document(documents.url + "/there", settings) == {"keys": []}
+    with_user = documents.url.replace("http://", "http://user:pa55@") + "/missing"
+    with pytest.raises(FetchFailed) as caught:
+        fetch_document(with_user, settings)
+    assert "pa55" not in str(caught.value) and "user" not in str(caught.value)
 
 
 def test_fetch_is_bounded_in_time() -> None:
