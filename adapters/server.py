@@ -208,13 +208,16 @@ class EdgeOptions:
 
 
 def _options(exposes: Exposes, host: str | None, edge: EdgeOptions) -> dict[str, Any]:
+    if isinstance(exposes, ControlExposes):
+        return {}  # probes and scrapers, not pages: no CORS (and /traces may hold request data)
     options: dict[str, Any] = {"cors_origins": edge.cors_origins}
     if isinstance(exposes, McpExposes):
-        origins = edge.allowed_origins
-        if edge.cors_origins:  # an origin a page may call from is one the Origin check lets through
-            origins = [*(origins or []), *edge.cors_origins]
+        # `Cors` marks the requests it allows and the Guard lets those through, so the CORS origins
+        # need no place in the Origin allow-list, whose local-origin default stays as it is.
         options.update(
-            _mcp_options(host or exposes.address or DEFAULT_HOST, edge.allowed_hosts, origins, edge.session_secret)
+            _mcp_options(
+                host or exposes.address or DEFAULT_HOST, edge.allowed_hosts, edge.allowed_origins, edge.session_secret
+            )
         )
     return options
 

@@ -94,7 +94,11 @@ class UpstreamResponse:
 
     def headers(self, *, keep_length: bool = True) -> list[tuple[str, str]]:
         """Upstream headers worth passing on (names in lower case); length kept only for an unchanged body."""
-        kept = [(k, v) for k, v in self._response.headers if k not in HOP_HEADERS]
+        # An upstream's CORS headers state its own policy, not ours: passed on, its
+        # `Access-Control-Allow-Origin: *` would let any web page read what we fetched with our credentials.
+        kept = [
+            (k, v) for k, v in self._response.headers if k not in HOP_HEADERS and not k.startswith("access-control-")
+        ]
         length = self._response.header("content-length") if keep_length else None
         if length is not None and self._response.header("transfer-encoding") is None:
             kept.append(("content-length", length))

@@ -341,6 +341,13 @@ def test_an_unusable_origin_stops_start_up(origin: str, says: str) -> None:
         Cors(object(), [origin])
 
 
+def test_without_cors_an_upstream_policy_never_reaches_a_page(serve: Serve) -> None:
+    base = serve("notes-rest", [])  # no origins: no middleware at all
+    got = httpx.get(f"{base}/notes/7", headers={"Origin": EVIL})
+    assert got.status_code == 200 and got.headers["x-note"] == "7"
+    assert cors_headers(got) == {}, "the upstream's 'Access-Control-Allow-Origin: *' would let any page read it"
+
+
 def test_the_cli_flag_and_environment_variable(capability: Path, upstream: RecordingUpstream, naftiko) -> None:
     ports = [a for ns in ("notes-rest", "notes-locked", "notes-mcp") for a in ("--port", f"{ns}=0")]
     process: NaftikoProcess = naftiko(
@@ -355,6 +362,8 @@ def test_the_cli_flag_and_environment_variable(capability: Path, upstream: Recor
     init = httpx.post(urls["notes-mcp"], json=INITIALIZE, headers={"Origin": APP})
     assert init.status_code == 200 and init.headers["access-control-allow-origin"] == APP
     assert httpx.post(urls["notes-mcp"], json=INITIALIZE, headers={"Origin": EVIL}).status_code == 403
+    local = httpx.post(urls["notes-mcp"], json=INITIALIZE, headers={"Origin": "http://localhost:5173"})
+    assert local.status_code == 200, "CORS origins widen the MCP Origin check; its local-origin default stays"
 
     env_only = naftiko(
         str(capability),
