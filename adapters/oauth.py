@@ -427,7 +427,7 @@ class TokenVerifier:
             raise Rejected(400, "invalid_request", "the Authorization header does not hold a bearer token")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             raise Rejected(401, "invalid_token", "the access token is not a signed JWT") from None
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in ALGORITHMS:
@@ -462,7 +462,7 @@ class TokenVerifier:
             raise Rejected(401, "invalid_token", f"the access token has no '{exc.claim}' claim") from None
         except jwt.InvalidSignatureError:
             raise Rejected(401, "invalid_token", "the access token's signature does not verify") from None
-        except jwt.InvalidTokenError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             raise Rejected(401, "invalid_token", "the access token is malformed") from None
         return claims
 
@@ -523,7 +523,6 @@ class ResourceServerAuth:
         self.challenge_tail = f"resource_metadata={_quoted(self.metadata_url)}"
         if server.scopes:
             self.challenge_tail += f", scope={_quoted(' '.join(server.scopes))}"
-        self.issuer = server.authorization_server
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)

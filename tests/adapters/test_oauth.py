@@ -5,8 +5,10 @@ and failure rules, and the settings; the whole flow over real processes is tests
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import random
 import socket
 import threading
 import time
@@ -320,3 +322,38 @@ async def test_metadata_needs_no_token_and_lifespan_passes_through() -> None:
     assert sent[0]["status"] == 401
     await auth({"type": "lifespan"}, None, send)
     assert seen == ["lifespan"]
+
+
+async def test_hostile_tokens_are_only_ever_rejected() -> None:
+    """Whatever the bytes after `Bearer`, the answer is a Rejected (a 400 or 401), never another exception."""
+
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    keys = IssuerKeys(ISSUER, OAuthSettings(), FakeIssuer([rsa_jwk("k1")]))
+    verifier = TokenVerifier(SERVER, OAuthSettings(), keys)
+    good = token()
+    head, payload, signature = good.split(b".")
+    rs256 = b64(b'{"alg":"RS256","kid":"k1"}')
+    hostile = [
+        b"",
+        b"a.b.c",
+        b"....",
+        b64(b"[1]") + b"." + payload + b"." + signature,
+        b64(b'{"alg":"RS256","kid":["k1"]}') + b"." + payload + b"." + signature,
+        b64(b'{"alg":"RS256","kid":"k1","crit":["x"]}') + b"." + payload + b"." + signature,
+        rs256 + b"." + b64(b"not json") + b"." + signature,
+        rs256 + b"." + b64(b'{"exp":"soon"}') + b"." + signature,
+        rs256 + b"." + payload + b"." + b"%%%",
+        head + b"." + payload + b"." + signature[:-4],
+        head + b"." + payload,
+        good + b".extra",
+    ]
+    generator = random.Random(14)
+    alphabet = b"ABCxyz0189-._~+/="
+    hostile += [bytes(generator.choice(alphabet) for _ in range(generator.randrange(1, 300))) for _ in range(300)]
+    hostile += [good[:cut] for cut in range(0, len(good), 7)]
+    for item in hostile:
+        with pytest.raises(Rejected) as caught:
+            await verifier.verify(item)
+        assert caught.value.status in (400, 401), item
