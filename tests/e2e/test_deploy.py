@@ -31,6 +31,7 @@ import httpx
 import kubernetes_validate
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from naftiko import load_capabilities
 from naftiko.adapters.cli import parser as cli_parser
@@ -595,6 +596,8 @@ def test_the_pod_serves_probes_and_calls_as_written(tmp_path: Path, upstream: Re
     try:
         process.wait_for(*by_port.values())
         control = ports["control"]
+        annotations = one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+        assert int(annotations["prometheus.io/port"]) == container_port("control")
         wait_ready(control, process)
         # Bound to every interface, as --host=0.0.0.0 says: 127.0.0.2 reaches it (a 127.0.0.1 bind would refuse).
         live = kubelet_get(control, "/health/live", address="127.0.0.2")
@@ -635,6 +638,19 @@ def test_the_pod_serves_probes_and_calls_as_written(tmp_path: Path, upstream: Re
             assert answer.status_code == 200, host
             assert answer.json()["result"]["structuredContent"] == {"id": "T-1", "title": "Printer on fire"}
         assert httpx.post(mcp, json=call, headers={**accept, "Host": "naftiko.other.svc"}).status_code == 421
+
+        # What a Prometheus that discovers pods by their annotations scrapes.
+        scraped = kubelet_get(control, annotations["prometheus.io/path"])
+        assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+        samples = [s for family in text_string_to_metric_families(scraped.text) for s in family.samples]
+        calls = {
+            (s.labels["naftiko_namespace"], s.labels["naftiko_operation_id"]): s.value
+            for s in samples
+            if s.name == "naftiko_request_total"
+        }
+        assert calls == {("tickets-rest", "GET /v1/tickets"): 1, ("tickets-mcp", "get-ticket"): 4}
+        upstream_calls = sum(s.value for s in samples if s.name == "naftiko_http_client_total")
+        assert upstream_calls == len(upstream.requests) == 5
 
         # SIGTERM, as the kubelet sends it after preStop: a clean exit well within the grace period.
         pod = one("Deployment")["spec"]["template"]["spec"]
