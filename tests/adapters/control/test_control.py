@@ -315,3 +315,18 @@ async def test_a_control_block_bearer_authentication_is_enforced(served: Any) ->
         assert wrong.status_code == 401
         allowed = await http.get(f"{control}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert allowed.status_code == 200 and "# TYPE naftiko_request_total counter" in allowed.text
+
+
+def test_validate_finds_a_control_port_that_another_block_listens_on(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "clash.yaml"
+    path.write_text(CAPABILITY + CONTROL.replace("18603", "18601").format(extra=""))
+    result = subprocess.run(
+        [sys.executable, "-m", "naftiko", "validate", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert f"{path}:47:7: exposes 'control' listens on 127.0.0.1:18601, as 'api' does ({path}:26:7)" in result.stderr
+    listed = subprocess.run([sys.executable, "-m", "naftiko", "list", str(path)], capture_output=True, text=True)
+    assert "exposes control  port 18601: /health/live, /health/ready, /metrics, /traces" in listed.stdout
