@@ -330,3 +330,25 @@ def test_validate_finds_a_control_port_that_another_block_listens_on(tmp_path: P
     assert f"{path}:47:7: exposes 'control' listens on 127.0.0.1:18601, as 'api' does ({path}:26:7)" in result.stderr
     listed = subprocess.run([sys.executable, "-m", "naftiko", "list", str(path)], capture_output=True, text=True)
     assert "exposes control  port 18601: /health/live, /health/ready, /metrics, /traces" in listed.stdout
+
+
+async def test_a_call_in_flight_is_seen_in_the_gauge_and_the_pool(served: Any, upstream: RecordingUpstream) -> None:
+    import anyio
+
+    urls, control = served(CONTROL.format(extra=""))
+    upstream.reply("GET", "/items/slow", Reply(json={"ok": True}, delay=1.5))
+    async with httpx.AsyncClient() as http, anyio.create_task_group() as group:
+        group.start_soon(http.get, f"{urls['api']}/items/slow")
+        for _ in range(100):  # until the call reached the upstream
+            await anyio.sleep(0.02)
+            if any(r.path == "/items/slow" for r in upstream.requests):
+                break
+        samples = _samples((await http.get(f"{control}/metrics")).text)
+        assert _value(samples, "naftiko_request_in_flight", naftiko_adapter_type="rest", naftiko_namespace="api") == 1
+        in_use = _value(samples, "naftiko_upstream_connections", naftiko_namespace="up", state="in_use")
+        assert in_use == 1
+    async with httpx.AsyncClient() as http:
+        samples = _samples((await http.get(f"{control}/metrics")).text)
+    assert _value(samples, "naftiko_request_in_flight") == 0
+    assert _value(samples, "naftiko_upstream_connections", state="in_use") == 0
+    assert _value(samples, "naftiko_upstream_connections", state="idle") == 1
