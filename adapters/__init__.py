@@ -1,7 +1,10 @@
 """Adapters: the edges through which a runtime is reached, one per `exposes` type, over the engine.
 
     rest/, mcp/, skill/   one ASGI adapter per exposes type (mcp/ also speaks stdio)
+    control/              the control port: health, readiness, status, metrics, traces, and the observer behind them
     auth.py               the exposes block's own authentication, in front of any of them
+    oauth.py              oauth2 blocks as OAuth 2 resource servers (JWT checked against the issuer's JWKS; RFC 9728)
+    cors.py               browser pages on the allowed origins: preflights and Access-Control-* headers
     edges.py, lifespan.py what every adapter shares: bounded request bodies, disconnects, start/stop
     apps.py               one exposes block as an ASGI app: `build_app`, `exposes_app`
     server.py             `serve`: every exposes block of a runtime on its own port, until SIGTERM

@@ -39,11 +39,15 @@ def block_app(runtime: Runtime, exposes: Exposes, *, cors_origins: list[str] | N
     elif isinstance(exposes, McpExposes):
         from .mcp.capability import mcp_http_app
 
-        app = mcp_http_app(runtime, exposes, **options)
-        if observer is not None:
+        if observer is None:
+            app = mcp_http_app(runtime, exposes, **options)
+        else:
             from .control.wrappers import ObservedBackend, TraceHeaders, trace_context
 
-            app.protocol.backend = ObservedBackend(app.protocol.backend, observer, exposes.namespace)
+            namespace = exposes.namespace
+            app = mcp_http_app(
+                runtime, exposes, wrap=lambda backend: ObservedBackend(backend, observer, namespace), **options
+            )
             if trace_context(observer) is not None:
                 app = TraceHeaders(app, observer)
     elif isinstance(exposes, SkillExposes):
@@ -63,9 +67,9 @@ def block_app(runtime: Runtime, exposes: Exposes, *, cors_origins: list[str] | N
             f"exposes '{exposes.namespace}' is of type {exposes.type}, which this runtime cannot serve yet"
         )
     if exposes.authentication is not None:
-        from .auth import ServerAuth
+        from .auth import server_auth
 
-        app = ServerAuth(app, exposes.authentication, runtime)
+        app = server_auth(app, exposes.authentication, runtime)
     if cors_origins:
         from .cors import Cors
 

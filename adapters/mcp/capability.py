@@ -9,12 +9,12 @@ points at the bottom serve one block over Streamable HTTP (`http`) or stdio (`st
 from __future__ import annotations
 
 from typing import Any
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from urllib.parse import unquote
 
 from ...engine import MISSING, ExposedCall, McpExposes, Resource, Runtime, Tool, with_aliases
 
-from .backend import INVALID_PARAMS, McpError, McpTool, ServerInfo, ToolResult
+from .backend import INVALID_PARAMS, McpBackend, McpError, McpTool, ServerInfo, ToolResult
 from .errors import tool_failure
 from .prompts import mcp_prompt, render
 from .resources import mcp_resource, read_dynamic, read_location, uri_pattern
@@ -88,12 +88,19 @@ class CapabilityBackend:
         return render(prompt, arguments)
 
 
-def mcp_http_app(runtime: Runtime, exposes: McpExposes, **options: Any) -> Any:
-    """The Streamable HTTP ASGI app of one MCP exposes block."""
+def mcp_http_app(
+    runtime: Runtime,
+    exposes: McpExposes,
+    *,
+    wrap: Callable[[McpBackend], McpBackend] | None = None,
+    **options: Any,
+) -> Any:
+    """The Streamable HTTP ASGI app of one MCP exposes block; `wrap` decorates its backend (observation)."""
     from .http import McpHttpApp
 
     options.setdefault("max_body_bytes", runtime.limits.request_body)
-    return McpHttpApp(CapabilityBackend(runtime, exposes), **options)
+    backend: McpBackend = CapabilityBackend(runtime, exposes)
+    return McpHttpApp(backend if wrap is None else wrap(backend), **options)
 
 
 def pick_mcp(runtime: Runtime, namespace: str | None) -> McpExposes:

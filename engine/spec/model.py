@@ -87,7 +87,7 @@ class ResourceServer:
     authorization_server: str  # authorizationServerUri: the issuer, whose metadata names its keys
     resource: str  # this server's canonical URI (RFC 8707, RFC 9728), the audience unless `audience` is set
     where: Location
-    scopes: tuple[str, ...] = ()  # scopes this server recognises (a token needs at least... see adapters.auth)
+    scopes: tuple[str, ...] = ()  # scopes a token must all carry (adapters/oauth.py)
     audience: str | None = None
     token_validation: str = "jwks"  # jwks or introspection
 

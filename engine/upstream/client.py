@@ -325,7 +325,7 @@ class Upstream:
 
     def connections(self) -> dict[str, tuple[int, int]]:
         """Open connections per origin (`scheme://host:port`) as (in use, idle): read when metrics are scraped."""
-        return {} if self._pool is None else {f"{s}://{h}:{p}": n for (s, h, p), n in _pool_sizes(self._pool).items()}
+        return {} if self._pool is None else {f"{s}://{h}:{p}": n for (s, h, p), n in self._pool.sizes().items()}
 
     def send(self, operation: str, request: Prepared) -> Coroutine[Any, Any, UpstreamResponse]:
         """Send `request`; unobserved, this is `_request`'s own coroutine (a frame less per upstream wait)."""
@@ -422,15 +422,3 @@ class Upstream:
     def _signed(self, method: str, uri: str, headers: Headers) -> Headers:
         signature = self._digest.sign(method, uri or "/") if self._digest is not None else None
         return headers if signature is None else (*headers, ("Authorization", signature))
-
-
-def _pool_sizes(pool: Pool) -> dict[Origin, tuple[int, int]]:
-    """(in use, idle) connections per origin. It reads the pool's own sets, as `Pool.sizes()` would."""
-    sizes: dict[Origin, list[int]] = {}
-    for connection in pool._busy:
-        sizes.setdefault(connection.origin, [0, 0])[0] += 1
-    for origin, idle in pool._idle.items():
-        open_idle = sum(1 for connection in idle if not connection.closed)
-        if open_idle:
-            sizes.setdefault(origin, [0, 0])[1] += open_idle
-    return {origin: (busy, idle) for origin, (busy, idle) in sizes.items()}

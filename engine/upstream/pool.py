@@ -231,6 +231,17 @@ class Pool:
             self._busy.discard(connection)
             self._slots.release()
 
+    def sizes(self) -> dict[Origin, tuple[int, int]]:
+        """(in use, open idle) connections per origin, for a metrics scrape."""
+        sizes: dict[Origin, list[int]] = {}
+        for connection in self._busy:
+            sizes.setdefault(connection.origin, [0, 0])[0] += 1
+        for origin, idle in self._idle.items():
+            open_idle = sum(1 for connection in idle if not connection.closed)
+            if open_idle:
+                sizes.setdefault(origin, [0, 0])[1] += open_idle
+        return {origin: (busy, idle) for origin, (busy, idle) in sizes.items()}
+
     async def close(self) -> None:
         for connections in self._idle.values():
             for connection in connections:
