@@ -576,38 +576,53 @@ def kubelet_get(port: int, path: str, address: str = "127.0.0.1") -> httpx.Respo
     return httpx.get(f"http://{address}:{port}{path}", headers={"Host": f"10.244.0.7:{port}"}, timeout=5)
 
 
+@dataclass
+class Pod:
+    """One replica of the Deployment, as a process: the container's args (`$(VAR)` expanded, the ConfigMap's
+    mount path pointing at `folder`, every port moved to a free one) and env, with the Secret's values given."""
+
+    process: NaftikoProcess
+    env: dict[str, str]
+    ports: dict[str, int]  # by the container port's name
+    namespaces: dict[str, str]  # container port name -> the exposes namespace listening there
+
+    @classmethod
+    def start(cls, folder: Path, upstream: str, secrets: dict[str, str] | None = None) -> Pod:
+        env = pod_environment(upstream)
+        env.update(secrets or {})
+        args = [expand(a, env) for a in container()["args"]]
+        assert args[0] == "serve"
+        mount = next(m["mountPath"] for m in container()["volumeMounts"] if m["name"] == "capabilities")
+        ports = {p["name"]: free_port() for p in container()["ports"]}
+        by_port = {e.port: e.namespace for c in load_capabilities([folder]) for e in c.exposes}
+        namespaces = {p["name"]: by_port[p["containerPort"]] for p in container()["ports"] if p["name"] != "control"}
+        moved = [a.replace(mount, str(folder)) for a in args[1:]]
+        moved = [re.sub(r"^--control-port=\d+$", f"--control-port={ports['control']}", a) for a in moved]
+        overrides = [f"--port={namespace}={ports[name]}" for name, namespace in namespaces.items()]
+        process = NaftikoProcess([*moved, *overrides], env=env)
+        try:
+            process.wait_for(*namespaces.values())
+            wait_ready(ports["control"], process)
+        except BaseException:
+            process.stop()
+            raise
+        return cls(process, env, ports, namespaces)
+
+
 def test_the_pod_serves_probes_and_calls_as_written(tmp_path: Path, upstream: RecordingUpstream) -> None:
-    folder = configmap_folder(tmp_path)
-    env = pod_environment(upstream.url)
-    args = [expand(a, env) for a in container()["args"]]
-    assert args[0] == "serve"
-    mount = next(m["mountPath"] for m in container()["volumeMounts"] if m["name"] == "capabilities")
-    ports = {p["name"]: free_port() for p in container()["ports"]}
-    capabilities = load_capabilities([folder])
-    by_port = {e.port: e.namespace for c in capabilities for e in c.exposes}
-    moved = [a.replace(mount, str(folder)) for a in args[1:]]
-    moved = [re.sub(r"^--control-port=\d+$", f"--control-port={ports['control']}", a) for a in moved]
-    overrides = [
-        f"--port={by_port[p['containerPort']]}={ports[p['name']]}"
-        for p in container()["ports"]
-        if p["name"] != "control"
-    ]
-    process = NaftikoProcess([*moved, *overrides], env=env)
+    pod = Pod.start(configmap_folder(tmp_path), upstream.url)
+    process, env, ports = pod.process, pod.env, pod.ports
     try:
-        process.wait_for(*by_port.values())
         control = ports["control"]
         annotations = one("Deployment")["spec"]["template"]["metadata"]["annotations"]
         assert int(annotations["prometheus.io/port"]) == container_port("control")
-        wait_ready(control, process)
         # Bound to every interface, as --host=0.0.0.0 says: 127.0.0.2 reaches it (a 127.0.0.1 bind would refuse).
         live = kubelet_get(control, "/health/live", address="127.0.0.2")
         assert live.status_code == 200 and live.json() == {"status": "UP"}
         ready = kubelet_get(control, "/health/ready")
         assert ready.json()["status"] == "UP"
         adapters = {a["namespace"]: a["port"] for a in ready.json()["adapters"] if a["type"] != "control"}
-        assert adapters == {
-            by_port[p["containerPort"]]: ports[p["name"]] for p in container()["ports"] if p["name"] != "control"
-        }
+        assert adapters == {namespace: ports[name] for name, namespace in pod.namespaces.items()}
 
         # The image's HEALTHCHECK command, pointed at this port, says healthy.
         assert run_healthcheck(control) == 0
@@ -653,15 +668,66 @@ def test_the_pod_serves_probes_and_calls_as_written(tmp_path: Path, upstream: Re
         assert upstream_calls == len(upstream.requests) == 5
 
         # SIGTERM, as the kubelet sends it after preStop: a clean exit well within the grace period.
-        pod = one("Deployment")["spec"]["template"]["spec"]
+        spec = one("Deployment")["spec"]["template"]["spec"]
         started = time.monotonic()
         process.proc.send_signal(signal.SIGTERM)
-        assert process.proc.wait(timeout=pod["terminationGracePeriodSeconds"]) == 0
+        assert process.proc.wait(timeout=spec["terminationGracePeriodSeconds"]) == 0
         assert time.monotonic() - started < 5
         # Nothing answers now, and the HEALTHCHECK command says so.
         assert run_healthcheck(control) == 1
     finally:
         process.stop()
+
+
+LEGACY = "2025-06-18"  # a handshake-era protocol version: its session id must survive a change of replica
+
+
+def mcp_post(pod: Pod, message: dict[str, Any], session: str | None = None) -> httpx.Response:
+    headers = {"Accept": "application/json, text/event-stream", "Host": "naftiko.default.svc:8081"}
+    if session is not None:
+        headers |= {"Mcp-Session-Id": session, "MCP-Protocol-Version": LEGACY}
+    return httpx.post(f"http://127.0.0.1:{pod.ports['mcp']}/mcp", json=message, headers=headers, timeout=10)
+
+
+def open_session(pod: Pod) -> str:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+    }
+    answer = mcp_post(pod, init)
+    assert answer.status_code == 200 and answer.json()["result"]["protocolVersion"] == LEGACY
+    session = answer.headers["mcp-session-id"]
+    assert mcp_post(pod, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session).status_code == 202
+    return session
+
+
+def test_replicas_sharing_the_secret_accept_each_others_sessions(tmp_path: Path, upstream: RecordingUpstream) -> None:
+    """Two replicas of the Deployment, as the Service balances calls over them: a session opened on one is
+    served by the other when both read one NAFTIKO_SESSION_SECRET from the Secret, and not otherwise."""
+    folder = configmap_folder(tmp_path)
+    shared = {"NAFTIKO_SESSION_SECRET": "one secret of the naftiko-secrets Secret, 32+ bytes"}
+    other = {"NAFTIKO_SESSION_SECRET": "the secret of another Deployment, 32+ bytes long"}
+    pods = [Pod.start(folder, upstream.url, shared), Pod.start(folder, upstream.url, shared)]
+    stranger = Pod.start(folder, upstream.url, other)
+    try:
+        upstream.reply("GET", "/tickets/T-2", Reply(json={"id": "T-2", "title": "Door stuck"}))
+        call = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "get-ticket", "arguments": {"id": "T-2"}},
+        }
+        session = open_session(pods[0])
+        for turn in range(4):  # alternating, as a round-robin balancer sends them
+            answer = mcp_post(pods[turn % 2], {**call, "id": turn + 1}, session)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["result"]["structuredContent"] == {"id": "T-2", "title": "Door stuck"}
+        assert mcp_post(stranger, call, session).status_code == 404  # signed with another key: unknown there
+    finally:
+        for pod in (*pods, stranger):
+            pod.process.stop()
 
 
 def test_a_pod_with_a_broken_capability_file_never_gets_ready(tmp_path: Path) -> None:
