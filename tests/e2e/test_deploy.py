@@ -345,6 +345,9 @@ def test_the_dockerfile_reads_as_intended() -> None:
     assert keywords.index("USER") < keywords.index("ENTRYPOINT") and keywords.index("USER") < keywords.index("CMD")
     env = image_env()
     assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PYTHONUNBUFFERED"] == "1"
+    labels = dict(p.split("=", 1) for i in last if i.keyword == "LABEL" for p in shlex.split(i.value))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert labels["org.opencontainers.image.licenses"] == project["license"]
     for keyword in ("ENTRYPOINT", "CMD"):
         assert instructions_of(keyword)[-1].exec_form(), f"{keyword} in exec form, so SIGTERM reaches naftiko"
 
