@@ -4,6 +4,7 @@
     control/              the control port: health, readiness, status, metrics, traces, and the observer behind them
     auth.py               the exposes block's own authentication, in front of any of them
     oauth.py              oauth2 blocks as OAuth 2 resource servers (JWT checked against the issuer's JWKS; RFC 9728)
+    issuer.py             the authorization server an oauth2 block trusts: metadata discovered, keys fetched
     cors.py               browser pages on the allowed origins: preflights and Access-Control-* headers
     edges.py, lifespan.py what every adapter shares: bounded request bodies, disconnects, start/stop
     apps.py               one exposes block as an ASGI app: `build_app`, `exposes_app`

@@ -22,7 +22,8 @@ def server_auth(app: Any, auth: Authentication, runtime: Runtime) -> Any:
     """`app` behind the block's authentication `auth`: a `ServerAuth`, or the OAuth 2 resource server."""
     if auth.type != "oauth2":
         return ServerAuth(app, auth, runtime)
-    from .oauth import OAuthSettings, ResourceServerAuth
+    from .issuer import OAuthSettings
+    from .oauth import ResourceServerAuth
 
     server = auth.resource_server
     if server is None:

@@ -20,19 +20,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from naftiko.adapters.oauth import (
+from naftiko.adapters.issuer import (
     FetchFailed,
     IssuerKeys,
     IssuerUnavailable,
     OAuthSettings,
     Rejected,
-    ResourceServerAuth,
-    TokenVerifier,
     discovery_urls,
     fetch_document,
-    metadata_paths,
     parse_key,
 )
+from naftiko.adapters.oauth import ResourceServerAuth, TokenVerifier, metadata_paths
 from naftiko.engine import Location, NaftikoError, ResourceServer
 from tests.support import Reply, RecordingUpstream, ThreadedServer
 
