@@ -32,7 +32,6 @@ costs 1.3-1.5 µs through this middleware instead of a full check (120-155 µs h
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from collections import OrderedDict
@@ -48,7 +47,6 @@ from .issuer import ALGORITHMS, IssuerKeys, IssuerUnavailable, Key, OAuthSetting
 
 __all__ = ["ResourceServerAuth", "TokenVerifier", "metadata_paths"]
 
-log = logging.getLogger("naftiko.oauth")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
