@@ -61,6 +61,16 @@ class Reply:
     delay: float = 0.0
 
 
+async def read_body(receive: Callable) -> bytes:
+    """An ASGI request's whole body (for the test servers here)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class RecordingUpstream:
     """An upstream API stand-in: records every request, answers what the test set up.
 
@@ -83,12 +93,7 @@ class RecordingUpstream:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         raw_path = scope["raw_path"].decode().split("?")[0]
         record = Recorded(
             scope["method"],

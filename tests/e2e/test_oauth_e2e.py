@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from mcp import Client
 
-from tests.support import ROOT, NaftikoProcess, RecordingUpstream, ThreadedServer, free_port
+from tests.support import ROOT, NaftikoProcess, RecordingUpstream, ThreadedServer, free_port, read_body
 
 pytestmark = pytest.mark.anyio
 
@@ -68,12 +68,7 @@ class Issuer:
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["path"]
         self.hits[path] = self.hits.get(path, 0) + 1
         status, answer = 404, {"error": "not_found"}
