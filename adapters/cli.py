@@ -30,7 +30,9 @@ from ..engine import (
 )
 
 if TYPE_CHECKING:
-    from .server import EdgeOptions
+    from .reload import ReloadOptions
+    from .server import EdgeOptions, Listener
+    from .workers import Handed
 
 log = logging.getLogger("naftiko")
 
@@ -80,6 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     gc.disable()  # loading builds many small objects that are never garbage; see _settle
+    count = _workers(args.workers, os.environ)
+    worker = _handed(os.environ)
+    if args.stdio is not None and (count > 1 or args.reload):
+        raise SystemExit("naftiko: --stdio serves one client: it takes neither --workers nor --reload")
     runtime = _runtime(args)
     if args.stdio is not None:
         from .mcp.capability import serve_stdio
@@ -87,17 +93,143 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _settle()
         _run(serve_stdio(runtime, args.stdio or None))
         return 0
-    _run(
-        serve(
-            runtime,
-            host=args.host,
-            ports=_ports(args.port),
-            edge=_edge(args, os.environ),
-            control_port=_control_port(args.control_port, os.environ),
-            on_ready=_settle,
+    ports = _ports(args.port)
+    edge = _edge(args, os.environ)
+    control_port = _control_port(args.control_port, os.environ)
+    grace = _seconds(args.grace, os.environ.get("NAFTIKO_GRACE"), "--grace", DEFAULT_GRACE)
+    if worker is None and count > 1:
+        return _supervise(args, runtime, count, ports, edge, control_port, grace)
+    reload = _reload_options(args, grace, watch=worker is None)
+    if worker is None:
+        _run(
+            serve(
+                runtime,
+                host=args.host,
+                ports=ports,
+                edge=edge,
+                control_port=control_port,
+                on_ready=_settle,
+                reload=reload,
+            )
         )
-    )
+        return 0
+
+    async def serve_worker() -> None:
+        from .workers import watch_supervisor
+
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop() -> None:
+            task.cancel()  # serve stops everything on its way out
+
+        ready = watch_supervisor(worker, stop)
+
+        def on_ready(listeners: list[Listener]) -> None:
+            ready(listeners)
+            _settle()
+
+        try:
+            await serve(
+                runtime,
+                host=args.host,
+                ports=ports,
+                edge=edge,
+                control_port=control_port,
+                on_ready=on_ready,
+                sockets=worker.sockets,
+                reload=reload,
+                announce=False,
+            )
+        except asyncio.CancelledError:
+            pass
+
+    _run(serve_worker())
     return 0
+
+
+DEFAULT_GRACE = 10.0
+"""Seconds requests in flight get to finish: after a reload, and when a worker is stopped."""
+
+
+def _handed(environ: Mapping[str, str]) -> Handed | None:
+    """What a supervisor handed this process when it runs as one of its workers (NAFTIKO_WORKER is set)."""
+    if "NAFTIKO_WORKER" not in environ:
+        return None
+    from .workers import handed
+
+    return handed(environ)
+
+
+def _workers(flag: int | None, environ: Mapping[str, str]) -> int:
+    """`--workers`, else NAFTIKO_WORKERS, else 1 (one process, no supervisor)."""
+    from .workers import MAX_WORKERS
+
+    raw = str(flag) if flag is not None else environ.get("NAFTIKO_WORKERS") or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
+        raise SystemExit(f"naftiko: --workers expects a number from 1 to {MAX_WORKERS}; got '{raw}'")
+    return int(raw)
+
+
+def _seconds(flag: float | None, raw: str | None, name: str, default: float) -> float:
+    if flag is not None:
+        value = flag
+    elif raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SystemExit(f"naftiko: {name} expects seconds; got '{raw}'") from None
+    else:
+        return default
+    if not 0 <= value <= 3600:
+        raise SystemExit(f"naftiko: {name} expects seconds from 0 to 3600; got {value:g}")
+    return value
+
+
+def _reload_options(args: argparse.Namespace, grace: float, watch: bool) -> ReloadOptions:
+    """SIGHUP always reloads; `--reload` also watches the files (a worker leaves that to its supervisor)."""
+    from .reload import ReloadOptions
+
+    interval = _seconds(args.reload_interval, None, "--reload-interval", 0.5) if args.reload and watch else None
+    if interval is not None and interval < 0.05:
+        raise SystemExit("naftiko: --reload-interval expects at least 0.05 seconds")
+    return ReloadOptions(load=lambda: _runtime(args), paths=list(args.paths), interval=interval, drain=grace)
+
+
+def _supervise(
+    args: argparse.Namespace,
+    runtime: Runtime,
+    count: int,
+    ports: dict[str, int],
+    edge: EdgeOptions,
+    control_port: int | None,
+    grace: float,
+) -> int:
+    """The supervisor of `--workers N`: the files checked, the sockets bound and the workers run here."""
+    from .server import Plan
+    from .workers import supervise
+
+    plan = Plan.of(runtime, args.host, ports, control_port)
+    apps = plan.build(runtime, edge)  # what each worker will build: a block that cannot be built stops us here
+    sockets = plan.bind()
+    listeners = plan.listeners(apps, sockets)
+    del apps, runtime
+
+    def check() -> None:
+        plan.same_listeners(Plan.of(_runtime(args), args.host, ports, control_port))
+
+    interval = _seconds(args.reload_interval, None, "--reload-interval", 0.5)
+    return supervise(
+        args.argv,
+        plan,
+        listeners,
+        sockets,
+        count,
+        check=check,
+        watch=list(args.paths) if args.reload else None,
+        interval=interval,
+        grace=grace,
+    )
 
 
 def _control_port(flag: str | None, environ: Mapping[str, str]) -> int | None:
@@ -287,6 +419,34 @@ def parser() -> argparse.ArgumentParser:
         " adds one when no file declares it (or NAFTIKO_CONTROL_PORT)",
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve with N processes sharing the ports, started and watched by this one (or NAFTIKO_WORKERS;"
+        " default 1)",
+    )
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="load the files again when they change, and serve them if they load (SIGHUP always does)",
+    )
+    serve.add_argument(
+        "--reload-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how often --reload looks at the files (default 0.5)",
+    )
+    serve.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time requests in flight get to finish after a reload, and workers to stop before they are"
+        " killed (default 10, or NAFTIKO_GRACE)",
+    )
+    serve.add_argument(
         "--stdio",
         nargs="?",
         const="",
@@ -337,9 +497,14 @@ Anything else is a bug and keeps its traceback."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    args.argv = argv  # what a supervisor starts its workers with
+    worker = os.environ.get("NAFTIKO_WORKER")  # set by a supervisor for its workers (adapters/workers.py)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="naftiko: %(message)s", stream=sys.stderr
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format=f"naftiko[worker {worker}]: %(message)s" if worker is not None else "naftiko: %(message)s",
+        stream=sys.stderr,
     )
     if getattr(args, "paths", None) is None:
         args.paths = ["capabilities"]

@@ -14,13 +14,14 @@ import signal
 import socket
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .apps import block_app
 from .edges import ABORT_EXTENSION
+from .reload import DEFAULT_DRAIN, ReloadOptions, Reloader, Slot, drain
 from ..engine import (
     CapabilityError,
     ControlExposes,
@@ -101,10 +102,12 @@ class _Protocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_OneSendTransport(transport))  # type: ignore[arg-type]
+        self._slot: Slot = self.config.loaded_app
         self._extensions = {ABORT_EXTENSION: {"close": self.transport.close}}
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.app = self._slot.app  # the app served now: a reload swaps it between two requests
         self.scope["extensions"] = self._extensions  # type: ignore[typeddict-item]
 
     def on_response_complete(self) -> None:
@@ -232,6 +235,96 @@ def _control_block(runtime: Runtime, port: int | None, ports: dict[str, int]) ->
     return [ControlExposes(port=port, where=Location("--control-port"), info=True)]
 
 
+def block_key(exposes: Exposes) -> str:
+    """The name a block's listener goes by between processes (workers) and reloads."""
+    return exposes.namespace or exposes.type
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Which blocks of a runtime listen where, checked before anything is bound or built.
+
+    `served` keeps only the blocks of those keys (a worker serves the sockets it was handed).
+    """
+
+    host: str | None
+    ports: dict[str, int]
+    blocks: list[Served]
+    added: list[ControlExposes]
+    layout: list[tuple[str, str, int]]  # where every block asks to listen, served here or not
+
+    @classmethod
+    def of(
+        cls,
+        runtime: Runtime,
+        host: str | None = None,
+        ports: Mapping[str, int] | None = None,
+        control_port: int | None = None,
+        served: Collection[str] | None = None,
+    ) -> Plan:
+        ports = dict(ports or {})
+        added = _control_block(runtime, control_port, ports)
+        unknown = [ns for ns in ports if ns not in {e.namespace for e in runtime.exposes}]
+        if unknown:
+            raise CapabilityError.at(Location("--port"), f"no exposes namespace {', '.join(unknown)}")
+        clashes = port_clashes(runtime, host, ports)
+        if clashes:
+            raise CapabilityError(clashes)
+        blocks: list[Served] = [*_servable(runtime, quiet=served is not None), *added]
+        if not any(not isinstance(e, ControlExposes) for e in blocks):
+            raise NaftikoError("nothing to serve: no REST or HTTP MCP exposes block in the loaded files")
+        layout = [
+            (block_key(e), host or e.address or DEFAULT_HOST, ports.get(e.namespace, e.port or 0)) for e in blocks
+        ]
+        if served is not None:
+            blocks = [e for e in blocks if block_key(e) in served]
+        return cls(host, ports, blocks, added, layout)
+
+    def same_listeners(self, new: Plan) -> None:
+        """A reload may change anything but where the blocks listen (the sockets are bound once)."""
+        if new.layout != self.layout:
+            raise NaftikoError(
+                f"reload: the new files listen on {_shown(new.layout)}, the running ones on {_shown(self.layout)};"
+                " restart to add, remove or move listeners"
+            )
+
+    def bind_host(self, exposes: Exposes) -> str:
+        return self.host or exposes.address or DEFAULT_HOST
+
+    def port(self, exposes: Exposes) -> int:
+        return self.ports.get(exposes.namespace, exposes.port or 0)
+
+    def build(self, runtime: Runtime, edge: EdgeOptions) -> list[Any]:
+        """The apps of the blocks (a control block's observer attached to the runtime first)."""
+        from .control import observe
+
+        observe(runtime, self.added)  # before the adapters are built: they read runtime.observer once
+        with gc_paused():
+            return [block_app(runtime, e, **_options(e, self.host, edge)) for e in self.blocks]
+
+    def bind(self) -> list[socket.socket]:
+        """A listening socket per block, all or none."""
+        sockets: list[socket.socket] = []
+        try:
+            for exposes in self.blocks:
+                sockets.append(bind(self.bind_host(exposes), self.port(exposes), f"'{exposes.namespace}'"))
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        return sockets
+
+    def listeners(self, apps: Sequence[Any], sockets: Sequence[socket.socket]) -> list[Listener]:
+        listeners: list[Listener] = []
+        for exposes, app, sock in zip(self.blocks, apps, sockets, strict=True):
+            bind_host = self.bind_host(exposes)
+            shown = f"[{bind_host}]" if ":" in bind_host else bind_host
+            path = "/mcp" if isinstance(exposes, McpExposes) else ""
+            url = f"http://{shown}:{sock.getsockname()[1]}{path}"
+            listeners.append(Listener(exposes, url, _summary(exposes, app)))
+        return listeners
+
+
 def _watch(listeners: list[Listener], apps: list[Any], servers: list[_Server], sockets: list[socket.socket]) -> None:
     """Tell each control block which listeners its readiness reports on."""
     from .control.app import AdapterState
@@ -250,6 +343,89 @@ def _listening(server: _Server) -> Callable[[], bool]:
     return lambda: bool(server.started and not server.should_exit)
 
 
+def _server(slot: Slot) -> _Server:
+    config = uvicorn.Config(
+        slot,
+        http=_Protocol,
+        interface="asgi3",
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return _Server(config)
+
+
+class _Serving:
+    """The bound sockets, their servers, and the runtime whose apps they serve now.
+
+    `replace` swaps in the apps of another runtime (a reload) on the same sockets: requests that
+    arrive afterwards go to them, those in flight finish on the old runtime, which is stopped once
+    they are done (or after `drain` seconds).
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        plan: Plan,
+        edge: EdgeOptions,
+        control_port: int | None,
+        sockets: list[socket.socket],
+        drain: float = DEFAULT_DRAIN,
+    ) -> None:
+        self.runtime, self.plan, self.edge, self.control_port, self.sockets = runtime, plan, edge, control_port, sockets
+        self.drain = drain
+        apps = plan.build(runtime, edge)
+        self.slots = [Slot(app) for app in apps]
+        self.servers = [_server(slot) for slot in self.slots]
+        self.listeners = plan.listeners(apps, sockets)
+        _watch(self.listeners, apps, self.servers, sockets)  # before any starts: readiness is live from the first probe
+        self.retiring: set[asyncio.Task[None]] = set()
+
+    async def replace(self, runtime: Runtime) -> None:
+        """Serve `runtime` from now on; a NaftikoError (and the old runtime goes on) if it cannot be."""
+        served = {block_key(e) for e in self.plan.blocks}
+        plan = Plan.of(runtime, self.plan.host, self.plan.ports, self.control_port, served)
+        self.plan.same_listeners(plan)
+        apps = plan.build(runtime, self.edge)
+        listeners = plan.listeners(apps, self.sockets)
+        _watch(listeners, apps, self.servers, self.sockets)
+        await runtime.start()
+        in_flight: set[asyncio.Task[Any]] = set()
+        for server in self.servers:
+            in_flight |= server.server_state.tasks
+        for slot, app in zip(self.slots, apps, strict=True):
+            slot.app = app
+        old, self.runtime, self.plan, self.listeners = self.runtime, runtime, plan, listeners
+        log.info("reloaded: %s", "; ".join(listener.summary for listener in listeners))
+        task = asyncio.create_task(self._retire(old, in_flight))
+        self.retiring.add(task)
+        task.add_done_callback(self.retiring.discard)
+
+    async def _retire(self, old: Runtime, in_flight: set[asyncio.Task[Any]]) -> None:
+        left = await drain(in_flight, self.drain)
+        if left:
+            log.warning(
+                "%d request(s) still running %.0f s after a reload: their upstream calls are cut", left, self.drain
+            )
+        await old.stop()
+        # The old runtime was frozen with everything loaded at start-up: let one collection free it.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+    async def close(self) -> None:
+        """After the servers stopped: the replaced runtimes and the current one, stopped."""
+        await asyncio.gather(*self.retiring, return_exceptions=True)
+        await self.runtime.stop()
+
+
+def _shown(layout: list[tuple[str, str, int]]) -> str:
+    return ", ".join(f"{key} {host}:{port or 'any'}" for key, host, port in layout) or "nothing"
+
+
 async def serve(
     runtime: Runtime,
     *,
@@ -258,86 +434,71 @@ async def serve(
     edge: EdgeOptions | None = None,
     control_port: int | None = None,
     on_ready: Callable[[list[Listener]], None] | None = None,
+    sockets: Mapping[str, socket.socket] | None = None,
+    reload: ReloadOptions | None = None,
+    announce: bool = True,
 ) -> None:
     """Run until SIGINT/SIGTERM (or cancellation), then stop everything cleanly.
 
     `control_port` serves the control block there: the declared one, or one with every endpoint
-    (health, status, metrics, traces) when no file declares one.
+    (health, status, metrics, traces) when no file declares one. `sockets` (by block key) are
+    listening sockets bound elsewhere (a worker's, from its supervisor): only their blocks are
+    served. With `reload`, SIGHUP (and, with an interval, a change of the files) loads the files
+    again and swaps them in when they load. `announce` logs each listener's URL.
     """
-    from .control import observe
-
     edge = edge or EdgeOptions()
-    ports = dict(ports or {})
-    added = _control_block(runtime, control_port, ports)
-    unknown = [ns for ns in ports if ns not in {e.namespace for e in runtime.exposes}]
-    if unknown:
-        raise CapabilityError.at(Location("--port"), f"no exposes namespace {', '.join(unknown)}")
-    clashes = port_clashes(runtime, host, ports)
-    if clashes:
-        raise CapabilityError(clashes)
-    exposes_list: list[Served] = [*_servable(runtime), *added]
-    if not any(not isinstance(e, ControlExposes) for e in exposes_list):
-        raise NaftikoError("nothing to serve: no REST or HTTP MCP exposes block in the loaded files")
-    observe(runtime, added)  # before the adapters are built: they read runtime.observer once
-    servers: list[_Server] = []
-    listeners: list[Listener] = []
-    sockets: list[socket.socket] = []
+    plan = Plan.of(runtime, host, ports, control_port, None if sockets is None else set(sockets))
+    if sockets is None:
+        bound = plan.bind()
+    else:
+        bound = [sockets[block_key(e)] for e in plan.blocks]
     try:
-        with gc_paused():
-            apps = [block_app(runtime, exposes, **_options(exposes, host, edge)) for exposes in exposes_list]
-        for exposes, app in zip(exposes_list, apps, strict=True):
-            bind_host = host or exposes.address or DEFAULT_HOST
-            port = ports.get(exposes.namespace, exposes.port or 0)
-            sock = bind(bind_host, port, f"'{exposes.namespace}'")
-            sockets.append(sock)
-            config = uvicorn.Config(
-                app,
-                http=_Protocol,
-                lifespan="off",
-                log_level="warning",
-                access_log=False,
-                log_config=None,
-                proxy_headers=False,
-                server_header=False,
-            )
-            servers.append(_Server(config))
-            actual = sock.getsockname()[1]
-            shown = f"[{bind_host}]" if ":" in bind_host else bind_host
-            path = "/mcp" if isinstance(exposes, McpExposes) else ""
-            listeners.append(Listener(exposes, f"http://{shown}:{actual}{path}", _summary(exposes, app)))
+        serving = _Serving(runtime, plan, edge, control_port, bound, reload.drain if reload else DEFAULT_DRAIN)
     except BaseException:
-        for sock in sockets:
+        for sock in bound:
             sock.close()
         raise
-    _watch(listeners, apps, servers, sockets)  # before any listener starts: readiness is live from the first probe
     await runtime.start()
     # What was loaded lives as long as the process: keep it out of every garbage collection, so
     # a collection's pause stays short however large the capability files are.
     gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    handled = [signal.SIGINT, signal.SIGTERM]
+    for sig in handled:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets, strict=True)]
+    reloader = Reloader(reload, serving.replace) if reload is not None else None
+    if reloader is not None and hasattr(signal, "SIGHUP"):
+        handled.append(signal.SIGHUP)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    servers = serving.servers
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, bound, strict=True)]
+    watcher = asyncio.create_task(reloader.run()) if reloader is not None else None
     try:
         while not all(server.started for server in servers):
             if any(task.done() for task in tasks):
                 break
             await asyncio.sleep(0.01)
-        for listener in listeners:
-            log.info("%s at %s", listener.summary, listener.url)
+        if announce:
+            for listener in serving.listeners:
+                log.info("%s at %s", listener.summary, listener.url)
         if on_ready is not None:
-            on_ready(listeners)
+            on_ready(serving.listeners)
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in handled:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        await runtime.stop()
+        if watcher is not None:
+            await asyncio.gather(watcher, return_exceptions=True)
+        await serving.close()
         log.info("stopped")
