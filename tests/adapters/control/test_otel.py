@@ -389,3 +389,22 @@ def test_the_extra_absent_is_a_warning_and_no_observer(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert "OBSERVER None" in done.stdout, done.stdout + done.stderr
     assert "pip install 'naftiko[otel]'" in done.stderr and "OTEL_EXPORTER_OTLP_ENDPOINT" in done.stderr
+
+
+async def test_the_control_ports_traces_and_the_exported_spans_are_the_same_spans(
+    collector: Collector, capability: Path, upstream: RecordingUpstream, naftiko: Callable[..., NaftikoProcess]
+) -> None:
+    """With /traces and OTLP both on, one observer names every span: ids, parents and names agree."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    process = naftiko(str(capability), "--base-uri", f"up={upstream.url}", *PORTS, "--control-port", "0", env=env)
+    urls = process.wait_for("api", "tools", "control")
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{urls['api']}/items/5")).status_code == 200
+        listed = (await http.get(f"{urls['control']}/traces")).json()["traces"]
+        assert len(listed) == 1
+        local = (await http.get(f"{urls['control']}/traces/{listed[0]['traceId']}")).json()
+    exported = collector.wait(2)
+    assert {s["trace_id"] for s in exported} == {local["traceId"]}
+    assert {(s["span_id"], s["parent"], s["name"]) for s in exported} == {
+        (s["spanId"], s.get("parentSpanId"), s["name"]) for s in local["spans"]
+    }
