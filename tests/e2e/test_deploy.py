@@ -194,19 +194,31 @@ def test_every_secret_key_is_one_the_readme_creates() -> None:
 
 
 def configmap_folder(tmp_path: Path) -> Path:
-    """The ConfigMap's files laid out as the kubelet's atomic writer lays them out: the files in a
-    timestamped folder, `..data` a link to it, and each key a link through `..data`."""
+    """The ConfigMap's files where the pod reads them, in the kubelet's layout (see `kubelet_update`)."""
     folder = tmp_path / "capabilities"
-    stamped = folder / "..2026_01_01_00_00_00.000000001"
-    stamped.mkdir(parents=True)
+    folder.mkdir()
     data = one("ConfigMap")["data"]
     assert data, "the ConfigMap holds a capability file"
+    kubelet_update(folder, data)
+    return folder
+
+
+def kubelet_update(folder: Path, data: dict[str, str]) -> None:
+    """The ConfigMap's files written as the kubelet's atomic writer writes them: into a new timestamped
+    folder, `..data` then pointed at it in one rename, each key a link through `..data`, the old folder
+    removed. A reader never sees half an update; the files' own names never change."""
+    old = os.readlink(folder / "..data") if (folder / "..data").is_symlink() else None
+    stamped = folder / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.time_ns() % 10**9:09d}"
+    stamped.mkdir()
     for key, text in data.items():
         (stamped / key).write_text(text)
-    (folder / "..data").symlink_to(stamped.name)
+    (folder / "..data_tmp").symlink_to(stamped.name)
+    os.replace(folder / "..data_tmp", folder / "..data")
     for key in data:
-        (folder / key).symlink_to(f"..data/{key}")
-    return folder
+        if not (folder / key).is_symlink():
+            (folder / key).symlink_to(f"..data/{key}")
+    if old is not None:
+        shutil.rmtree(folder / old)
 
 
 def test_the_configmap_holds_capabilities_that_load_where_the_pod_reads_them(tmp_path: Path) -> None:
@@ -731,6 +743,41 @@ def test_replicas_sharing_the_secret_accept_each_others_sessions(tmp_path: Path,
     finally:
         for pod in (*pods, stranger):
             pod.process.stop()
+
+
+def test_a_configmap_edit_is_served_without_a_restart(tmp_path: Path, upstream: RecordingUpstream) -> None:
+    """`--reload` in the pod: an edit of the ConfigMap, written as the kubelet writes it, is served by the
+    same process; a broken edit is logged with its position and the last good files keep serving."""
+    assert "--reload" in container()["args"]
+    folder = configmap_folder(tmp_path)
+    pod = Pod.start(folder, upstream.url)
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+
+    def tools() -> list[str]:
+        return [tool["name"] for tool in mcp_post(pod, listing).json()["result"]["tools"]]
+
+    def eventually(check: Any, what: str) -> None:
+        deadline = time.monotonic() + 15
+        while not check():
+            assert time.monotonic() < deadline, f"{what}:\n" + "\n".join(pod.process.log)
+            time.sleep(0.1)
+
+    try:
+        ((key, text),) = one("ConfigMap")["data"].items()
+        assert "list-all-tickets" not in tools()
+        added = "    tools:\n        - name: list-all-tickets\n          description: Every ticket.\n"
+        edited = text.replace("    tools:\n", added + "          call: tickets.list-tickets\n", 1)
+        assert edited != text
+        kubelet_update(folder, {key: edited})
+        eventually(lambda: "list-all-tickets" in tools(), "the edited file is not served")
+        assert pod.process.proc.poll() is None  # the same process, not a restart
+
+        kubelet_update(folder, {key: edited.replace("call: tickets.get-ticket", "call: tickets.nope", 1)})
+        position = re.compile(rf"{re.escape(key)}:\d+:\d+: .*tickets\.nope")
+        eventually(lambda: any(position.search(line) for line in pod.process.log), "no positioned error logged")
+        assert "list-all-tickets" in tools() and kubelet_get(pod.ports["control"], "/health/ready").status_code == 200
+    finally:
+        pod.process.stop()
 
 
 def test_a_pod_with_a_broken_capability_file_never_gets_ready(tmp_path: Path) -> None:
