@@ -62,6 +62,7 @@ class _Inbound:
         "sampled",
         "trace",
         "token",
+        "exported",
     )
 
     def __init__(
@@ -76,6 +77,7 @@ class _Inbound:
     ) -> None:
         self.observer, self.block, self.operation = observer, block, operation
         self.trace_id, self.sampled, self.trace, self.parent = trace_id, sampled, trace, parent
+        self.exported: object = None  # a sink's handle on this call's span (OpenTelemetry's span context)
         self.span_id = trace.root.span_id if trace is not None else observer.ids.span()
         if observer.metrics is not None:
             observer.metrics.enter(block)

@@ -219,12 +219,19 @@ class OtelSink:
         if error is not None:
             attributes["error.type"] = error
         parent = call.parent
-        context = self._context(int(call.trace_id, 16), int(call.span_id, 16), False, self._sampled)
+        context = self._own(call)
         parent_context = (
-            self._context(int(call.trace_id, 16), int(parent, 16), True, self._sampled) if parent is not None else None
+            self._context(context.trace_id, int(parent, 16), True, self._sampled) if parent is not None else None
         )
         name = _ROOT_SPANS.get(adapter) or f"{adapter}.request"
         self._end(name, context, parent_context, self._server, attributes, error, seconds)
+
+    def _own(self, call: _Inbound) -> Any:
+        """The inbound call's span context, made once for it and the client spans under it."""
+        context = call.exported
+        if context is None:
+            context = call.exported = self._context(int(call.trace_id, 16), int(call.span_id, 16), False, self._sampled)
+        return context
 
     def upstream(self, call: _Upstream, status: int | None, error: str | None, seconds: float) -> None:
         inbound = call.inbound
@@ -242,9 +249,8 @@ class OtelSink:
             failed = error
         if failed is not None:
             attributes["error.type"] = failed
-        trace_id = int(inbound.trace_id, 16)
-        context = self._context(trace_id, int(call.span_id, 16), False, self._sampled)
-        parent_context = self._context(trace_id, int(inbound.span_id, 16), False, self._sampled)
+        parent_context = self._own(inbound)
+        context = self._context(parent_context.trace_id, int(call.span_id, 16), False, self._sampled)
         name = f"http.client.{call.labels[2]}"
         self._end(name, context, parent_context, self._client, attributes, failed, seconds)
 
