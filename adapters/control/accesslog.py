@@ -25,6 +25,7 @@ import time
 import traceback
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 from ...engine import Exposes, Runtime, dumps
 
@@ -54,15 +55,22 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per record: `time`, `level`, `logger`, then the access fields or `message`.
 
     A record's extra fields are kept (as strings when JSON cannot hold them); an exception's
-    traceback is one string field, so a line is always one line.
+    traceback is one string field, so a line is always one line. `fields` go into every line
+    (a worker's number: `{"worker": 2}`).
     """
+
+    def __init__(self, fields: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.fields = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
         access = getattr(record, "access", None)
         if isinstance(access, dict):  # its own time: when the request came in
-            line: dict[str, Any] = {"time": access["time"], "level": "info", "logger": record.name, **access}
+            line: dict[str, Any] = {"time": access["time"], "level": "info", "logger": record.name, **self.fields}
+            line.update(access)
         else:
             line = {"time": rfc3339(record.created), "level": record.levelname.lower(), "logger": record.name}
+            line.update(self.fields)
             line["message"] = record.getMessage()
             for key, value in record.__dict__.items():
                 if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):

@@ -234,3 +234,13 @@ def test_the_json_formatter_writes_one_object_per_record_tracebacks_included() -
     parsed = json.loads(text)
     assert "ValueError: bad\nthing" in parsed["exception"] and parsed["route"] == "GET /x"
     assert parsed["pool"].startswith("<object")
+
+
+def test_the_json_formatter_adds_its_fields_to_every_line() -> None:
+    formatter = JsonFormatter({"worker": 2})
+    record = logging.makeLogRecord({"name": "naftiko", "levelno": logging.INFO, "levelname": "INFO", "msg": "up"})
+    assert json.loads(formatter.format(record))["worker"] == 2
+    access = logging.makeLogRecord({"name": ACCESS_LOGGER, "msg": "%s", "args": ("x",)})
+    access.access = {"time": "2026-01-01T00:00:00.000Z", "status": 200}
+    line = json.loads(formatter.format(access))
+    assert (line["worker"], line["status"], line["time"]) == (2, 200, "2026-01-01T00:00:00.000Z")
