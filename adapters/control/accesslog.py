@@ -195,7 +195,7 @@ def access_logged(runtime: Runtime, exposes: Exposes, app: Any) -> Any:
     """`app` behind `AccessLog` when the runtime's access log is on (not for the control port: probes
     and scrapes every few seconds are not calls); `app` itself otherwise, which costs nothing."""
     recorder = access_recorder(runtime)
-    if recorder is None or exposes.type == "control":
+    if recorder is None or exposes.type == "control" or isinstance(app, AccessLog):
         return app
     return AccessLog(app, recorder, exposes.type, exposes.namespace)
 
