@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
-from ...engine import ControlExposes, Runtime, Scope, Template
+from ...engine import CapabilityError, ControlExposes, MissingValue, Runtime, Scope, Template
 
 if TYPE_CHECKING:  # only for the checker: importing this module loads no OpenTelemetry
     from opentelemetry.sdk.trace import ReadableSpan
@@ -112,7 +112,13 @@ def _block_endpoint(runtime: Runtime, blocks: Sequence[ControlExposes]) -> str |
         wanted = block.observability
         if wanted.enabled and wanted.otlp_endpoint:
             scope = Scope(runtime.bindings_for(None), {}, runtime.prefixes)
-            return Template.compile(wanted.otlp_endpoint).render(scope, strict=True).strip() or None
+            try:
+                return Template.compile(wanted.otlp_endpoint).render(scope, strict=True).strip() or None
+            except MissingValue as exc:
+                raise CapabilityError.at(
+                    block.where,
+                    f"observability.exporters.otlp.endpoint uses {{{{{exc.name}}}}}, which no binding provides",
+                ) from None
     return None
 
 

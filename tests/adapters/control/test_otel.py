@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from naftiko.adapters.control import observe
 from naftiko.adapters.control.otel import otel_settings
-from naftiko.engine import Runtime, load_capabilities
+from naftiko.engine import CapabilityError, Runtime, load_capabilities
 from tests.support import ROOT, NaftikoProcess, RecordingUpstream
 
 pytestmark = pytest.mark.anyio
@@ -408,3 +408,11 @@ async def test_the_control_ports_traces_and_the_exported_spans_are_the_same_span
     assert {(s["span_id"], s["parent"], s["name"]) for s in exported} == {
         (s["spanId"], s.get("parentSpanId"), s["name"]) for s in local["spans"]
     }
+
+
+def test_an_endpoint_naming_a_missing_binding_stops_start_up_at_the_block(tmp_path: Path) -> None:
+    text = CAPABILITY + CONTROL_BLOCK.replace("COLLECTOR_HOST", "NOBODY_BINDS_THIS")
+    with pytest.raises(CapabilityError) as raised:
+        otel_settings(_runtime(tmp_path, text, {}))
+    problem = raised.value.problems[0]
+    assert "NOBODY_BINDS_THIS" in problem.message and problem.location.line > 1
