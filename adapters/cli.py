@@ -211,9 +211,7 @@ def _supervise(
 
     plan = Plan.of(runtime, args.host, ports, control_port)
     apps = plan.build(runtime, edge)  # what each worker will build: a block that cannot be built stops us here
-    sockets = plan.bind()
-    listeners = plan.listeners(apps, sockets)
-    del apps, runtime
+    del runtime
 
     def check() -> None:
         plan.same_listeners(Plan.of(_runtime(args), args.host, ports, control_port))
@@ -222,8 +220,7 @@ def _supervise(
     return supervise(
         args.argv,
         plan,
-        listeners,
-        sockets,
+        apps,
         count,
         check=check,
         watch=list(args.paths) if args.reload else None,

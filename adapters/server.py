@@ -115,17 +115,24 @@ class _Protocol(HttpToolsProtocol):
         super().on_response_complete()
 
 
-def bind(host: str, port: int, what: str) -> socket.socket:
-    """A listening socket, or a NaftikoError that says which port and what it was for."""
+def bind(host: str, port: int, what: str, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A listening socket, or a NaftikoError that says which port and what it was for.
+
+    `reuse_port` (SO_REUSEPORT) lets sockets of this user share the port, each with a queue of its
+    own: one per worker (see workers.py). `listen=False` only binds (a check that the port is free).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise NaftikoError(f"cannot listen on {host}:{port} for {what}: {exc.strerror or exc}") from None
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.setblocking(False)
     return sock
 

@@ -179,10 +179,15 @@ def nginx_proxy(tmp: Path, port: int, upstream_port: int) -> Server:
 
 
 def naftiko(
-    name: str, capability: Path, base_uris: dict[str, str], ports: dict[str, int], env: dict[str, str] | None = None
+    name: str,
+    capability: Path,
+    base_uris: dict[str, str],
+    ports: dict[str, int],
+    env: dict[str, str] | None = None,
+    flags: tuple[str, ...] = (),
 ) -> Server:
     """`naftiko serve` as a user runs it, from a venv holding only the project's dependencies."""
-    cmd = [str(NAFTIKO_PY), "-m", "naftiko", "serve", str(capability)]
+    cmd = [str(NAFTIKO_PY), "-m", "naftiko", "serve", str(capability), *flags]
     for ns, url in base_uris.items():
         cmd += ["--base-uri", f"{ns}={url}"]
     for ns, port in ports.items():
@@ -261,6 +266,50 @@ def rest_section(settings: Settings, tmp: Path, upstream: Server, up_port: int) 
                     "peak_rss_mb": peak_rss_mb(pid),
                     "rss_after_mb": rss_mb(pid),
                 }
+    return out
+
+
+# --- workers -------------------------------------------------------------------------------
+
+WORKER_COUNTS = (1, 2)
+
+
+def workers_section(settings: Settings, up_port: int) -> dict[str, Any]:
+    """naftiko REST (small JSON) with `--workers 1` and `--workers 2`, both running, loaded in alternation.
+
+    With 1 the supervisor is the whole server (as without the flag); with 2 it runs two worker
+    processes on the shared socket. CPU per request sums the process tree (supervisor and workers).
+    """
+    up_url = f"http://127.0.0.1:{up_port}"
+    ports = {n: free_port() for n in WORKER_COUNTS}
+    servers = {
+        n: naftiko(
+            f"naftiko-workers-{n}",
+            BENCH / "capabilities" / "bench.yaml",
+            {"bench": up_url},
+            {"bench-rest": ports[n], "bench-mcp": free_port()},
+            flags=("--workers", str(n)),
+        )
+        for n in WORKER_COUNTS
+    }
+    log("workers: naftiko REST with --workers " + " and ".join(map(str, WORKER_COUNTS)))
+    out: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        for n, server in servers.items():
+            stack.enter_context(running(server, ports[n]))
+        reqs = {n: Req(f"http://127.0.0.1:{ports[n]}/small") for n in WORKER_COUNTS}
+        checks = {n: check_rest(reqs[n], MARKER, 0) for n in WORKER_COUNTS}
+        targets = [Target(f"workers-{n}", reqs[n], servers[n].pid, (32, 128)) for n in WORKER_COUNTS]
+        points = measure(targets, settings)
+        for n in WORKER_COUNTS:
+            out[f"workers-{n}"] = {"check": checks[n], "points": points[f"workers-{n}"]}
+    for c in (32, 128):
+        one, two = out["workers-1"]["points"][c], out["workers-2"]["points"][c]
+        log(
+            f"workers c{c}: 1 worker {one['rps']:,.0f} req/s ({one.get('cpu_us_per_request', 0):.0f} us CPU/request),"
+            f" 2 workers {two['rps']:,.0f} req/s ({two.get('cpu_us_per_request', 0):.0f} us CPU/request):"
+            f" {two['rps'] / one['rps']:.2f}x"
+        )
     return out
 
 
@@ -683,12 +732,12 @@ def main() -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["rest", "mcp", "scale", "seed", "stream", "profile"],
+        choices=["rest", "mcp", "scale", "seed", "stream", "profile", "workers"],
         help="run only these sections (default: all)",
     )
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
-    sections = args.only or ["rest", "mcp", "scale", "seed", "stream", "profile"]
+    sections = args.only or ["rest", "mcp", "scale", "seed", "stream", "profile", "workers"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     if LOGS.exists():
         shutil.rmtree(LOGS)
@@ -721,6 +770,8 @@ def main() -> int:
                 data["seed"] = seed_section(settings, up_port)
             if "profile" in sections:
                 data["profile"] = profile_section(settings, up_port)
+            if "workers" in sections:
+                data["workers"] = workers_section(settings, up_port)
         if "stream" in sections:
             data["stream"] = stream_section(settings)
     finally:

@@ -172,7 +172,7 @@ def test_new_connections_are_spread_over_both_workers(workers: Callable[..., Any
         for sock in held:
             sock.close()
     assert set(served) == set(pids.values()), served  # both, and nobody else (the supervisor never accepts)
-    assert min(served.values()) >= 6, served  # measured 21-40 of 60 for the less busy worker here
+    assert min(served.values()) >= 15, served  # one socket per worker (SO_REUSEPORT): 47-53 of 100 measured
     assert process.stop() == 0
     assert not any(alive(pid) for pid in pids.values())
 
