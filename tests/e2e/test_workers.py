@@ -315,3 +315,21 @@ def test_sighup_to_the_supervisor_reloads_every_worker(
     assert len(problems) == 1 and problems[0].startswith(f"naftiko: {path}:"), problems  # once, by the supervisor
     assert httpx.get(f"{urls[REST]}/w/x").json()["echo"]["path"] == "/v2/x"
     assert process.stop() == 0
+
+
+def test_reload_with_workers_is_watched_by_the_supervisor(workers: Callable[..., Any], tmp_path: Path) -> None:
+    process, urls = workers("--workers", "2", "--reload", "--reload-interval", "0.1")
+    worker_pids(process, 2)
+    (tmp_path / "words.yaml").write_text(CAPABILITY.replace("path: /words/{word}", "path: /v2/{word}"))
+    deadline = time.monotonic() + 20
+    while sum("reloaded: REST words-rest" in line for line in process.log) < 2:
+        assert time.monotonic() < deadline, "\n".join(process.log)
+        time.sleep(0.05)
+    assert (
+        sum("capability files changed" in line for line in process.log) == 1
+    )  # the supervisor watches, not the workers
+    answers = {
+        httpx.get(f"{urls[REST]}/w/x", headers={"Connection": "close"}).json()["echo"]["path"] for _ in range(20)
+    }
+    assert answers == {"/v2/x"}
+    assert process.stop() == 0
