@@ -149,7 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 DEFAULT_GRACE = 10.0
-"""Seconds requests in flight get to finish: after a reload, and when a worker is stopped."""
+"""Seconds requests in flight get to finish: after a reload (reload.DEFAULT_DRAIN), and when a worker is stopped."""
 
 
 def _handed(environ: Mapping[str, str]) -> Handed | None:
@@ -188,9 +188,11 @@ def _seconds(flag: float | None, raw: str | None, name: str, default: float) -> 
 
 def _reload_options(args: argparse.Namespace, grace: float, watch: bool) -> ReloadOptions:
     """SIGHUP always reloads; `--reload` also watches the files (a worker leaves that to its supervisor)."""
-    from .reload import ReloadOptions
+    from .reload import DEFAULT_INTERVAL, ReloadOptions
 
-    interval = _seconds(args.reload_interval, None, "--reload-interval", 0.5) if args.reload and watch else None
+    interval = (
+        _seconds(args.reload_interval, None, "--reload-interval", DEFAULT_INTERVAL) if args.reload and watch else None
+    )
     if interval is not None and interval < 0.05:
         raise SystemExit("naftiko: --reload-interval expects at least 0.05 seconds")
     return ReloadOptions(load=lambda: _runtime(args), paths=list(args.paths), interval=interval, drain=grace)
@@ -216,7 +218,9 @@ def _supervise(
     def check() -> None:
         plan.same_listeners(Plan.of(_runtime(args), args.host, ports, control_port))
 
-    interval = _seconds(args.reload_interval, None, "--reload-interval", 0.5)
+    from .reload import DEFAULT_INTERVAL
+
+    interval = _seconds(args.reload_interval, None, "--reload-interval", DEFAULT_INTERVAL)
     return supervise(
         args.argv,
         plan,

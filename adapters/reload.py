@@ -26,7 +26,7 @@ log = logging.getLogger("naftiko")
 
 DEFAULT_INTERVAL = 0.5
 """Seconds between two looks at the files under `--reload`."""
-DEFAULT_DRAIN = 30.0
+DEFAULT_DRAIN = 10.0
 """Seconds an old runtime is given to finish the requests it had when it was replaced."""
 
 

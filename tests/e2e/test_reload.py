@@ -175,6 +175,7 @@ def test_a_changed_file_is_served_under_load_without_a_failed_call(
             load.wait_for("v3")
             file.write_text(capability("v2", extra_route=True))
             load.wait_for("v2")
+        time.sleep(0.5)  # every thread past its last call on a replaced runtime
     assert load.failures == [], load.failures[:5]
     assert load.ok > 100, load.ok
     assert wait_log(process, "reloaded: REST words-rest: 2 routes")
