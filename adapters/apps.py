@@ -74,4 +74,8 @@ def block_app(runtime: Runtime, exposes: Exposes, *, cors_origins: list[str] | N
         from .cors import Cors
 
         app = Cors(app, cors_origins)
+    if observer is not None:  # outermost: a request refused by CORS or authentication is logged too
+        from .control.accesslog import access_logged
+
+        app = access_logged(runtime, exposes, app)
     return app

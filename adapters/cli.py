@@ -243,6 +243,14 @@ def _control_port(flag: str | None, environ: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
+def _log_format(flag: str | None, environ: Mapping[str, str]) -> str:
+    """`--log-format`, else NAFTIKO_LOG_FORMAT, else text."""
+    raw = (flag or environ.get("NAFTIKO_LOG_FORMAT") or "text").strip().lower()
+    if raw not in ("text", "json"):
+        raise SystemExit(f"naftiko: --log-format expects text or json; got '{raw}'")
+    return raw
+
+
 def _edge(args: argparse.Namespace, environ: Mapping[str, str]) -> EdgeOptions:
     """The edge options of `serve`: flags first, then NAFTIKO_CORS_ORIGINS and NAFTIKO_SESSION_SECRET."""
     from .server import EdgeOptions
@@ -256,6 +264,7 @@ def _edge(args: argparse.Namespace, environ: Mapping[str, str]) -> EdgeOptions:
         allowed_origins=args.allow_origin,
         cors_origins=cors,
         session_secret=secret.encode() if secret else None,
+        access_log=args.log_format == "json",
     )
 
 
@@ -385,6 +394,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("paths", nargs="+", metavar="PATH", help="capability file or folder")
     serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="json: every log line a JSON object, and one access line per request (or NAFTIKO_LOG_FORMAT)",
+    )
+    serve.add_argument(
         "--port",
         action="append",
         default=[],
@@ -502,11 +517,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.argv = argv  # what a supervisor starts its workers with
     worker = os.environ.get("NAFTIKO_WORKER")  # set by a supervisor for its workers (adapters/workers.py)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format=f"naftiko[worker {worker}]: %(message)s" if worker is not None else "naftiko: %(message)s",
-        stream=sys.stderr,
-    )
+    args.log_format = _log_format(getattr(args, "log_format", None), os.environ)
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        from .control.accesslog import JsonFormatter
+
+        handler.setFormatter(JsonFormatter({"worker": int(worker)} if worker and worker.isdigit() else None))
+    else:
+        prefix = f"naftiko[worker {worker}]" if worker is not None else "naftiko"
+        handler.setFormatter(logging.Formatter(f"{prefix}: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     if getattr(args, "paths", None) is None:
         args.paths = ["capabilities"]
     try:

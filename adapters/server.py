@@ -215,6 +215,7 @@ class EdgeOptions:
     allowed_origins: list[str] | None = None  # MCP Origin allow-list
     cors_origins: list[str] | None = None  # browser origins every block answers (CORS)
     session_secret: bytes | None = None  # signs handshake-era MCP session ids, shared by instances
+    access_log: bool | None = None  # a JSON line per request (--log-format json); None: NAFTIKO_LOG_FORMAT
 
 
 def _options(exposes: Exposes, host: str | None, edge: EdgeOptions) -> dict[str, Any]:
@@ -305,7 +306,7 @@ class Plan:
         """The apps of the blocks (a control block's observer attached to the runtime first)."""
         from .control import observe
 
-        observe(runtime, self.added)  # before the adapters are built: they read runtime.observer once
+        observe(runtime, self.added, access_log=edge.access_log)  # before the adapters: they read it once
         with gc_paused():
             return [block_app(runtime, e, **_options(e, self.host, edge)) for e in self.blocks]
 
@@ -418,6 +419,7 @@ class _Serving:
                 "%d request(s) still running %.0f s after a reload: their upstream calls are cut", left, self.drain
             )
         await old.stop()
+        await close_observer(old)
         # The old runtime was frozen with everything loaded at start-up: let one collection free it.
         gc.unfreeze()
         gc.collect()
@@ -427,6 +429,16 @@ class _Serving:
         """After the servers stopped: the replaced runtimes and the current one, stopped."""
         await asyncio.gather(*self.retiring, return_exceptions=True)
         await self.runtime.stop()
+        await close_observer(self.runtime)
+
+
+async def close_observer(runtime: Runtime) -> None:
+    """Flush what the runtime's observer still holds (spans queued for the collector) and let it go.
+
+    In a thread: an exporter may wait for its collector (at most its OTEL_EXPORTER_OTLP_TIMEOUT)."""
+    close = getattr(runtime.observer, "close", None)
+    if close is not None:
+        await asyncio.to_thread(close)
 
 
 def _shown(layout: list[tuple[str, str, int]]) -> str:

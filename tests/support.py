@@ -217,7 +217,7 @@ class RawUpstream:
         self._answer(conn, "200 OK", json.dumps({"size": len(body)}).encode())
 
 
-_LISTENING = re.compile(r"(REST|MCP|SKILL|CONTROL) (\S+): .* at (http://\S+)")
+_LISTENING = re.compile(r'(REST|MCP|SKILL|CONTROL) (\S+): .* at (http://[^\s"]+)')
 
 
 class NaftikoProcess:

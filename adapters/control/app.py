@@ -61,6 +61,7 @@ class ControlApp:
         self.started_at = time.monotonic()
         self.adapters: list[AdapterState] = []
         observer = runtime.observer if isinstance(runtime.observer, ControlObserver) else None
+        self.otel = observer.otel_status() if observer is not None else {"status": "inactive"}
         self.metrics = observer.metrics if observer is not None else None
         self.traces = observer.traces if observer is not None else None
         handlers = {
@@ -126,7 +127,7 @@ class ControlApp:
                 },
                 "uptime": _duration(uptime),
                 "uptimeSeconds": round(uptime, 3),
-                "otel": {"status": "inactive"},
+                "otel": self.otel,
                 "observability": {
                     "metrics": self.metrics is not None,
                     "traces": self.traces is not None,

@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -22,7 +22,7 @@ from naftiko.adapters.apps import block_app
 from naftiko.adapters.control import observe
 from naftiko.adapters.control.accesslog import ACCESS_LOGGER, AccessLog, JsonFormatter, access_logged
 from naftiko.engine import Runtime, load_capabilities
-from tests.support import RecordingUpstream, Reply, ThreadedServer
+from tests.support import NaftikoProcess, RecordingUpstream, Reply, ThreadedServer
 
 pytestmark = pytest.mark.anyio
 
@@ -244,3 +244,69 @@ def test_the_json_formatter_adds_its_fields_to_every_line() -> None:
     access.access = {"time": "2026-01-01T00:00:00.000Z", "status": 200}
     line = json.loads(formatter.format(access))
     assert (line["worker"], line["status"], line["time"]) == (2, 200, "2026-01-01T00:00:00.000Z")
+
+
+def _json_lines(process: NaftikoProcess) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in process.log if line.strip()]
+
+
+async def test_serve_log_format_json_writes_every_line_as_json_and_one_access_line_per_request(
+    tmp_path: Path, upstream: RecordingUpstream, naftiko: Callable[..., NaftikoProcess]
+) -> None:
+    """`naftiko serve --log-format json` as an operator runs it: its own lines and the access lines, all JSON."""
+    path = tmp_path / "access.yaml"
+    path.write_text(CAPABILITY)
+    process = naftiko(
+        str(path),
+        "--base-uri",
+        f"up={upstream.url}",
+        "--port",
+        "api=0",
+        "--port",
+        "tools=0",
+        "--log-format",
+        "json",
+        env={"API_KEY": KEY},
+    )
+    urls = process.wait_for("api", "tools")
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{urls['api']}/items/42", params={"apikey": KEY})).status_code == 200
+        assert (await http.get(f"{urls['api']}/items/42")).status_code == 401
+    async with Client(urls["tools"], mode="legacy", cache=None) as mcp:
+        assert not (await mcp.call_tool("get-item", {"id": "7"})).is_error
+    assert process.stop() == 0
+    lines = _json_lines(process)  # every line parses: json.loads raises on any other
+    own = [line for line in lines if line["logger"] != ACCESS_LOGGER]
+    assert any("REST api" in line["message"] for line in own) and any(line["message"] == "stopped" for line in own)
+    access = [line for line in lines if line["logger"] == ACCESS_LOGGER]
+    rest = [line for line in access if line["adapter"] == "rest"]
+    assert [(line["status"], line["operation"], line["upstream_calls"]) for line in rest] == [
+        (200, "GET /items/{id}", 1),
+        (401, None, 0),
+    ]
+    tools = [line for line in access if line["adapter"] == "mcp" and line["operation"] == "get-item"]
+    assert len(tools) == 1 and tools[0]["upstream_calls"] == 1
+    assert all(RFC3339.match(line["time"]) for line in lines)
+    assert KEY not in "\n".join(process.log)
+
+
+async def test_the_log_format_variable_does_what_the_flag_does(
+    tmp_path: Path, upstream: RecordingUpstream, naftiko: Callable[..., NaftikoProcess]
+) -> None:
+    path = tmp_path / "access.yaml"
+    path.write_text(CAPABILITY)
+    process = naftiko(
+        str(path),
+        "--base-uri",
+        f"up={upstream.url}",
+        "--port",
+        "api=0",
+        "--port",
+        "tools=0",
+        env={"API_KEY": KEY, "NAFTIKO_LOG_FORMAT": "json"},
+    )
+    urls = process.wait_for("api", "tools")
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{urls['api']}/items/1", params={"apikey": KEY})).status_code == 200
+    assert process.stop() == 0
+    assert [line["status"] for line in _json_lines(process) if line["logger"] == ACCESS_LOGGER] == [200]

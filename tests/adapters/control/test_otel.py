@@ -416,3 +416,17 @@ def test_an_endpoint_naming_a_missing_binding_stops_start_up_at_the_block(tmp_pa
         otel_settings(_runtime(tmp_path, text, {}))
     problem = raised.value.problems[0]
     assert "NOBODY_BINDS_THIS" in problem.message and problem.location.line > 1
+
+
+async def test_status_says_otel_is_active_and_a_plain_control_port_that_it_is_not(
+    collector: Collector, capability: Path, upstream: RecordingUpstream, naftiko: Callable[..., NaftikoProcess]
+) -> None:
+    for env, shown in (
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url}, {"status": "active", "exporter": "otlp (http/protobuf)"}),
+        ({}, {"status": "inactive"}),
+    ):
+        process = naftiko(str(capability), "--base-uri", f"up={upstream.url}", *PORTS, "--control-port", "0", env=env)
+        urls = process.wait_for("api", "tools", "control")
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{urls['control']}/status")).json()["otel"] == shown
+        assert process.stop() == 0
