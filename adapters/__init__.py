@@ -9,6 +9,8 @@
     edges.py, lifespan.py what every adapter shares: bounded request bodies, disconnects, start/stop
     apps.py               one exposes block as an ASGI app: `build_app`, `exposes_app`
     server.py             `serve`: every exposes block of a runtime on its own port, until SIGTERM
+    reload.py             hot reload: the file watch, the swappable Slot per port, one reload at a time
+    workers.py            `serve --workers N`: the supervisor, one socket per worker and port, the worker's side
     cli.py                `naftiko serve | validate | list | call`
 
 They reach the engine only through what `naftiko.engine` exports, and each turns the engine's
