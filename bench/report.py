@@ -373,6 +373,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"{dn['peak_rss_mb']:.1f} MB (sampled max {dn['rss_max_sampled_mb'] or 0:.1f} MB): "
             f"**+{dn['added_mb']:.1f} MB**.",
         ]
+    lines += _workers_table(data.get("workers"))
     prof = data.get("profile")
     if prof:
         lines += [
@@ -404,6 +405,26 @@ def markdown(data: dict[str, Any]) -> str:
 # --- profile -------------------------------------------------------------------------------
 
 _FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def _workers_table(workers: dict[str, Any] | None) -> list[str]:
+    """`naftiko serve --workers 1` against `--workers 2` (REST, small JSON), loaded in alternation."""
+    if not workers:
+        return []
+    lines = [
+        "",
+        "## Workers: naftiko REST (small JSON) with --workers 1 and 2",
+        "",
+        "| c | 1 worker req/s | 2 workers req/s | 2 / 1 | CPU us/request (1, 2) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for c in (32, 128):
+        one, two = _get(workers, "workers-1", "points", c), _get(workers, "workers-2", "points", c)
+        if one is None or two is None:
+            continue
+        cpu = f"{_num(one.get('cpu_us_per_request'))}, {_num(two.get('cpu_us_per_request'))}"
+        lines.append(f"| {c} | {_num(one['rps'])} | {_num(two['rps'])} | {_ratio(two['rps'], one['rps'])} | {cpu} |")
+    return lines
 
 
 def _short(file: str) -> str:
