@@ -25,6 +25,20 @@ BodyTooLarge = RequestTooLarge
 """The request body is larger than the limit: `engine.errors.RequestTooLarge`, under its old name."""
 
 
+class StatusSend:
+    """An ASGI `send` that passes every message on and remembers the response status (for who records calls)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Callable[[Message], Awaitable[None]], status: int = 0) -> None:
+        self.send, self.status = send, status
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
 class Disconnected(Exception):
     """The caller went away before its request body was complete.
 

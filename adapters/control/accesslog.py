@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
 
 from ...engine import Exposes, Runtime, dumps
+from ..edges import StatusSend
 
 if TYPE_CHECKING:
     from .observer import _Inbound, _Upstream
@@ -150,23 +151,17 @@ class AccessLog:
             return
         record = _Record()
         token = self.recorder.current.set(record)
-        status = 0
+        sending = StatusSend(send)
         started_at, started = time.time(), time.perf_counter()
-
-        async def sending(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
             await self.app(scope, receive, sending)
         except BaseException:
-            status = status or 500
+            sending.status = sending.status or 500
             raise
         finally:
             self.recorder.current.reset(token)
-            self.recorder.write(self._fields(scope, record, status, started_at, time.perf_counter() - started))
+            elapsed = time.perf_counter() - started
+            self.recorder.write(self._fields(scope, record, sending.status, started_at, elapsed))
 
     def _fields(self, scope: Any, record: _Record, status: int, started_at: float, seconds: float) -> dict[str, Any]:
         client = scope.get("client")

@@ -16,6 +16,7 @@ from typing import Any
 from collections.abc import Sequence
 
 from ...engine import Observer
+from ..edges import StatusSend
 from ..mcp.backend import McpBackend, McpPrompt, McpResource, McpTool, ServerInfo, ToolResult
 from ..mcp.errors import ERROR_META
 from .observer import ControlObserver
@@ -116,19 +117,13 @@ class ObservedSkills:
             return
         traceparent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"traceparent"), None)
         call = self.observer.inbound("skill", self.namespace, _skill_route(scope), traceparent)
-        status = 500
-
-        async def recording(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recording = StatusSend(send, 500)
         try:
             await self.app(scope, receive, recording)
         except BaseException as exc:
             call.end("500", type(exc).__name__)
             raise
+        status = recording.status
         call.end(str(status), f"http_{status}" if status >= 500 else None)
 
 
