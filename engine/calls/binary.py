@@ -1,0 +1,54 @@
+"""Binary answers (`outputRawFormat: binary`): the upstream's bytes, never decoded, within `maxBinarySize`.
+
+A streamed answer (a REST download) is passed on as it arrives: a declared length past
+`maxBinarySize` is refused before any of the body is read, and an undeclared one fails the
+stream as soon as it passes the limit, so nothing is ever buffered. An answer read whole (an MCP
+result, which is in memory) is bound by `maxBinarySize` and by the `upstream-body` limit, the
+smaller of the two. `outputMediaType`, when the file gives one, is the answer's Content-Type.
+"""
+
+from __future__ import annotations
+
+from ..errors import UpstreamError
+from ..limits import advice, describe
+from ..registry import Operation
+from ..upstream import UpstreamResponse
+
+
+def binary_headers(operation: Operation, response: UpstreamResponse, stream: bool) -> tuple[str, list[tuple[str, str]]]:
+    """The answer's media type and headers; raises (and drops the answer) when its declared length is too large."""
+    media = operation.spec.output_media_type or response.content_type
+    headers = [(k, v) for k, v in response.headers() if k != "content-type"]
+    headers.append(("content-type", media))
+    limit = operation.max_binary if stream else operation.max_buffered_binary
+    declared = next((v for k, v in headers if k == "content-length"), None)
+    if limit is not None:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise _too_large(operation, limit, f"declared {declared} bytes")
+        response.limit(limit, _reason(operation, limit))
+    return media, headers
+
+
+async def read_binary(operation: Operation, response: UpstreamResponse) -> bytes:
+    """The whole answer, failing as soon as it passes its limit (the bytes already read are dropped)."""
+    parts: list[bytes] = []
+    try:
+        async for chunk in response.chunks():
+            parts.append(chunk)
+    finally:
+        response.close()
+    return b"".join(parts)
+
+
+def _reason(operation: Operation, limit: int) -> str:
+    if operation.max_binary is not None and limit == operation.max_binary:
+        return f"answered more than its maxBinarySize of {describe(limit)}"
+    return f"answered more than {describe(limit)} ({advice('upstream_body')})"
+
+
+def _too_large(operation: Operation, limit: int, what: str) -> UpstreamError:
+    return UpstreamError(operation.namespace, operation.name, f"{what}: {_reason(operation, limit)}")
+
+
+__all__ = ["binary_headers", "read_binary"]
