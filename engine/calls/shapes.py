@@ -65,6 +65,8 @@ class Shape:
             schema = {"type": _typed(self.type or "string", self.nullable)}
         elif self.kind == "const":
             schema = {"const": self.value}
+            if type(self.value) in _JSON_NAMES:
+                schema = {"type": _JSON_NAMES[type(self.value)], "const": self.value}
         elif self.kind == "null":
             schema = {"type": "null"}
         elif self.kind == "anyOf":
