@@ -22,8 +22,9 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from typing import Any, Final
+from collections.abc import Callable
 
-from ...engine import Outcome, RawJSON, Shape, dumps
+from ...engine import Outcome, RawJSON, Shape, compile_fits, dumps
 
 from .backend import McpTool, ToolResult
 from .errors import ERROR_META
@@ -40,6 +41,7 @@ class ToolOutput:
     shape: Shape
     legacy_schema: dict[str, Any]  # 2025-x: root type object; `{"result": ...}` when the answer is not always one
     modern_schema: dict[str, Any]  # 2026-07-28: the answer's own schema
+    fits: Callable[[Any], bool]  # `shape.check(value) is None`, compiled: the per-call check
 
     @property
     def wrapped(self) -> bool:
@@ -59,9 +61,9 @@ def tool_output(shape: Shape | None) -> ToolOutput | None:
         return None
     schema = shape.schema()
     if shape.is_object:
-        return ToolOutput(shape, schema, schema)
+        return ToolOutput(shape, schema, schema, compile_fits(shape))
     legacy = {"type": "object", "properties": {"result": schema}, "required": ["result"]}
-    return ToolOutput(shape, legacy, schema)
+    return ToolOutput(shape, legacy, schema, compile_fits(shape))
 
 
 def conform(output: ToolOutput, result: ToolResult, modern: bool) -> ToolResult:
@@ -77,9 +79,8 @@ def conform(output: ToolOutput, result: ToolResult, modern: bool) -> ToolResult:
         result.content = [{"type": "text", "text": dumps(value).decode()}]
     else:
         value = structured.value() if isinstance(structured, RawJSON) else structured
-        problem = output.shape.check(value)
-        if problem is not None:
-            return _mismatch(f"the answer does not match the tool's outputSchema {problem}")
+        if not output.fits(value):  # the message (with the path) is built only for an answer that fails
+            return _mismatch(f"the answer does not match the tool's outputSchema {output.shape.check(value)}")
     if not modern and output.wrapped:
         result.structured = {"result": value}
     elif value is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..spec.model import Invocation, OutputParameter
 from .invocation import ExposedCall
@@ -86,10 +86,13 @@ class Shape:
             if not isinstance(value, dict):
                 return _differs(path, self, value)
             for name, shape in self.properties:
+                where = f"{path}.{name}" if path else name
                 if name in value:
-                    problem = shape.check(value[name], f"{path}.{name}" if path else name)
+                    problem = shape.check(value[name], where)
                     if problem is not None:
                         return problem
+                elif self.required:
+                    return f"at '{where}': missing"
             return None
         if kind == "array":
             if not isinstance(value, list):
@@ -106,7 +109,9 @@ class Shape:
             return None if any(option.check(value, path) is None for option in self.options) else _differs(path, self)
         if kind == "null":
             return _differs(path, self, value)
-        return None  # const (built by the mapper itself) and any
+        if kind == "const" and not _same(value, self.value):
+            return f"at '{path or '$'}': expected {self.value!r}"
+        return None
 
     def blank(self) -> Any:
         """What an empty upstream answer stands for: null where allowed, else the object with its keys null."""
@@ -127,6 +132,13 @@ class Shape:
         names = {"object": "object", "array": "array", "type": self.type or "string", "null": "null"}
         text = names.get(self.kind, "a value of the declared output")
         return f"{text} or null" if self.nullable else text
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: `1 == 1.0`, but `true` is not `1`."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
 
 
 def _typed(name: str, nullable: bool) -> str | list[str]:
@@ -160,6 +172,56 @@ def _differs(path: str, shape: Shape, value: Any = None) -> str:
 
 
 ANY = Shape("any")
+
+Fits = Callable[[Any], bool]
+
+
+def compile_fits(shape: Shape) -> Fits:
+    """`shape.check(value) is None`, compiled once into closures: no paths are built unless a value fails."""
+    nullable = shape.nullable or shape.kind in ("any", "null")
+    kind = shape.kind
+    if kind == "any":
+        return lambda value: True
+    if kind == "const":
+        constant = shape.value
+        return lambda value: _same(value, constant)
+    if kind == "null":
+        return lambda value: value is None
+    if kind == "anyOf":
+        options = [compile_fits(option) for option in shape.options]
+        return lambda value: any(fits(value) for fits in options)
+    if kind == "object":
+        fields = [(name, compile_fits(sub)) for name, sub in shape.properties if sub.kind != "any"]
+        required = [name for name, _ in shape.properties] if shape.required else []
+
+        def fits_object(value: Any) -> bool:
+            if value is None:
+                return nullable
+            if not isinstance(value, dict):
+                return False
+            for name in required:
+                if name not in value:
+                    return False
+            for name, fits in fields:
+                if name in value and not fits(value[name]):
+                    return False
+            return True
+
+        return fits_object
+    if kind == "array":
+        item = shape.items
+        element = compile_fits(item) if item is not None and item.kind != "any" else None
+
+        def fits_array(value: Any) -> bool:
+            if value is None:
+                return nullable
+            if not isinstance(value, list):
+                return False
+            return element is None or all(element(entry) for entry in value)
+
+        return fits_array
+    type_ = shape.type or "string"
+    return lambda value: nullable if value is None else _is(type_, value)
 
 
 # --------------------------------------------------------------------------- from output parameters
@@ -273,4 +335,4 @@ def _tree_shape(tree: dict[str, Any]) -> Shape:
     return Shape("object", properties=properties, required=False)
 
 
-__all__ = ["ANY", "Shape", "answer_shape", "outputs_shape"]
+__all__ = ["ANY", "Fits", "Shape", "answer_shape", "compile_fits", "outputs_shape"]
