@@ -25,8 +25,10 @@ def binary_headers(operation: Operation, response: UpstreamResponse, stream: boo
     if limit is not None:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             response.close()
-            raise _too_large(operation, limit, f"declared {declared} bytes")
-        response.limit(limit, _reason(operation, limit))
+            raise UpstreamError(
+                operation.namespace, operation.name, f"declared {declared} bytes, {_past(operation, limit)}"
+            )
+        response.limit(limit, f"answered {_past(operation, limit)}")
     return media, headers
 
 
@@ -41,14 +43,11 @@ async def read_binary(operation: Operation, response: UpstreamResponse) -> bytes
     return b"".join(parts)
 
 
-def _reason(operation: Operation, limit: int) -> str:
+def _past(operation: Operation, limit: int) -> str:
+    """Which limit a binary answer passed: the operation's maxBinarySize, or upstream-body and how to raise it."""
     if operation.max_binary is not None and limit == operation.max_binary:
-        return f"answered more than its maxBinarySize of {describe(limit)}"
-    return f"answered more than {describe(limit)} ({advice('upstream_body')})"
-
-
-def _too_large(operation: Operation, limit: int, what: str) -> UpstreamError:
-    return UpstreamError(operation.namespace, operation.name, f"{what}: {_reason(operation, limit)}")
+        return f"more than its maxBinarySize of {describe(limit)}"
+    return f"more than {describe(limit)} ({advice('upstream_body')})"
 
 
 __all__ = ["binary_headers", "read_binary"]
