@@ -9,20 +9,22 @@ not fit fails here twice.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterator
 
 import jsonschema
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from naftiko import Runtime, load_capabilities
 from naftiko.adapters.mcp.capability import CapabilityBackend
 from naftiko.adapters.mcp.outputs import OutputTool
 from naftiko.engine import McpExposes
 
-from tests.support import SEED, SHARED, NaftikoProcess, RecordingUpstream, Reply, ThreadedServer
+from tests.support import ROOT, SEED, SHARED, NaftikoProcess, RecordingUpstream, Reply, ThreadedServer
 
 pytestmark = pytest.mark.anyio
 
@@ -301,6 +303,24 @@ async def test_an_answer_that_does_not_fit_is_a_tool_error(
     assert listed.is_error is True and "at '[1].id': expected integer or null, got number" in listed.content[0].text
     assert html.is_error is True and "not JSON" in html.content[0].text
     assert user.meta is not None and user.meta["io.naftiko/error"]["type"] == "output_mismatch"
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_over_stdio(
+    served: tuple[str, RecordingUpstream], upstream: RecordingUpstream, tmp_path: Path, mode: str
+) -> None:
+    path = tmp_path / "shapes.yaml"
+    path.write_text(CAPABILITY)
+    env = {**os.environ, "NAFTIKO_BASE_URI_API": upstream.url}
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "naftiko", "serve", str(path), "--stdio"], env=env, cwd=str(ROOT)
+    )
+    async with Client(params, mode=mode, cache=None) as mcp:
+        schemas = {tool.name: tool.output_schema for tool in (await mcp.list_tools()).tools}
+        for name in ("get-user", "list-users", "count-users"):
+            result = await mcp.call_tool(name, {})  # validated by the SDK client against the listed schema
+            assert result.is_error is False
+            _validate(schemas[name], result.structured_content)
 
 
 def _backends(paths: list[Path]) -> Iterator[CapabilityBackend]:
