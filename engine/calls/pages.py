@@ -55,6 +55,10 @@ class PagedUpstreams(Upstreams, Protocol):
         """`send`, with the request's path and query replaced by `url` (same origin, under the base URI)."""
         ...
 
+    def page_url(self, operation: Operation, params: Mapping[str, Any]) -> str:
+        """The absolute URL `send` requests: a relative next-page link resolves against it (RFC 3986)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Page:
@@ -141,7 +145,19 @@ def compile_pager(
 class PageWalk:
     """One caller's walk over the pages: `first()`, then `async for items in walk`."""
 
-    __slots__ = ("pager", "params", "scope", "map_page", "limit", "pages", "count", "stopped", "_first", "_bytes")
+    __slots__ = (
+        "pager",
+        "params",
+        "scope",
+        "map_page",
+        "limit",
+        "pages",
+        "count",
+        "stopped",
+        "_first",
+        "_bytes",
+        "_url",
+    )
 
     def __init__(
         self, pager: Pager, params: dict[str, Any], scope: Scope, map_page: Callable[[Any, Scope], Any], limit: int
@@ -152,6 +168,7 @@ class PageWalk:
         self.stopped = ""  # why the walk ended: last page, loop, maxPages, maxItems
         self._first: _Page | None = None
         self._bytes = 0
+        self._url = ""  # link: the absolute URL of the page read last, which a relative next link is resolved against
 
     @property
     def namespace(self) -> str:
@@ -171,6 +188,9 @@ class PageWalk:
             body = await response.read()
             return response.status, response.headers(keep_length=False), body, response.content_type
         self._first = await self._read(response)
+        if spec.type == "link":
+            assert isinstance(self.pager.upstreams, PagedUpstreams)
+            self._url = self.pager.upstreams.page_url(operation, params)
         return None
 
     def __aiter__(self) -> AsyncIterator[list[Any]]:
@@ -225,7 +245,10 @@ class PageWalk:
                 return None
             return self._unseen(str(cursor), seen)
         if spec.type == "link":
-            return None if page.link is None else self._unseen(page.link, seen)
+            if page.link is None:
+                return None
+            seen.add(self._url)
+            return self._unseen(urljoin(self._url, page.link), seen)
         if not items or (spec.page_size is not None and len(items) < spec.page_size):
             return None
         if pager.total is not None:
@@ -261,6 +284,7 @@ class PageWalk:
         if spec.type == "link":
             assert isinstance(pager.upstreams, PagedUpstreams)
             response = await pager.upstreams.send_url(operation, self.params, following[1])
+            self._url = following[1]
         else:
             response = await pager.upstreams.send(operation, {**self.params, spec.parameter or "": following[0]})
         if response.status >= 400:
