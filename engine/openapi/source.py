@@ -1,0 +1,138 @@
+"""OpenAPI documents read from a file or an http(s) URL, within a size and a time bound, and their local `$ref`s.
+
+A document is data from somewhere else: it is read at most `document_bytes` (checked before a file
+is read and while a download streams in), a download must finish within `fetch_seconds`, YAML is
+parsed with the capability reader's bounds (depth, aliases), and `$ref` chains are followed at most
+`ref_depth` deep, a cycle standing for an open schema instead of looping.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import CapabilityError, OpenApiError
+from ..spec.reading import ReadLimits, parse_yaml
+
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What importing one OpenAPI document may cost, whatever the document says."""
+
+    document_bytes: int = 16 * _MiB
+    """The largest document read (a file is checked before reading, a download while it streams in)."""
+    fetch_seconds: float = 30.0
+    """How long a download may take in all (connect, and every read)."""
+    ref_depth: int = 32
+    """How many `$ref`s one schema may pass through, nested or chained; deeper ones are left open."""
+
+
+def read_source(spec: str, limits: ImportLimits) -> tuple[str, str]:
+    """The document's text and the name to report it by: a file path or an http(s) URL."""
+    if spec.startswith(("http://", "https://")):
+        return _download(spec, limits), spec
+    path = Path(spec)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise OpenApiError(f"{spec}: cannot read the OpenAPI document ({exc.strerror})") from None
+    if size > limits.document_bytes:
+        raise OpenApiError(_too_large(spec, limits))
+    with path.open("rb") as handle:
+        data = handle.read(limits.document_bytes + 1)
+    if len(data) > limits.document_bytes:
+        raise OpenApiError(_too_large(spec, limits))
+    return _decode(data, spec), spec
+
+
+def _too_large(spec: str, limits: ImportLimits) -> str:
+    return f"{spec}: the OpenAPI document is larger than {limits.document_bytes} bytes (the import limit)"
+
+
+def _download(url: str, limits: ImportLimits) -> str:
+    deadline = time.monotonic() + limits.fetch_seconds
+    request = urllib.request.Request(url, headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"})
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with urllib.request.urlopen(request, timeout=limits.fetch_seconds) as answer:  # noqa: S310 (http(s) only)
+            declared = answer.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > limits.document_bytes:
+                raise OpenApiError(_too_large(url, limits))
+            while chunk := answer.read(65536):
+                total += len(chunk)
+                if total > limits.document_bytes:
+                    raise OpenApiError(_too_large(url, limits))
+                if time.monotonic() > deadline:
+                    raise OpenApiError(f"{url}: the download took longer than {limits.fetch_seconds:g} s")
+                chunks.append(chunk)
+    except urllib.error.HTTPError as exc:
+        raise OpenApiError(f"{url}: the server answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OpenApiError(f"{url}: cannot download the OpenAPI document ({reason})") from None
+    return _decode(b"".join(chunks), url)
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise OpenApiError(f"{name}: the OpenAPI document is not UTF-8 (byte {exc.start})") from None
+
+
+def parse_document(text: str, name: str, limits: ImportLimits) -> dict[str, Any]:
+    """JSON or YAML into data; a document that is neither, or not an object, is an OpenApiError."""
+    data: Any
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise OpenApiError(f"{name}: not valid JSON ({exc})") from None
+    else:
+        try:
+            data = parse_yaml(text, name, ReadLimits(file_bytes=limits.document_bytes))
+        except CapabilityError as exc:
+            raise OpenApiError(f"{name}: not valid YAML: {exc.problems[0]}") from None
+    if not isinstance(data, dict):
+        raise OpenApiError(f"{name}: an OpenAPI document is a mapping at the top")
+    if not any(key in data for key in ("openapi", "swagger")):
+        raise OpenApiError(f"{name}: neither `openapi` nor `swagger` is set: not an OpenAPI document")
+    return data
+
+
+class Refs:
+    """Local `$ref`s (`#/...` JSON pointers) looked up in one document, with a depth bound and cycles stopped."""
+
+    def __init__(self, root: dict[str, Any], depth: int) -> None:
+        self.root = root
+        self.depth = depth
+
+    def follow(self, node: Any, seen: tuple[str, ...] = ()) -> tuple[Any, tuple[str, ...]]:
+        """The node a `$ref` chain ends at and the refs passed through; `{}` past the bound or at a cycle."""
+        while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+            ref = node["$ref"]
+            if ref in seen or len(seen) >= self.depth or not ref.startswith("#"):
+                return {}, seen
+            seen = (*seen, ref)
+            node = self._pointer(ref)
+        return node, seen
+
+    def _pointer(self, ref: str) -> Any:
+        node: Any = self.root
+        for raw in ref[1:].split("/")[1:]:
+            step = raw.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and step in node:
+                node = node[step]
+            elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+                node = node[int(step)]
+            else:
+                return {}
+        return node
