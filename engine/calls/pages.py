@@ -201,7 +201,8 @@ class PageWalk:
         page = self._first
         assert page is not None, "first() comes first"
         spec = self.pager.spec
-        seen: set[str] = set()
+        first = self._first_token()
+        seen: set[str] = set() if first is None else {first}  # a cursor naming the first page again is a loop
         position = self.params.get(spec.parameter or "", spec.first) if spec.type in ("page", "offset") else 0
         while True:
             self.pages += 1
@@ -262,7 +263,7 @@ class PageWalk:
         return number + step, str(number + step)
 
     def _unseen(self, token: str, seen: set[str]) -> tuple[str, str] | None:
-        if token in seen or (not seen and self._first_token() == token):
+        if token in seen:
             log.warning(
                 "%s: the upstream named the same next page twice (%s); stopping after page %d",
                 self.pager.operation.key,
@@ -275,6 +276,8 @@ class PageWalk:
         return token, token
 
     def _first_token(self) -> str | None:
+        if self.pager.spec.type != "cursor":
+            return None
         value = self.params.get(self.pager.spec.parameter or "")
         return None if value is None else str(value)
 
