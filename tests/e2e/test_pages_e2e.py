@@ -98,6 +98,7 @@ OPERATIONS = {
     "offset": "type: offset\n  parameter: offset\n  sizeParameter: limit\n  pageSize: 3",
     "v1/items": "type: link",
     "cross": "type: link",
+    "missing": "type: link",
 }
 PARAMS = {"cursor": ["cursor"], "endless": ["cursor"], "loop": ["cursor"], "gated": ["cursor"]}
 PARAMS.update({"failing": ["cursor"], "page": ["page", "size"], "offset": ["offset", "limit"]})
@@ -217,6 +218,15 @@ def test_without_asking_one_page_is_fetched(served: tuple[dict[str, str], Paging
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/json")
     assert answer.json()["results"] == ITEMS[:3]
     assert upstream.count("/api/cursor") - before == 1
+    assert _get(served, "cursor", allPages="false").json()["results"] == ITEMS[:3]
+    assert _get(served, "cursor", allPages="false", maxPages="3").json()["results"] == ITEMS[:3]
+    assert upstream.count("/api/cursor") - before == 3
+
+
+def test_a_first_page_failure_answers_as_one_call_would(served: tuple[dict[str, str], PagingUpstream]) -> None:
+    single, every = _get(served, "missing"), _get(served, "missing", allPages="true")
+    assert single.status_code >= 400 and every.status_code == single.status_code
+    assert every.headers["content-type"] == single.headers["content-type"] and every.json() == single.json()
 
 
 def test_first_line_arrives_before_the_last_page_is_served(served: tuple[dict[str, str], PagingUpstream]) -> None:
