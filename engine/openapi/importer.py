@@ -64,9 +64,11 @@ def convert(
     return _Converter(document, source, namespace, limits).run()
 
 
-def kebab(text: str) -> str:
-    """`listPets`, `List Pets`, `list_pets` → `list-pets`: the identifiers a capability file uses."""
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", text)
+def kebab(text: str, split_words: bool = True) -> str:
+    """`listPets`, `List Pets`, `list_pets` → `list-pets`: the identifiers a capability file uses.
+    Titles keep their words whole (`PostHog Tasks` → `posthog-tasks`): `split_words=False`."""
+    if split_words:
+        text = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", text)
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
@@ -80,7 +82,9 @@ class _Converter:
         self.swagger2 = str(document.get("swagger", "")).startswith("2")
         info = document.get("info") if isinstance(document.get("info"), dict) else {}
         self.info: dict[str, Any] = info or {}
-        self.namespace = kebab(namespace) if namespace else kebab(str(self.info.get("title") or "")) or "api"
+        self.namespace = (
+            kebab(namespace) if namespace else kebab(str(self.info.get("title") or ""), split_words=False) or "api"
+        )
         if namespace and self.namespace != namespace:
             raise OpenApiError(
                 f"--namespace {namespace!r}: a namespace is letters, digits and '-' (e.g. {kebab(namespace)!r})"
@@ -152,6 +156,7 @@ class _Converter:
         rest: list[dict[str, Any]] = []
         tools: list[dict[str, Any]] = []
         resource_names: set[str] = set()
+        rest_paths: set[str] = set()
         paths = self.doc.get("paths") if isinstance(self.doc.get("paths"), dict) else {}
         for path, raw_item in (paths or {}).items():
             item, _ = self.refs.follow(raw_item)
@@ -174,7 +179,10 @@ class _Converter:
                 continue
             name = _unique(kebab(path) or "root", resource_names)
             resources.append({"name": name, "path": _template_path(str(path)), "operations": consumed_ops})
-            rest.append({"path": str(path), "name": name, "operations": rest_ops})
+            exposed_path = str(path).rstrip("/") or "/"
+            exposed_path = exposed_path if exposed_path not in rest_paths else str(path)  # `/a` and `/a/` both
+            rest_paths.add(exposed_path)
+            rest.append({"path": exposed_path, "name": name, "operations": rest_ops})
         return resources, rest, tools
 
     def _operation(
