@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..calls.shapes import answer_shape
 from ..spec.model import (
+    GREEDY_VARIABLE,
     PATH_VARIABLE,
     Authentication,
     Capability,
     ExposedOperation,
     ExposedResource,
+    Forward,
     InputParameter,
     RestExposes,
     path_segments,
@@ -33,8 +35,10 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 OPENAPI_VERSION = "3.1.0"
+_FORWARDED = ("get", "post", "put", "patch", "delete")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PARAMETER_PLACES = frozenset({"query", "header", "cookie", "path"})
+_PLAIN_KEY = re.compile(r"[A-Za-z_][\w-]*")
 _JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "object", "array", "null"})
 _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -118,8 +122,8 @@ class _Builder:
     error_codes: set[str] = field(default_factory=set)
 
     def add_resource(self, resource: ExposedResource) -> None:
-        if not resource.operations:
-            return  # a forward-only resource: any method, any rest of the path, not describable as one route
+        if not resource.operations and resource.forward is None:
+            return
         path, variables = _openapi_path(resource.path)
         tag = resource.name or resource.label or path
         entry: dict[str, Any] = {"name": tag}
@@ -132,6 +136,42 @@ class _Builder:
             if method in item:
                 continue  # the router keeps the first of two equal routes; so does the document
             item[method] = self._operation(resource, operation, path, variables, tag)
+        if resource.forward is not None:
+            for method in _FORWARDED:
+                if method not in item:
+                    item[method] = self._forwarded(resource.forward, method, path, variables, tag)
+
+    def _forwarded(self, forward: Forward, method: str, path: str, variables: list[str], tag: str) -> dict[str, Any]:
+        """A forward route's method: the rest of the path, the query and the body go on; the answer passes back."""
+        parameters = [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                **({"description": "The rest of the path (it may hold `/`)."} if name == GREEDY_VARIABLE else {}),
+            }
+            for name in variables
+        ]
+        result: dict[str, Any] = {
+            "operationId": self._unique(f"forward_{method}_{_slug(path)}"),
+            "tags": [tag],
+            "summary": f"Forwarded to {forward.target_namespace}",
+            "description": (
+                f"The rest of the path, the query and the body go to `{forward.target_namespace}`, with its own "
+                "credentials; only its trusted headers pass. Its answer passes through."
+            ),
+            "parameters": parameters,
+            "responses": {"2XX": {"description": "The target's answer, passed through.", "content": {"*/*": {}}}},
+        }
+        if not parameters:
+            del result["parameters"]
+        codes = ["502", "504"]
+        if method.upper() in _BODY_METHODS:
+            result["requestBody"] = {"required": False, "content": {"*/*": {}}}
+            codes.append("413")
+        self._errors(result["responses"], codes)
+        return result
 
     def _operation(
         self, resource: ExposedResource, operation: ExposedOperation, path: str, variables: list[str], tag: str
@@ -157,7 +197,10 @@ class _Builder:
         return result
 
     def _operation_id(self, operation: ExposedOperation, path: str) -> str:
-        base = operation.name or f"{operation.method.lower()}_{_slug(path)}"
+        return self._unique(operation.name or f"{operation.method.lower()}_{_slug(path)}")
+
+    def _unique(self, base: str) -> str:
+        """`base`, or `base_2`, `base_3`...: operation ids unique in declaration order, so stable across exports."""
         candidate, n = base, 2
         while candidate in self.operation_ids:
             candidate, n = f"{base}_{n}", n + 1
@@ -173,14 +216,17 @@ class _Builder:
         codes = ["400", "502", "504"]
         if has_body:
             codes.append("413")
-        if self.exposes.authentication is not None:
-            codes.append("401")
-            if self.exposes.authentication.type == "oauth2":
-                codes.append("403")
+        self._errors(responses, codes)
+        return responses
+
+    def _errors(self, responses: dict[str, Any], codes: list[str]) -> None:
+        """The JSON error answers an operation may get, plus the block's 401/403, as references."""
+        auth = self.exposes.authentication
+        if auth is not None:
+            codes = [*codes, "401", *(["403"] if auth.type == "oauth2" else [])]
         for code in sorted(codes):
             self.error_codes.add(code)
             responses[code] = {"$ref": f"#/components/responses/{_ERRORS[code][0]}"}
-        return responses
 
 
 class _Inputs:
@@ -188,7 +234,7 @@ class _Inputs:
 
     def __init__(self, variables: list[str]) -> None:
         self.params: dict[tuple[str, str], dict[str, Any]] = {}
-        self.body_fields: dict[str, tuple[dict[str, Any], bool]] = {}
+        self.body_fields: dict[tuple[str, ...], tuple[dict[str, Any], bool]] = {}  # a path into the body
         self.whole_body: tuple[dict[str, Any], bool] | None = None
         self.names: set[str] = set()
         for name in variables:
@@ -201,7 +247,7 @@ class _Inputs:
             return
         schema = _schema(param)
         if param.in_ == "body":
-            self._body(param.name, schema, param.required, param.description)
+            self._body(_body_path(param), schema, param.required, param.description)
         elif param.in_ in _PARAMETER_PLACES:
             self._add(param.in_, param.name, schema, param.description, param.required or param.in_ == "path")
 
@@ -220,7 +266,7 @@ class _Inputs:
                 continue
             schema = _schema(param)
             if param.in_ == "body" or name == "body":
-                self._body(name, schema, param.required, param.description)
+                self._body((name,), schema, param.required, param.description)
             elif param.in_ in ("query", "path", "header", "cookie"):
                 # the REST adapter hands every query variable to the call, so an undeclared input arrives there
                 self._add("query", name, schema, param.description, param.required)
@@ -241,14 +287,18 @@ class _Inputs:
             entry["description"] = description
         self.params[key] = entry
 
-    def _body(self, name: str, schema: dict[str, Any], required: bool, description: str | None) -> None:
+    def _body(self, path: tuple[str, ...], schema: dict[str, Any], required: bool, description: str | None) -> None:
+        """A value read from the body: `body` itself is all of it, `$.user.id` a nested field, `()` unknown."""
         if description:
             schema = {**schema, "description": description}
-        self.names.add(_norm(name))
-        if name == "body":
+        if path:
+            self.names.add(_norm(path[0]))
+        if path == ("body",):
             self.whole_body = (schema, required)
+        elif not path:
+            self.whole_body = self.whole_body or ({"type": "object"}, required)
         else:
-            self.body_fields[name] = (schema, required)
+            self.body_fields[path] = (schema, required)
 
     def parameters(self) -> list[dict[str, Any]]:
         return list(self.params.values())
@@ -259,13 +309,32 @@ class _Inputs:
         if self.whole_body is not None and not self.body_fields:
             schema, required = self.whole_body
         else:
-            properties = {name: s for name, (s, _) in self.body_fields.items()}
-            schema = {"type": "object", "properties": properties}
-            needed = [name for name, (_, r) in self.body_fields.items() if r]
-            if needed:
-                schema["required"] = needed
-            required = bool(needed)
+            schema = {"type": "object", "properties": {}}
+            for path, (field_schema, needed) in self.body_fields.items():
+                _place(schema, path, field_schema, needed)
+            required = "required" in schema
         return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _body_path(param: InputParameter) -> tuple[str, ...]:
+    """Where a body input is read: its own name, or a plain `$.a.b` JSONPath; `()` for any other JSONPath."""
+    value = param.value
+    if not isinstance(value, str):
+        return (param.name,)
+    parts = value[2:].split(".") if value.startswith("$.") else []
+    return tuple(parts) if parts and all(_PLAIN_KEY.fullmatch(p) for p in parts) else ()
+
+
+def _place(schema: dict[str, Any], path: tuple[str, ...], leaf: dict[str, Any], required: bool) -> None:
+    """Put `leaf` at `path` inside an object schema, creating the objects on the way."""
+    node = schema
+    for index, key in enumerate(path):
+        if required and key not in node.get("required", []):
+            node.setdefault("required", []).append(key)
+        if index == len(path) - 1:
+            node["properties"][key] = leaf
+        else:
+            node = node["properties"].setdefault(key, {"type": "object", "properties": {}})
 
 
 def _answer_content(call: ExposedCall, operation: ExposedOperation) -> dict[str, Any]:
