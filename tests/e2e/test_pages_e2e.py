@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ class PagingUpstream:
 
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)
+    dropped: int = 0  # page requests whose connection naftiko closed before they were answered
     url: str = ""
 
     def count(self, path: str) -> int:
@@ -42,6 +44,10 @@ class PagingUpstream:
         path = scope["path"]
         query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
         self.seen.append((path, query))
+        if path == "/api/held" and query.get("cursor") == "2":  # answers only when naftiko lets go of it
+            message = await asyncio.wait_for(receive(), 10)
+            self.dropped += message["type"] == "http.disconnect"
+            return
         status, body, headers = await self._answer(path, query)
         raw = json.dumps(body).encode()
         head = [(b"content-type", b"application/json"), *((k.encode(), v.encode()) for k, v in headers.items())]
@@ -62,6 +68,8 @@ class PagingUpstream:
             if q.get("cursor") == "2":
                 await asyncio.to_thread(self.gate.wait, 10)
                 return 200, {"results": [{"id": 2}], "next": None}, {}
+            return 200, {"results": [{"id": 1}], "next": "2"}, {}
+        if path == "/api/held":
             return 200, {"results": [{"id": 1}], "next": "2"}, {}
         if path == "/api/failing":  # the second page fails
             if q.get("cursor") == "2":
@@ -94,6 +102,7 @@ OPERATIONS = {
     "loop": CURSOR,
     "gated": CURSOR,
     "failing": CURSOR,
+    "held": CURSOR,
     "page": "type: page\n  items: $.data\n  parameter: page\n  sizeParameter: size\n  pageSize: 3\n  total: $.count",
     "offset": "type: offset\n  parameter: offset\n  sizeParameter: limit\n  pageSize: 3",
     "v1/items": "type: link",
@@ -101,7 +110,7 @@ OPERATIONS = {
     "missing": "type: link",
 }
 PARAMS = {"cursor": ["cursor"], "endless": ["cursor"], "loop": ["cursor"], "gated": ["cursor"]}
-PARAMS.update({"failing": ["cursor"], "page": ["page", "size"], "offset": ["offset", "limit"]})
+PARAMS.update({"failing": ["cursor"], "held": ["cursor"], "page": ["page", "size"], "offset": ["offset", "limit"]})
 
 
 def _name(path: str) -> str:
@@ -239,6 +248,17 @@ def test_first_line_arrives_before_the_last_page_is_served(served: tuple[dict[st
         assert not upstream.gate.is_set()
         upstream.gate.set()
         assert [json.loads(line) for line in lines if line] == [{"id": 2}]
+
+
+def test_a_caller_going_away_releases_the_page_in_flight(served: tuple[dict[str, str], PagingUpstream]) -> None:
+    upstream = served[1]
+    with httpx.stream("GET", f"{served[0]['pages-rest']}/held", params={"allPages": "true"}, timeout=15) as answer:
+        assert json.loads(next(answer.iter_lines())) == {"id": 1}
+    deadline = time.monotonic() + 5
+    while upstream.dropped == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.dropped == 1, "the second page's upstream request was left open"
+    assert _lines(_get(served, "cursor", allPages="true")) == ITEMS
 
 
 def test_max_pages_asked_and_caps_declared(served: tuple[dict[str, str], PagingUpstream]) -> None:
