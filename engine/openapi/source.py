@@ -9,10 +9,12 @@ parsed with the capability reader's bounds (depth, aliases), and `$ref` chains a
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,36 @@ class ImportLimits:
     """How long a download may take in all (connect, and every read)."""
     ref_depth: int = 32
     """How many `$ref`s one schema may pass through, nested or chained; deeper ones are left open."""
+
+    @classmethod
+    def from_options(
+        cls, environ: Mapping[str, str], size: str | None = None, seconds: float | None = None
+    ) -> ImportLimits:
+        """The command line's limits: a flag, else `NAFTIKO_IMPORT_MAX_SIZE` / `NAFTIKO_IMPORT_TIMEOUT`, else
+        the defaults."""
+        size = size or environ.get("NAFTIKO_IMPORT_MAX_SIZE")
+        raw_seconds = environ.get("NAFTIKO_IMPORT_TIMEOUT")
+        limits = cls()
+        if size:
+            limits = replace(limits, document_bytes=_size(size))
+        if seconds is None and raw_seconds:
+            try:
+                seconds = float(raw_seconds)
+            except ValueError:
+                raise OpenApiError(f"NAFTIKO_IMPORT_TIMEOUT expects seconds; got {raw_seconds!r}") from None
+        if seconds is not None:
+            if not seconds > 0:
+                raise OpenApiError(f"the import timeout must be positive; got {seconds:g}")
+            limits = replace(limits, fetch_seconds=seconds)
+        return limits
+
+
+def _size(raw: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", raw, re.IGNORECASE)
+    if match is None or int(match.group(1)) == 0:
+        raise OpenApiError(f"the import size limit expects a positive number, optionally with K, M or G; got {raw!r}")
+    power: int = " KMG".index(match.group(2).upper() or " ")
+    return int(match.group(1)) * 1024**power
 
 
 def read_source(spec: str, limits: ImportLimits) -> tuple[str, str]:
