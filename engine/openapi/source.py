@@ -22,6 +22,7 @@ from ..errors import CapabilityError, OpenApiError
 from ..spec.reading import ReadLimits, parse_yaml
 
 _MiB = 1024 * 1024
+_UNITS = {"": 1, "K": 1024, "M": _MiB, "G": 1024 * _MiB}
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,7 @@ def _size(raw: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", raw, re.IGNORECASE)
     if match is None or int(match.group(1)) == 0:
         raise OpenApiError(f"the import size limit expects a positive number, optionally with K, M or G; got {raw!r}")
-    power: int = " KMG".index(match.group(2).upper() or " ")
-    return int(match.group(1)) * 1024**power
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
 def read_source(spec: str, limits: ImportLimits) -> tuple[str, str]:
