@@ -184,9 +184,10 @@ class _Builder:
         result: dict[str, Any] = {"operationId": self._operation_id(operation, path), "tags": [tag]}
         if operation.label:
             result["summary"] = operation.label
-        if operation.description:
-            result["description"] = operation.description
-            result.setdefault("summary", operation.description.split(". ")[0][:120])
+        description = operation.description or (call.function.description if call.function is not None else None)
+        if description:  # a `ref` inherits its function's description, as MCP tools do
+            result["description"] = description
+            result.setdefault("summary", description.split(". ")[0][:120])
         result["parameters"] = inputs.parameters()
         body = inputs.request_body()
         if body is not None:
@@ -252,7 +253,16 @@ class _Inputs:
             self._add(param.in_, param.name, schema, param.description, param.required or param.in_ == "path")
 
     def consumed(self, call: ExposedCall) -> None:
-        """What the consumed operation takes from the caller: through a `with` reference or by its own name."""
+        """What the consumed operation takes from the caller: through a `with` reference or by its own name.
+
+        A `ref` to an aggregate function takes the function's declared inputs, then what its own call takes."""
+        if call.delegate is not None:
+            if call.function is not None:
+                for tool_param in call.function.input_parameters:
+                    schema = {"type": tool_param.type if tool_param.type in _JSON_TYPES else "string"}
+                    self._add("query", tool_param.name, schema, tool_param.description, tool_param.required)
+            self.consumed(call.delegate)
+            return
         operation = call.operation
         if operation is None:
             return

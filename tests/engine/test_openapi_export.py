@@ -292,3 +292,38 @@ def test_oauth2_is_a_bearer_jwt_naming_its_issuer_and_scopes(tmp_path: Path) -> 
     assert "https://issuer.example" in scheme["description"]
     assert document["security"] == [{"oauth2": ["read"]}]
     assert {"401", "403"} <= set(document["paths"]["/x"]["get"]["responses"])
+
+
+REF = """
+naftiko: 1.0.0-alpha2
+capability:
+  aggregates:
+    - label: Greetings
+      namespace: greetings
+      functions:
+        - name: greet
+          description: Say hello. Politely.
+          inputParameters:
+            - {name: who, type: string, required: true, description: Whom to greet.}
+          outputParameters:
+            - {name: text, type: string, value: "Hello, {{who}}"}
+  exposes:
+    - type: rest
+      namespace: greet-rest
+      port: 8125
+      resources:
+        - path: /greet
+          operations:
+            - {method: GET, ref: greetings.greet}
+"""
+
+
+def test_a_ref_takes_its_functions_inputs_description_and_answer(tmp_path: Path) -> None:
+    operation = _one(tmp_path, REF)["paths"]["/greet"]["get"]
+    assert operation["description"] == "Say hello. Politely." and operation["summary"] == "Say hello"
+    assert operation["parameters"] == [
+        {"name": "who", "in": "query", "required": True, "schema": {"type": "string"}, "description": "Whom to greet."}
+    ]
+    schema = operation["responses"]["2XX"]["content"]["application/json"]["schema"]
+    jsonschema.validate({"text": "Hello, ada"}, schema)
+    assert schema["properties"]["text"]["type"] == "string"
