@@ -15,6 +15,7 @@ from naftiko.engine import CapabilityError, Runtime, export_openapi, load_capabi
 from tests.support import SEED, SHARED
 
 FIXTURES = SHARED / "spec" / "fixtures"
+IKANOS = SHARED / "spec" / "ikanos" / "fixtures"
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
@@ -70,13 +71,13 @@ def test_the_seed_exports_a_valid_document_with_its_routes_parameters_and_bodies
     assert "security" not in document
 
 
-def _fixture_files() -> list[Path]:
-    if not FIXTURES.is_dir():
-        return []
-    return sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".yaml", ".yml") and "openapi" not in p.parts)
+def _fixture_files(*folders: Path) -> list[Path]:
+    """The capability files of the shared fixtures (alpha2/alpha3 and Ikanos beta5), OpenAPI inputs left out."""
+    found = [p for folder in folders if folder.is_dir() for p in folder.rglob("*")]
+    return sorted(p for p in found if p.suffix in (".yaml", ".yml") and "openapi" not in p.parts)
 
 
-@pytest.mark.parametrize("path", _fixture_files(), ids=lambda p: str(p.relative_to(FIXTURES)))
+@pytest.mark.parametrize("path", _fixture_files(FIXTURES, IKANOS), ids=lambda p: str(p.relative_to(SHARED / "spec")))
 def test_every_loadable_shared_fixture_with_a_rest_block_exports_a_valid_document(path: Path) -> None:
     try:
         documents = _documents(path)
@@ -90,7 +91,7 @@ def test_every_loadable_shared_fixture_with_a_rest_block_exports_a_valid_documen
 
 
 def test_shared_fixtures_are_there_or_skipped() -> None:
-    files = _fixture_files()
+    files = _fixture_files(FIXTURES)
     if not files:
         pytest.skip(f"{FIXTURES} is absent")
     exported = 0
