@@ -88,13 +88,24 @@ def _too_large(spec: str, limits: ImportLimits) -> str:
     return f"{spec}: the OpenAPI document is larger than {limits.document_bytes} bytes (the import limit)"
 
 
+class _HttpRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects followed only to http(s) URLs (urllib would also follow one to ftp)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if not newurl.startswith(("http://", "https://")):
+            raise OpenApiError(f"{req.full_url}: redirected to {newurl!r}, which is not an http(s) URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _download(url: str, limits: ImportLimits) -> str:
+    """The document at `url`: proxies from the environment as urllib reads them, redirects to http(s) only."""
     deadline = time.monotonic() + limits.fetch_seconds
     request = urllib.request.Request(url, headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"})
+    opener = urllib.request.build_opener(_HttpRedirects())
     chunks: list[bytes] = []
     total = 0
     try:
-        with urllib.request.urlopen(request, timeout=limits.fetch_seconds) as answer:  # noqa: S310 (http(s) only)
+        with opener.open(request, timeout=limits.fetch_seconds) as answer:
             declared = answer.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > limits.document_bytes:
                 raise OpenApiError(_too_large(url, limits))

@@ -29,8 +29,8 @@ def documents(routes: dict[str, tuple[bytes, dict[str, str]]]) -> Callable[..., 
             return
         await read_body(receive)
         body, headers = routes.get(scope["path"], (b"not found", {}))
-        status = 200 if scope["path"] in routes else 404
-        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+        status = int(headers.get(":status", "200")) if scope["path"] in routes else 404
+        raw = [(k.encode(), v.encode()) for k, v in headers.items() if not k.startswith(":")]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         if headers.get("transfer-encoding") == "chunked" or "content-length" not in headers:
             for start in range(0, len(body), 1 << 20):  # streamed without a declared length
@@ -55,6 +55,8 @@ def served_document() -> Iterator[str]:
         "/openapi.yaml": (text, {"content-type": "application/yaml", "content-length": str(len(text))}),
         "/big.yaml": (big, {"content-type": "application/yaml", "content-length": str(len(big))}),
         "/big-streamed.yaml": (big, {"content-type": "application/yaml"}),
+        "/moved": (b"", {":status": "302", "location": "/openapi.yaml", "content-length": "0"}),
+        "/to-ftp": (b"", {":status": "302", "location": "ftp://127.0.0.1/openapi.yaml", "content-length": "0"}),
     }
     with ThreadedServer(documents(routes)) as url:
         yield url
@@ -139,3 +141,14 @@ def test_default_output_file_is_never_overwritten(tmp_path: Path) -> None:
     again = naftiko_cli("import", "openapi", str(POSTHOG), cwd=tmp_path)
     assert again.returncode == 2
     assert "posthog-tasks.yaml exists" in again.stderr
+
+
+def test_redirects_are_followed_to_http_only(served_document: str) -> None:
+    moved = naftiko_cli("import", "openapi", f"{served_document}/moved", "-o", "-")
+    assert moved.returncode == 0, moved.stderr
+    assert "namespace: posthog-tasks" in moved.stdout
+    ftp = naftiko_cli("import", "openapi", f"{served_document}/to-ftp", "-o", "-")
+    assert (ftp.returncode, ftp.stderr.strip()) == (
+        1,
+        f"naftiko: {served_document}/to-ftp: redirected to 'ftp://127.0.0.1/openapi.yaml', which is not an http(s) URL",
+    )

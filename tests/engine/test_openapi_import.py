@@ -232,3 +232,41 @@ def test_bad_documents_are_clear_errors(tmp_path: Path) -> None:
         import_openapi(str(tmp_path / "missing.yaml"))
     with pytest.raises(OpenApiError, match="no operation"):
         convert(doc(paths={}), "t")
+
+
+@pytest.mark.anyio
+async def test_imported_header_path_and_body_reach_the_upstream(tmp_path: Path, upstream) -> None:
+    paths = {
+        "/items/{item_id}": {
+            "put": {
+                "operationId": "putItem",
+                "parameters": [
+                    {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "X-Request-Id", "in": "header", "schema": {"type": "string"}},
+                    {"name": "dry_run", "in": "query", "schema": {"type": "boolean"}},
+                ],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"size": {"type": "integer"}, "tag": {}}}
+                        }
+                    }
+                },
+                "responses": {"200": {"content": {"application/json": {"schema": {"type": "object"}}}}},
+            }
+        }
+    }
+    keyed = {"components": {"securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}}}
+    imported = convert(doc(paths=paths, **keyed), "inline")
+    path = tmp_path / "inline.yaml"
+    path.write_text(imported.yaml())
+    runtime = Runtime.load(path, base_uris={"t": upstream.url}, environ={"API_KEY": "k-1"})
+    async with runtime:
+        status, _ = await runtime.call(
+            "t.put-item", {"item_id": "a b", "X-Request-Id": "r-9", "dry_run": True, "size": 3, "tag": "x"}
+        )
+    assert status == 200
+    seen = upstream.last
+    assert (seen.method, seen.path, seen.query) == ("PUT", "/items/a%20b", "dry_run=true")
+    assert (seen.headers["x-request-id"], seen.headers["x-api-key"]) == ("r-9", "k-1")
+    assert seen.json == {"size": 3, "tag": "x"}
