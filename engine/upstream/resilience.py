@@ -277,6 +277,17 @@ class Resilient:
         self.namespace, self.default, self.operations = namespace, default, dict(operations)
         self.breaker, self.bulkhead, self.connect = breaker, bulkhead, connect
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self.counts: dict[tuple[str, str, str], int] = {}
+        """(operation, event, reason) -> how often: retries by cause, calls refused by why (read by metrics)."""
+
+    def _count(self, operation: str, event: str, reason: str) -> None:
+        key = (operation, event, reason)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    @property
+    def circuit(self) -> int | None:
+        """The breaker's state for a gauge: 0 closed, 1 half-open, 2 open; None without a breaker."""
+        return None if self.breaker is None else ("closed", "half-open", "open").index(self.breaker.state)
 
     @classmethod
     def build(cls, namespace: str, base: Settings | None, operations: Mapping[str, Settings]) -> Resilient:
@@ -305,7 +316,11 @@ class Resilient:
         policy = self.operations.get(operation, self.default)
         if self.bulkhead is None:
             return await self._attempts(operation, method, policy, attempt)
-        await self.bulkhead.acquire(operation)
+        try:
+            await self.bulkhead.acquire(operation)
+        except UpstreamUnavailable:
+            self._count(operation, "rejected", "bulkhead_full")
+            raise
         try:
             return await self._attempts(operation, method, policy, attempt)
         finally:
@@ -323,13 +338,17 @@ class Resilient:
             number += 1
             try:
                 answer = await self._one(operation, policy, attempt, deadline, loop.time())
-            except (UpstreamUnavailable, RequestError):
+            except UpstreamUnavailable:
+                self._count(operation, "rejected", "circuit_open")
+                raise
+            except RequestError:
                 raise
             except UpstreamError as exc:
                 acted = not isinstance(exc.__context__, ConnectFailure)  # client.py raises `from None`: context kept
                 wait = self._wait(retry, number, tries, deadline, loop.time(), None)
                 if wait is None or (acted and not safe):
                     raise
+                self._count(operation, "retry", "timeout" if isinstance(exc, UpstreamTimeout) else "transport")
                 log.info(
                     "upstream %s (%s): attempt %d failed (%s); retry in %.3fs",
                     self.namespace,
@@ -348,6 +367,7 @@ class Resilient:
             if wait is None:
                 return answer
             answer.close()
+            self._count(operation, "retry", str(status))
             log.info(
                 "upstream %s (%s): attempt %d answered %d; retry in %.3fs",
                 self.namespace,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from mcp import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import NaftikoProcess, ThreadedServer, read_body
 
@@ -89,6 +91,8 @@ capability:
         - name: state
           description: the fragile upstream's state
           call: fragile.state
+    - type: control
+      port: 9332
   consumes:
     - type: http
       namespace: up
@@ -119,14 +123,27 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     path: Path = tmp_path_factory.mktemp("resilience") / "resilience.yaml"
     path.write_text(CAPABILITY)
     with ThreadedServer(upstream) as url:
-        args = [str(path), "--port", "res-rest=0", "--port", "res-mcp=0"]
+        args = [str(path), "--port", "res-rest=0", "--port", "res-mcp=0", "--port", "control=0"]
         for namespace in ("up", "fragile", "narrow"):
             args += ["--base-uri", f"{namespace}={url}/api"]
         process = NaftikoProcess(args)
         try:
-            yield process.wait_for("res-rest", "res-mcp"), upstream
+            urls = process.wait_for("res-rest", "res-mcp")
+            yield {**urls, "control": _control_url(process)}, upstream
         finally:
             process.stop()
+
+
+def _control_url(process: NaftikoProcess, timeout: float = 15) -> str:
+    """The control listener's URL from its log line (`CONTROL control: ... at http://...`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(process.log):
+            match = re.search(r"CONTROL (\S+): .* at (http://\S+)", line)
+            if match:
+                return match.group(2)
+        time.sleep(0.02)
+    raise RuntimeError("no control listener:\n" + "\n".join(process.log))
 
 
 def _get(served: Served, route: str) -> httpx.Response:
@@ -223,3 +240,31 @@ async def test_the_bulkhead_refuses_calls_past_its_size(served: Served) -> None:
     refused = next(a for a in answers if a.status_code == 503)
     assert "bulkhead" in refused.text and "narrow" in refused.text
     assert upstream.count("/api/slow") - before == 1
+
+
+def _metric(served: Served, name: str, **labels: str) -> float:
+    text = httpx.get(f"{served[0]['control']}/metrics", timeout=15).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_metrics_count_retries_refusals_and_show_the_circuit(served: Served) -> None:
+    upstream = served[1]
+    retried = _metric(served, "naftiko_upstream_retries_total", naftiko_namespace="up", reason="503")
+    upstream.fail["/api/flaky"] = 1
+    assert _get(served, "up/flaky").status_code == 200
+    assert _metric(served, "naftiko_upstream_retries_total", naftiko_namespace="up", reason="503") == retried + 1
+    _reset(served)
+    assert _metric(served, "naftiko_circuit_state", naftiko_namespace="fragile") == 0
+    _trip(served)
+    assert _metric(served, "naftiko_circuit_state", naftiko_namespace="fragile") == 2
+    refused = _metric(served, "naftiko_upstream_rejected_total", naftiko_namespace="fragile", reason="circuit_open")
+    assert _get(served, "fragile/state").status_code == 503
+    after = _metric(served, "naftiko_upstream_rejected_total", naftiko_namespace="fragile", reason="circuit_open")
+    assert after == refused + 1
+    assert _metric(served, "naftiko_circuit_state", naftiko_namespace="narrow") == 0  # no breaker: no series
+    _reset(served)
