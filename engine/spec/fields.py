@@ -18,12 +18,22 @@ from ..errors import Location, Problem
 
 T = TypeVar("T")
 
+IKANOS_SPELLINGS = {"label": "display", "functions": "flows", "targetName": "target"}
+"""Keys Ikanos 1.0.0-beta5 renamed: the builders ask for the alpha2 name, an Ikanos file is read under its own."""
+
 
 class Context:
-    """Collects problems and warnings for one file while it is read."""
+    """Collects problems and warnings for one file while it is read, in the file's dialect.
 
-    def __init__(self, file: str) -> None:
+    An Ikanos file (`ikanos:` at the root) spells some keys its own way (`IKANOS_SPELLINGS`) and may
+    write a list of named entries as a map keyed by the name; only that dialect accepts either, so a
+    Naftiko file that says `display:` still gets its unknown-key warning.
+    """
+
+    def __init__(self, file: str, dialect: str = "naftiko") -> None:
         self.file = file
+        self.dialect = dialect
+        self.spellings: dict[str, str] = IKANOS_SPELLINGS if dialect == "ikanos" else {}
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
 
@@ -40,8 +50,13 @@ class Map:
     def __init__(self, ctx: Context, data: dict[str, Any], path: str, where: Location) -> None:
         self.ctx, self.data, self.path, self.where = ctx, data, path, where
 
+    def spelled(self, key: str) -> str:
+        """`key` as this file's dialect writes it."""
+        return self.ctx.spellings.get(key, key)
+
     def loc(self, key: str, *, value: bool = False) -> Location:
         """Where `key` (or, with `value`, its value) was written."""
+        key = self.spelled(key)
         child = f"{self.path}.{key}" if self.path else key
         try:
             # a MarkedMap or ruamel's CommentedMap; a plain dict has no `lc` and falls back below
@@ -52,15 +67,17 @@ class Map:
             return Location(self.ctx.file, self.where.line, self.where.column, child)
 
     def bad(self, key: str, message: str) -> None:
+        key = self.spelled(key)
         self.ctx.problem(self.loc(key, value=True), message)
 
     def has(self, key: str) -> bool:
-        return key in self.data
+        return self.spelled(key) in self.data
 
     def known(self, *keys: str) -> None:
         """Warn about keys this spec version does not define."""
+        spelled = {self.spelled(key) for key in keys}
         for key in self.data:
-            if key not in keys:
+            if key not in spelled:
                 self.ctx.warn(self.loc(key), f"unknown key '{key}' is ignored")
 
     def str(
@@ -72,6 +89,7 @@ class Map:
         default: str | None = None,
         hint: str = "",
     ) -> str | None:
+        key = self.spelled(key)
         if key not in self.data or self.data[key] is None:
             if required:
                 self.missing(key, hint or "a string")
@@ -88,6 +106,7 @@ class Map:
         return text
 
     def int(self, key: builtins.str, *, required: builtins.bool = False, low: int = 1, high: int = 65535) -> int | None:
+        key = self.spelled(key)
         value = self.data.get(key)
         if value is None:
             if required:
@@ -99,6 +118,7 @@ class Map:
         return value
 
     def bool(self, key: builtins.str, default: builtins.bool | None = None) -> bool | None:
+        key = self.spelled(key)
         value = self.data.get(key)
         if value is None:
             return default
@@ -108,6 +128,7 @@ class Map:
         return value
 
     def map(self, key: builtins.str, *, required: builtins.bool = False) -> Map | None:
+        key = self.spelled(key)
         value = self.data.get(key)
         if value is None:
             if required:
@@ -121,12 +142,18 @@ class Map:
     def items(
         self, key: builtins.str, build: Callable[[Map], T | None], *, required: builtins.bool = False
     ) -> tuple[T, ...]:
-        """Build each mapping of a list with `build`, skipping entries that had problems."""
+        """Build each mapping of a list with `build`, skipping entries that had problems.
+
+        In an Ikanos file the list may be a map of entries keyed by their `name`.
+        """
+        key = self.spelled(key)
         value = self.data.get(key)
         if value is None:
             if required:
                 self.missing(key, "a list")
             return ()
+        if isinstance(value, dict) and self.ctx.dialect == "ikanos":
+            return self._keyed(key, value, build)
         if not isinstance(value, list):
             self.bad(key, f"'{key}' must be a list; got {kind_of(value)}")
             return ()
@@ -142,11 +169,31 @@ class Map:
                 built.append(result)
         return tuple(built)
 
+    def _keyed(self, key: builtins.str, value: dict[Any, Any], build: Callable[[Map], T | None]) -> tuple[T, ...]:
+        """An Ikanos keyed map (`tools: {search: {...}}`): each entry built as a list item named by its key."""
+        built: list[T] = []
+        parent = self.loc(key)
+        for name, item in value.items():
+            where = value_loc(self.ctx.file, value, name, parent)
+            if not isinstance(item, dict):
+                self.ctx.problem(where, f"each entry of '{key}' must be a mapping; got {kind_of(item)}")
+                continue
+            if "name" in item and str(item["name"]) != str(name):
+                self.ctx.problem(where, f"entry '{name}' of '{key}' names itself '{item['name']}'; drop its 'name'")
+                continue
+            item.setdefault("name", str(name))  # positions of `name` fall back to the entry's own
+            result = build(Map(self.ctx, item, where.path, where))
+            if result is not None:
+                built.append(result)
+        return tuple(built)
+
     def plain(self, key: builtins.str, default: Any = None) -> Any:
+        key = self.spelled(key)
         return plain(self.data[key]) if key in self.data else default
 
     def missing(self, key: builtins.str, what: builtins.str) -> None:
         """Record that the required `key` (`what` it should be) is not there."""
+        key = self.spelled(key)
         self.ctx.problem(
             Location(self.ctx.file, self.where.line, self.where.column, f"{self.path}.{key}" if self.path else key),
             f"missing required key '{key}' ({what})",

@@ -33,7 +33,7 @@ def load(paths: Iterable[str | Path], limits: ReadLimits = READ_LIMITS) -> list[
     if not files:
         raise CapabilityError.at(
             Location(", ".join(str(p) for p in paths)),
-            "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:')",
+            "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:' or 'ikanos:')",
         )
     for file in files:
         try:
@@ -80,12 +80,12 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def is_capability_document(path: Path) -> bool:
-    """A folder member counts when its first key is `naftiko` and it has a `capability`."""
+    """A folder member counts when its first key is `naftiko` (or `ikanos`) and it has a `capability`."""
     try:
         data = read_document(path)
     except CapabilityError:
         return True  # let load_file report the syntax error with its position
-    return isinstance(data, dict) and next(iter(data), None) == "naftiko" and "capability" in data
+    return isinstance(data, dict) and next(iter(data), None) in DIALECTS and "capability" in data
 
 
 def load_file(path: str | Path, limits: ReadLimits = READ_LIMITS) -> spec.Capability:
@@ -96,7 +96,7 @@ def load_file(path: str | Path, limits: ReadLimits = READ_LIMITS) -> spec.Capabi
         raise CapabilityError.at(
             Location(file, 1, 1), "a capability file must be a YAML mapping that starts with 'naftiko:'"
         )
-    ctx = Context(file)
+    ctx = Context(file, dialect_of(data))
     capability = _capability(Map(ctx, data, "", Location(file, 1, 1)), file)
     if ctx.problems:
         raise CapabilityError(ctx.problems)
@@ -119,7 +119,7 @@ def _import(entry: spec.ConsumesImport, base: Path, limits: ReadLimits) -> spec.
     data = read_document(path, limits)
     if not isinstance(data, dict) or not isinstance(data.get("consumes"), list):
         raise CapabilityError.at(where, f"{path} is not a shared consumes file (it needs a top-level 'consumes' list)")
-    ctx = Context(str(path))
+    ctx = Context(str(path), dialect_of(data))
     entries = Map(ctx, data, "", Location(str(path), 1, 1)).items("consumes", consumes)
     if ctx.problems:
         raise CapabilityError(ctx.problems)
@@ -133,19 +133,22 @@ def _import(entry: spec.ConsumesImport, base: Path, limits: ReadLimits) -> spec.
     )
 
 
+DIALECTS = {"naftiko": "1.0.0-alpha", "ikanos": "1.0.0-beta"}
+"""The root key of each dialect read, and the version prefix it is read as (alpha2, beta5)."""
+
+
+def dialect_of(data: object) -> str:
+    """`ikanos` for a document whose root says `ikanos:` (and not `naftiko:`), else `naftiko`."""
+    return "ikanos" if isinstance(data, dict) and "ikanos" in data and "naftiko" not in data else "naftiko"
+
+
 def _capability(root: Map, path: str) -> spec.Capability:
-    if root.has("ikanos") and not root.has("naftiko"):
-        root.ctx.problem(
-            root.loc("ikanos"),
-            f"this is an Ikanos {root.data['ikanos']} file, the successor dialect"
-            " (keyed maps, 'display', 'flows'); naftiko reads Naftiko 1.0.0-alpha"
-            " files, which start with 'naftiko:'",
-        )
-        return spec.Capability(path=path, version="", where=root.where)
-    root.known("naftiko", "info", "binds", "capability", "consumes")
-    version = root.str("naftiko", required=True) or ""
-    if version and not version.startswith("1.0.0-alpha"):
-        root.ctx.warn(root.loc("naftiko"), f"spec version '{version}' is not 1.0.0-alpha*; reading it as 1.0.0-alpha2")
+    dialect = root.ctx.dialect
+    root.known(dialect, "info", "binds", "capability", "consumes")
+    version = root.str(dialect, required=True) or ""
+    if version and not version.startswith(DIALECTS[dialect]):
+        known = "1.0.0-alpha2" if dialect == "naftiko" else "1.0.0-beta5"
+        root.ctx.warn(root.loc(dialect), f"spec version '{version}' is not {DIALECTS[dialect]}*; reading it as {known}")
     info = root.map("info")
     body = root.map("capability")
     consumes_owner = body if body is not None else root
