@@ -187,13 +187,16 @@ class Breaker:
         if self.state == "closed":
             return False
         left = self._opened + self.open_for - self.clock()
-        if left > 0 or self._probing:
-            wait = max(left, 0.0) or self.open_for
+        if left > 0:
             raise UpstreamUnavailable(
                 self.namespace,
                 operation,
-                f"circuit open after {self.threshold} consecutive failures; retry in {wait:.0f}s",
-                retry_after=wait,
+                f"circuit open after {self.threshold} consecutive failures; retry in {max(1, round(left))}s",
+                retry_after=left,
+            )
+        if self._probing:
+            raise UpstreamUnavailable(
+                self.namespace, operation, "circuit half-open: one probe call is being tried; retry in a moment"
             )
         self._move("half-open")
         self._probing = True
@@ -307,10 +310,10 @@ class Resilient:
             base.connect_timeout if base is not None else None,
         )
 
-    @property
-    def read(self) -> float | None:
-        """The namespace's own read timeout, for its pool."""
-        return self.default.read
+    def read_bound(self, default: float) -> float:
+        """The pool's read timeout: the namespace's `read` (else `default`), raised to its slowest operation's."""
+        reads = [p.read for p in self.operations.values() if p.read is not None]
+        return max([self.default.read or default, *reads])
 
     async def call(self, operation: str, method: str, attempt: Callable[[], Awaitable[A]]) -> A:
         policy = self.operations.get(operation, self.default)

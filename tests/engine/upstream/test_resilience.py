@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import textwrap
+from dataclasses import replace
 from email.utils import format_datetime
 from datetime import datetime, UTC
 from pathlib import Path
@@ -94,8 +95,9 @@ def test_breaker_opens_fails_fast_probes_once_and_closes(caplog: pytest.LogCaptu
     clock.now += 6
     assert breaker.admit("up.op") is True  # the one probe
     assert breaker.state == "half-open"
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailable, match="one probe call is being tried") as waiting:
         breaker.admit("up.op")  # a second caller while the probe is out
+    assert waiting.value.retry_after is None
     breaker.succeeded()
     assert breaker.state == "closed" and breaker.admit("up.op") is False
     moves = [r.getMessage() for r in caplog.records if r.name == "naftiko.resilience"]
@@ -201,7 +203,7 @@ def test_a_block_is_read_merged_and_built(tmp_path: Path) -> None:
         """,
     )
     policy = runtime.upstreams["up"].resilience
-    assert policy is not None and policy.connect == 2.0 and policy.read == 1.5
+    assert policy is not None and policy.connect == 2.0 and policy.read_bound(10.0) == 1.5
     assert policy.default == CallPolicy(Retry(4, 0.05, 3.0, 2.0, True, frozenset({503}), None), 1.5, 60.0)
     assert policy.operations["up.get-things"] == CallPolicy(
         Retry(2, 0.05, 3.0, 2.0, False, frozenset({503}), False), 0.5, 60.0
@@ -357,3 +359,29 @@ async def _timed(url: str, resilient: Resilient) -> float:
     with pytest.raises(UpstreamTimeout):
         await _call(url, resilient)
     return loop.time() - started
+
+
+def test_the_pool_waits_as_long_as_the_slowest_operation_may(tmp_path: Path) -> None:
+    runtime = _load(tmp_path, "resilience: {timeouts: {read: 2s}}", "resilience: {timeouts: {read: 9s}}")
+    upstream = runtime.upstreams["up"]
+    assert upstream.resilience is not None and upstream.resilience.read_bound(30.0) == 9.0
+    assert "within 9s" in str(upstream.timeout_error("up.get-things"))
+    assert _load(tmp_path, "resilience: {retry: {}}").upstreams["up"].resilience.read_bound(30.0) == 30.0  # type: ignore[union-attr]
+
+
+def test_a_post_declared_idempotent_is_retried_after_a_502() -> None:
+    upstream = Scripted(Reply(502), Reply(200))
+    with ThreadedServer(upstream) as url:
+        assert asyncio.run(_call(url, _resilient(replace(FAST, idempotent=True)), "POST"))[0] == 200
+    assert len(upstream.requests) == 2
+
+
+def test_with_the_breaker_a_retry_stops_at_the_open_circuit() -> None:
+    upstream = Scripted(Reply(503))
+    resilient = _resilient(Retry(max_attempts=5, initial_delay=0.0), breaker=Breaker("up", 2, 60))
+    with ThreadedServer(upstream) as url:
+        with pytest.raises(UpstreamUnavailable, match="circuit open after 2 consecutive failures"):
+            asyncio.run(_call(url, resilient))
+    assert len(upstream.requests) == 2
+    assert resilient.counts == {("up.op", "retry", "503"): 2, ("up.op", "rejected", "circuit_open"): 1}
+    assert resilient.circuit == 2
