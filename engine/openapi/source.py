@@ -35,6 +35,9 @@ class ImportLimits:
     """How long a download may take in all (connect, and every read)."""
     ref_depth: int = 32
     """How many `$ref`s one schema may pass through, nested or chained; deeper ones are left open."""
+    full_yaml_bytes: int = 4 * _MiB
+    """The largest YAML document read with ruamel (flow style, anchors...; about 200 KB a second); a larger one
+    must be plain block YAML, or JSON, which is read at any size up to `document_bytes`."""
 
     @classmethod
     def from_options(
@@ -141,9 +144,10 @@ def parse_document(text: str, name: str, limits: ImportLimits) -> dict[str, Any]
             raise OpenApiError(f"{name}: not valid JSON ({exc})") from None
     else:
         try:
-            data = parse_yaml(text, name, ReadLimits(file_bytes=limits.document_bytes))
+            bounds = ReadLimits(file_bytes=limits.document_bytes, full_yaml_bytes=limits.full_yaml_bytes)
+            data = parse_yaml(text, name, bounds)
         except CapabilityError as exc:
-            raise OpenApiError(f"{name}: not valid YAML: {exc.problems[0]}") from None
+            raise OpenApiError(f"cannot read the YAML: {exc.problems[0]}") from None
     if not isinstance(data, dict):
         raise OpenApiError(f"{name}: an OpenAPI document is a mapping at the top")
     if not any(key in data for key in ("openapi", "swagger")):

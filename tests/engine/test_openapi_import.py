@@ -226,8 +226,13 @@ def test_bad_documents_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(OpenApiError, match="not valid JSON"):
         import_openapi(str(tmp_path / "broken.json"))
     (tmp_path / "broken.yaml").write_text("openapi: [1\n")
-    with pytest.raises(OpenApiError, match="not valid YAML"):
+    with pytest.raises(OpenApiError, match=r"cannot read the YAML: .*broken.yaml:2:1: not valid YAML"):
         import_openapi(str(tmp_path / "broken.yaml"))
+    flow = "openapi: 3.0.3\npaths:\n" + "".join(f"  /r{i}: {{get: {{operationId: g{i}}}}}\n" for i in range(400))
+    (tmp_path / "flow.yaml").write_text(flow)
+    assert len(import_openapi(str(tmp_path / "flow.yaml")).capability["capability"]["exposes"][1]["tools"]) == 400
+    with pytest.raises(OpenApiError, match="must be plain block YAML"):
+        import_openapi(str(tmp_path / "flow.yaml"), limits=ImportLimits(full_yaml_bytes=1024))
     with pytest.raises(OpenApiError, match="cannot read"):
         import_openapi(str(tmp_path / "missing.yaml"))
     with pytest.raises(OpenApiError, match="no operation"):
