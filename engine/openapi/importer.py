@@ -26,6 +26,9 @@ PLACEHOLDER_BASE_URI = "https://api.example.com"
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]+$")
 _IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})  # OpenAPI says these are ignored
 REST_PORT, MCP_PORT = 8080, 9090
+MAX_NAME = 64
+"""The longest operation and tool name written (before a `-2` that keeps it unique): MCP allows 128 characters
+and clients show far fewer."""
 
 
 @dataclass
@@ -195,7 +198,7 @@ class _Converter:
         params += self._body(where, operation, {p["name"] for p in params})
         op_id = operation.get("operationId")
         base = kebab(str(op_id)) if op_id else ""
-        name = _unique(base or kebab(f"{method}-{path}") or method, self.names)
+        name = _unique((base or kebab(f"{method}-{path}") or method)[:MAX_NAME].strip("-"), self.names)
         description = _text(operation.get("summary") or operation.get("description") or where)
         consumed: dict[str, Any] = {"name": name, "method": method.upper(), "description": description}
         output = self._output(operation)

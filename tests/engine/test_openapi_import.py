@@ -130,6 +130,8 @@ def test_names_without_operation_ids_are_method_and_path_and_unique() -> None:
     tools = [t["name"] for t in imported.capability["capability"]["exposes"][1]["tools"]]
     assert tools == ["get-pets-id", "delete-pets-id", "get-pets-id-2"]
     assert kebab("listPetsByID") == "list-pets-by-id"
+    long = convert(doc(paths={"/" + "segment/" * 20 + "end": {"get": {}}}), "t")
+    assert len(long.capability["capability"]["exposes"][1]["tools"][0]["name"]) <= 64
     assert kebab("PostHog Tasks", split_words=False) == "posthog-tasks"
 
 
