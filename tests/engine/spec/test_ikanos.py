@@ -8,15 +8,13 @@ invalid ones fail with a positioned problem.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from naftiko.engine import CapabilityError, Runtime, load_capabilities
 
-from tests.support import ROOT, SHARED
+from tests.support import ROOT, SHARED, spec_shape
 
 DATA = ROOT / "tests" / "data" / "ikanos"
 IKANOS_FIXTURES = SHARED / "spec" / "ikanos" / "fixtures"
@@ -26,26 +24,11 @@ INVALID = {  # the Ikanos engine's deliberately broken capabilities, and the pro
 }
 
 
-def _shape(value: Any) -> Any:
-    """A loaded model as plain data without positions, so two files can be compared."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _shape(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name not in ("where", "ref_where", "path", "version", "warnings")
-        }
-    if isinstance(value, (list, tuple)):
-        return [_shape(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _shape(v) for k, v in value.items()}
-    return value
-
-
 def test_same_capability_in_both_dialects_loads_the_same_model() -> None:
     (ikanos,) = load_capabilities([DATA / "notes.ikanos.yaml"])
     (naftiko,) = load_capabilities([DATA / "notes.naftiko.yaml"])
     assert ikanos.version == "1.0.0-beta5" and naftiko.version == "1.0.0-alpha2"
-    assert _shape(ikanos) == _shape(naftiko)
+    assert spec_shape(ikanos) == spec_shape(naftiko)
     assert ikanos.warnings == () and naftiko.warnings == ()
     tool = ikanos.exposes[1].tools[0]  # type: ignore[union-attr]
     assert (tool.name, tool.label) == ("list-notes", "List notes")
