@@ -287,6 +287,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    """`naftiko convert FILE --to ikanos|naftiko`: alpha2 ⇄ Ikanos beta5 (engine/spec/convert.py)."""
+    from ..engine import convert_file
+
+    text = convert_file(args.file, args.to)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    return 0
+
+
+def cmd_export_openapi(args: argparse.Namespace) -> int:
+    """`naftiko export openapi FILE`: the OpenAPI 3.1 document of one REST exposes block (engine/openapi)."""
+    from ..engine import export_openapi, rest_blocks
+
+    capabilities = load_capabilities([args.file])
+    blocks = [b for b in rest_blocks(capabilities) if args.namespace in (None, b.namespace)]
+    if len(blocks) != 1:
+        names = ", ".join(b.namespace for b in rest_blocks(capabilities)) or "none"
+        raise RequestError(f"choose one REST exposes block with --namespace (the file has: {names})")
+    text = json.dumps(export_openapi(Runtime(capabilities, resolve_environment=False), blocks[0]), indent=2)
+    if args.output in (None, "-"):
+        print(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for capability in load_capabilities(args.paths):
         print(_describe(capability))
@@ -477,6 +508,21 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.set_defaults(run=cmd_validate)
 
+    convert = commands.add_parser("convert", help="rewrite a capability file in the other dialect, comments kept")
+    convert.add_argument("file", metavar="FILE")
+    convert.add_argument("--to", required=True, choices=["ikanos", "naftiko"], help="the dialect to write")
+    convert.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    convert.set_defaults(run=cmd_convert)
+
+    export = commands.add_parser("export", help="write what a capability exposes in another format")
+    export_openapi = export.add_subparsers(dest="format", required=True).add_parser(
+        "openapi", help="the OpenAPI 3.1 document of a REST exposes block"
+    )
+    export_openapi.add_argument("file", metavar="FILE")
+    export_openapi.add_argument("--namespace", metavar="NS", help="the REST exposes block (needed when several)")
+    export_openapi.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    export_openapi.set_defaults(run=cmd_export_openapi)
+
     listing = commands.add_parser("list", help="namespaces, operations, REST routes and MCP tools")
     listing.add_argument("paths", nargs="+", metavar="PATH")
     listing.set_defaults(run=cmd_list)
@@ -494,7 +540,36 @@ def parser() -> argparse.ArgumentParser:
     )
     with_upstream(call)
     call.set_defaults(run=cmd_call)
+
+    imports = commands.add_parser("import", help="write a capability file from another format (openapi)")
+    imports.add_argument("kind", choices=["openapi"], help="the format of SPEC")
+    imports.add_argument("spec", metavar="SPEC", help="an OpenAPI 3.x or Swagger 2.0 file or http(s) URL")
+    imports.add_argument("-n", "--namespace", default=None, help="the consumes namespace (default: the title)")
+    imports.add_argument("-o", "--output", default=None, metavar="OUT", help="default ./NAMESPACE.yaml; - for stdout")
+    imports.add_argument("--max-size", default=None, metavar="SIZE", help="largest document (default 16M)")
+    imports.add_argument("--timeout", type=float, default=None, metavar="S", help="download time limit (default 30)")
+    imports.set_defaults(run=cmd_import)
     return root
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """`naftiko import openapi SPEC`: a capability file written from an OpenAPI document (engine/openapi)."""
+    from ..engine import ImportLimits, import_openapi
+
+    limits = ImportLimits.from_options(os.environ, args.max_size, args.timeout)
+    imported = import_openapi(args.spec, namespace=args.namespace, limits=limits)
+    for note in imported.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.output == "-":
+        sys.stdout.write(imported.yaml())
+        return 0
+    target = args.output or f"{imported.namespace}.yaml"
+    if args.output is None and os.path.exists(target):
+        raise RequestError(f"{target} exists: name another file with -o, or -o - for stdout")
+    with open(target, "w", encoding="utf-8") as handle:
+        handle.write(imported.yaml())
+    print(f"wrote {target} (namespace {imported.namespace}; check it: naftiko validate {target})", file=sys.stderr)
+    return 0
 
 
 def _said(exc: BaseException) -> list[str]:

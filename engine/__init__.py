@@ -21,6 +21,8 @@ edges (REST, MCP, skills, the command line). Library users want `naftiko` itself
 """
 
 from .calls import NO_JSON, ExposedCall, Outcome
+from .calls.pages import PageWalk
+from .calls.shapes import Shape, answer_shape, compile_fits
 from .errors import (
     CapabilityError,
     Location,
@@ -32,12 +34,18 @@ from .errors import (
     UnknownOperation,
     UpstreamError,
     UpstreamTimeout,
+    UpstreamUnavailable,
+    OpenApiError,
     answer_for,
 )
 from .jsoncodec import RawJSON, dumps, loads, passthrough
 from .jsonpath import compile_path
 from .limits import Limits, describe
 from .observe import InboundCall, Observer, UpstreamCall
+from .openapi.importer import Imported, import_openapi
+from .openapi.source import ImportLimits
+from .openapi.exporter import export_openapi, rest_blocks
+from .spec.convert import convert_file, convert_text
 from .registry import Forwarder, Scope, with_aliases
 from .runtime import Runtime, base_uri_variable, gc_paused
 from .spec import (
@@ -108,7 +116,15 @@ __all__ = [
     # calling
     "ExposedCall",
     "Outcome",
+    "PageWalk",  # every page of a paginated call, streamed (engine/calls/pages.py)
     "NO_JSON",
+    "Shape",  # what a call answers, as JSON Schema (MCP outputSchema)
+    "answer_shape",
+    "compile_fits",
+    "export_openapi",  # OpenAPI 3.1 of a REST exposes block (engine/openapi/exporter.py)
+    "rest_blocks",
+    "convert_file",  # Naftiko ⇄ Ikanos (engine/spec/convert.py)
+    "convert_text",
     "Forwarder",
     "UpstreamResponse",
     "Scope",
@@ -132,6 +148,12 @@ __all__ = [
     "UnknownOperation",
     "UpstreamError",
     "UpstreamTimeout",
+    "UpstreamUnavailable",
     "NotSupported",
     "answer_for",
+    # OpenAPI in (engine/openapi/importer.py)
+    "import_openapi",
+    "Imported",
+    "ImportLimits",
+    "OpenApiError",
 ]

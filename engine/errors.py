@@ -13,9 +13,11 @@ Our exception hierarchy:
     + RequestTooLarge           the request body is past the `request-body` limit (`.limit`)
   x UpstreamError               the upstream could not be reached or answered something unusable
     + UpstreamTimeout           the upstream went quiet for longer than the timeout
+    + UpstreamUnavailable       refused without trying: circuit open or bulkhead full (`.retry_after`)
   x FormatError                 a body cannot be decoded in its format (also a ValueError; `.limit`)
     + FormatNotSupported        a format the runtime recognises but cannot decode yet (also NotSupported)
   x NotSupported                a feature a file uses that this runtime does not run yet
+  x OpenApiError                an OpenAPI document cannot be fetched, read or imported
 
 Each adapter holds one table from these classes to what its caller gets (REST: a status and a
 JSON error `type`, `adapters/rest/app.py`; MCP: an `isError` result or a JSON-RPC error,
@@ -152,8 +154,23 @@ class UpstreamTimeout(UpstreamError):
     """The upstream did not answer in time: a 504."""
 
 
+class UpstreamUnavailable(UpstreamError):
+    """Not sent: the namespace's circuit is open or its bulkhead is full (a 503; engine/upstream/resilience.py).
+
+    `retry_after` is the seconds until the circuit lets a call through again, when known.
+    """
+
+    def __init__(self, namespace: str, operation: str, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(namespace, operation, reason)
+        self.retry_after = retry_after
+
+
 class NotSupported(NaftikoError):
     """A feature the file uses that this runtime does not run yet (a 501)."""
+
+
+class OpenApiError(NaftikoError):
+    """An OpenAPI document cannot be fetched, read or imported (`naftiko import openapi`)."""
 
 
 class FormatError(NaftikoError, ValueError):
@@ -205,5 +222,6 @@ __all__ = [
     "UnknownOperation",
     "UpstreamError",
     "UpstreamTimeout",
+    "UpstreamUnavailable",
     "answer_for",
 ]

@@ -19,6 +19,7 @@ from collections.abc import Coroutine, Iterable, Iterator, Mapping
 
 from . import bindings as binding_values
 from .calls import ExposedCall
+from .calls.pages import follow_link
 from .errors import CapabilityError, Location, Problem
 from .limits import Limits
 from .observe import Observer
@@ -27,6 +28,7 @@ from .spec import AggregateFunction, Capability, Consumes, Exposes, Invocation, 
 from .spec import load_capabilities
 from .templates import Template
 from .upstream import OAuth2ClientCredentials, Upstream, UpstreamResponse
+from .upstream.resilience import Resilient
 
 log = logging.getLogger("naftiko")
 
@@ -95,6 +97,7 @@ class Runtime:
         """The namespace's client, with digest or OAuth2 credentials rendered from bindings."""
         auth = consumes.authentication
         options: dict[str, Any] = {"limits": self.limits, "environ": self.environ, "observer": self.observer}
+        options["resilience"] = _resilience(consumes)  # engine/upstream/resilience.py; None: plain calls
         if auth is None or auth.type not in ("digest", "oauth2"):
             return Upstream(consumes.namespace, base_uri, self.timeout, **options)
         scope = Scope(self.bindings_for(consumes.namespace), {}, self.prefixes)
@@ -228,6 +231,16 @@ class Runtime:
         prepared = operation.prepare(params, self.bindings_for(operation.namespace), self.prefixes)
         return self.upstreams[operation.namespace].send(operation.key, prepared)
 
+    def send_url(self, operation: Operation, params: Mapping[str, Any], url: str) -> Any:
+        """`send` to a next-page URL an upstream gave (`Link: rel=next`), only under the base URI (calls/pages.py)."""
+        prepared = operation.prepare(params, self.bindings_for(operation.namespace), self.prefixes)
+        return follow_link(self.upstreams[operation.namespace], operation, prepared, url)
+
+    def page_url(self, operation: Operation, params: Mapping[str, Any]) -> str:
+        """The absolute URL `send` requests: a relative `Link` resolves against it (calls/pages.py)."""
+        prepared = operation.prepare(params, self.bindings_for(operation.namespace), self.prefixes)
+        return self.upstreams[operation.namespace].base_uri + prepared.target
+
     async def forward(
         self,
         forwarder: Forwarder,
@@ -359,6 +372,15 @@ def _base_uri(consumes: Consumes, overrides: Mapping[str, str], env: Mapping[str
             consumes.where, f"base URI for '{consumes.namespace}' must start with http:// or https://; got '{uri}'"
         )
     return uri
+
+
+def _resilience(consumes: Consumes) -> Resilient | None:
+    """The namespace's resilience policy, its operations' blocks over its own; None when nothing asks for one."""
+    ops = {f"{consumes.namespace}.{o.name}": o.resilience for r in consumes.resources for o in r.operations}
+    written = {key: block for key, block in ops.items() if block is not None}
+    if consumes.resilience is None and not written:
+        return None
+    return Resilient.build(consumes.namespace, consumes.resilience, written)
 
 
 def _check_unknown_namespaces(overrides: Mapping[str, str], upstreams: Mapping[str, Upstream]) -> None:

@@ -4,6 +4,8 @@ a real process the way a user starts it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import contextlib
 import json
@@ -361,3 +363,18 @@ async def client(url: str, timeout: float = 2.0) -> AsyncIterator[Upstream]:
 
 async def send(upstream: Upstream, target: str = "/x", method: str = "GET", headers=(), body: bytes | None = None):
     return await upstream.send("op", Prepared(method, target, tuple(headers), body))
+
+
+def spec_shape(value: Any) -> Any:
+    """A loaded model as plain data without positions, so two files can be compared."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: spec_shape(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name not in ("where", "ref_where", "path", "version", "warnings")
+        }
+    if isinstance(value, (list, tuple)):
+        return [spec_shape(v) for v in value]
+    if isinstance(value, dict):
+        return {k: spec_shape(v) for k, v in value.items()}
+    return value

@@ -12,6 +12,9 @@ with dots as underscores, so its Grafana dashboard and alerts read them:
     naftiko_http_client_duration_seconds{...the same}        histogram, request sent to answer head
     naftiko_upstream_connections{naftiko_namespace, origin, state}   in_use / idle, read at scrape time
     naftiko_capability_active{naftiko_capability}
+    naftiko_upstream_retries_total{naftiko_namespace, naftiko_operation_id, reason}   a status, transport, timeout
+    naftiko_upstream_rejected_total{naftiko_namespace, naftiko_operation_id, reason}  circuit_open, bulkhead_full
+    naftiko_circuit_state{naftiko_namespace}   0 closed, 1 half-open, 2 open; read at scrape time
 
 `status` is the HTTP status a REST or skill caller got, `OK`/`ERROR` for an MCP tool (as the
 reference labels it). An upstream exchange that got no answer has an empty
@@ -53,6 +56,8 @@ CLIENT = (
 
 Pools = Callable[[], Mapping[str, Mapping[str, tuple[int, int]]]]
 """Open connections at scrape time: {consumes namespace: {origin: (in use, idle)}}."""
+Resilience = Callable[[], Mapping[str, tuple[Mapping[tuple[str, str, str], int], int | None]]]
+"""At scrape time, per namespace with a resilience block: its (operation, event, reason) counts and circuit state."""
 
 
 class Series:
@@ -74,8 +79,9 @@ class Series:
 class Metrics(Collector):
     """What a runtime's calls recorded, and the registry `/metrics` is generated from."""
 
-    def __init__(self, pools: Pools, capabilities: Iterable[str] = ()) -> None:
+    def __init__(self, pools: Pools, capabilities: Iterable[str] = (), resilience: Resilience | None = None) -> None:
         self.pools = pools
+        self.resilience = resilience  # engine/upstream/resilience.py, read at scrape time
         self.capabilities = tuple(capabilities)
         self.requests: dict[tuple[str, ...], Series] = {}
         self.errors: dict[tuple[str, ...], int] = {}
@@ -144,6 +150,8 @@ class Metrics(Collector):
                 pools.add_metric((namespace, origin, "in_use"), busy)
                 pools.add_metric((namespace, origin, "idle"), idle)
         yield pools
+        if self.resilience is not None:
+            yield from _resilience(self.resilience())
         active = GaugeMetricFamily(
             "naftiko_capability_active", "Number of active capabilities", labels=("naftiko_capability",)
         )
@@ -154,6 +162,26 @@ class Metrics(Collector):
     def text(self) -> bytes:
         """The Prometheus text exposition of everything recorded."""
         return generate_latest(self.registry)
+
+
+def _resilience(
+    namespaces: Mapping[str, tuple[Mapping[tuple[str, str, str], int], int | None]],
+) -> Iterator[Metric]:
+    """Retries and refusals by reason, and each breaker's state (engine/upstream/resilience.py)."""
+    labels = ("naftiko_namespace", "naftiko_operation_id", "reason")
+    retries = CounterMetricFamily("naftiko_upstream_retries", "Upstream attempts retried, by cause", labels=labels)
+    rejected = CounterMetricFamily(
+        "naftiko_upstream_rejected", "Upstream calls refused unsent (circuit open, bulkhead full)", labels=labels
+    )
+    state = GaugeMetricFamily(
+        "naftiko_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", labels=("naftiko_namespace",)
+    )
+    for namespace, (counts, circuit) in namespaces.items():
+        for (operation, event, reason), count in counts.items():
+            (retries if event == "retry" else rejected).add_metric((namespace, operation, reason), count)
+        if circuit is not None:
+            state.add_metric((namespace,), circuit)
+    yield from (retries, rejected, state)
 
 
 def _red(

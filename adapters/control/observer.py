@@ -146,7 +146,11 @@ class ControlObserver:
 
     def __init__(self, runtime: Runtime, observability: Observability, sinks: Sequence[Sink] = ()) -> None:
         labels = sorted({c.info.label if c.info and c.info.label else str(c.path) for c in runtime.capabilities})
-        self.metrics = Metrics(lambda: _pools(runtime), labels) if observability.metrics else None
+        self.metrics = (
+            Metrics(lambda: _pools(runtime), labels, resilience=lambda: _resilience(runtime))
+            if observability.metrics
+            else None
+        )
         self.traces = TraceBuffer(observability.trace_buffer) if observability.traces else None
         self.sinks: tuple[Sink, ...] = tuple(sinks)
         self.sampling = observability.sampling
@@ -202,6 +206,12 @@ class ControlObserver:
         """Flush and close every sink (pending spans are exported): after the runtime stopped."""
         for sink in self.sinks:
             sink.close()
+
+
+def _resilience(runtime: Runtime) -> Mapping[str, tuple[Mapping[tuple[str, str, str], int], int | None]]:
+    """Each resilient namespace's retry and refusal counts and circuit state (engine/upstream/resilience.py)."""
+    policies = ((namespace, upstream.resilience) for namespace, upstream in runtime.upstreams.items())
+    return {namespace: (policy.counts, policy.circuit) for namespace, policy in policies if policy is not None}
 
 
 def _pools(runtime: Runtime) -> Mapping[str, Mapping[str, tuple[int, int]]]:

@@ -17,6 +17,7 @@ runtime. From top to bottom:
     tools        a capability's tools: input schemas, hints, results
     prompts      a capability's prompts: listing and rendering
     resources    a capability's resources: listing, dynamic and file reads
+    outputs      what a tool answers: outputSchema per era, results held to it, binary content
     errors       ERRORS, the one table of this edge: each error kind as an isError result or JSON-RPC error
     schema       the JSON Schema subset that checks tool arguments
     backend      the data and the McpBackend protocol the protocol layer sees, McpError

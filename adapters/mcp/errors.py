@@ -20,6 +20,7 @@ from ...engine import (
     RequestError,
     UpstreamError,
     UpstreamTimeout,
+    UpstreamUnavailable,
     answer_for,
     dumps,
     loads,
@@ -46,6 +47,13 @@ def _upstream(kind: str) -> Callable[[UpstreamError], tuple[str, dict[str, Any]]
     return lambda e: (str(e), {"type": kind, "upstream": e.namespace, "operation": e.operation, "message": str(e)})
 
 
+def _unavailable(exc: UpstreamUnavailable) -> tuple[str, dict[str, Any]]:
+    text, detail = _upstream("upstream_unavailable")(exc)
+    if exc.retry_after is not None:
+        detail["retryAfter"] = exc.retry_after
+    return text, detail
+
+
 Failure = tuple[bool, Callable[[Any], "tuple[str, dict[str, Any]]"]]
 """Whether the caller is at fault, and the error's message and `_meta` details."""
 
@@ -55,6 +63,7 @@ ERRORS: dict[type[BaseException], Failure] = {
     UnicodeEncodeError: (True, lambda e: (UNENCODABLE, {"type": "bad_request", "message": UNENCODABLE})),
     UpstreamError: (False, _upstream("upstream_error")),
     UpstreamTimeout: (False, _upstream("upstream_timeout")),
+    UpstreamUnavailable: (False, _unavailable),  # circuit open or bulkhead full: not sent (upstream/resilience.py)
     NotSupported: (False, lambda e: (str(e), {"type": "not_implemented", "message": str(e)})),
 }
 """What an MCP caller gets for each error kind a call raises, looked up by the exception's MRO.

@@ -11,6 +11,7 @@ import base64
 from typing import Any
 
 from .backend import INVALID_PARAMS, McpError, McpPrompt, McpResource, McpTool
+from .outputs import OutputTool
 
 __all__ = ["Pages", "prompt_wire", "put", "resource_wire", "tool_wire"]
 
@@ -21,11 +22,13 @@ def put(target: dict[str, Any], key: str, value: Any) -> None:
         target[key] = value
 
 
-def tool_wire(tool: McpTool) -> dict[str, Any]:
+def tool_wire(tool: McpTool, modern: bool = False) -> dict[str, Any]:
     wire: dict[str, Any] = {"name": tool.name}
     put(wire, "title", tool.title)
     put(wire, "description", tool.description)
     wire["inputSchema"] = tool.input_schema
+    if isinstance(tool, OutputTool) and tool.output is not None:  # each era's own root rule (outputs.py)
+        wire["outputSchema"] = tool.output.modern_schema if modern else tool.output.legacy_schema
     if tool.annotations:
         wire["annotations"] = tool.annotations
     return wire

@@ -36,6 +36,7 @@ from .eras import (
 )
 from .jsonrpc import INVALID_REQUEST, error_response
 from .listings import Pages, prompt_wire, put, resource_wire, tool_wire
+from .outputs import OutputTool, ToolOutput, conform
 from .schema import ArgumentValidator, compile_schema
 
 __all__ = ["McpProtocol"]
@@ -51,6 +52,7 @@ _Handler = Callable[[dict[str, Any], bool], Awaitable[dict[str, Any]]]
 class _ToolEntry:
     tool: McpTool
     validate: ArgumentValidator
+    output: ToolOutput | None = None  # its outputSchema, which every result is held to (outputs.py)
 
 
 # --------------------------------------------------------------------------- the dispatcher
@@ -79,7 +81,12 @@ class McpProtocol:
         self.backend = backend
         self._ttl_ms = ttl_ms
         self._cache_scope = cache_scope
-        self._tools = {tool.name: _ToolEntry(tool, compile_schema(tool.input_schema)) for tool in backend.tools}
+        self._tools = {
+            tool.name: _ToolEntry(
+                tool, compile_schema(tool.input_schema), tool.output if isinstance(tool, OutputTool) else None
+            )
+            for tool in backend.tools
+        }
         resources = [r for r in backend.resources if r.uri_template is None]
         templates = [r for r in backend.resources if r.uri_template is not None]
         self._prompt_names = {prompt.name: prompt for prompt in backend.prompts}
@@ -111,6 +118,8 @@ class McpProtocol:
         }
         for method in self._pages:
             self._handlers[method] = self._list_handler(method)
+        # 2026-07-28 lists each outputSchema as it is; the 2025 versions need an object root (outputs.py)
+        self._modern_tools = Pages("tools", "tools", [tool_wire(t, modern=True) for t in backend.tools], page_size)
 
     async def handle(
         self,
@@ -199,7 +208,7 @@ class McpProtocol:
         pages = self._pages[method]
 
         async def handler(params: dict[str, Any], modern: bool) -> dict[str, Any]:
-            result = pages.page(params)
+            result = (self._modern_tools if modern and method == "tools/list" else pages).page(params)
             if modern:
                 result["ttlMs"] = self._ttl_ms
                 result["cacheScope"] = self._cache_scope
@@ -225,6 +234,8 @@ class McpProtocol:
         except Exception as exc:
             logger.exception("tool %r failed", name)
             return {"content": [{"type": "text", "text": _failure_text(exc)}], "isError": True}
+        if entry.output is not None:
+            outcome = conform(entry.output, outcome, modern)
         return _tool_result(outcome, modern)
 
     # ----------------------------------------------------------------- resources and prompts

@@ -13,9 +13,11 @@ import json
 from typing import Any
 
 from ...engine import NO_JSON, ExposedCall, Outcome, Semantics, Tool, ToolHints, ToolParameter, passthrough
+from ...engine import answer_shape
 
 from .backend import McpTool, ToolResult
 from .errors import ERROR_META, status_error
+from .outputs import OutputTool, binary_result, tool_output
 
 __all__ = ["JSON_TYPES", "input_schema", "mcp_tool", "tool_result"]
 
@@ -25,7 +27,8 @@ JSON_TYPES = {"string", "integer", "number", "boolean", "object", "array"}
 def mcp_tool(tool: Tool, call: ExposedCall) -> McpTool:
     """How `tool`, served by `call`, is listed: its name, schema, description and hints."""
     function = call.function
-    return McpTool(
+    return OutputTool(  # an McpTool with its outputSchema (outputs.py)
+        output=tool_output(answer_shape(call, tool.invocation)),
         name=tool.name or (function.name if function else ""),
         input_schema=input_schema(tool.input_parameters, call),
         description=tool.description or (function.description if function else None),
@@ -72,6 +75,7 @@ def input_schema(declared: tuple[ToolParameter, ...], call: ExposedCall) -> dict
     """Declared inputParameters win; otherwise derive from `with` and the consumed operation."""
     properties: dict[str, Any] = {}
     required: list[str] = []
+    pager = call.pager  # a paginated call offers allPages/maxPages (engine/calls/pages.py)
     if call.function is not None and call.delegate is not None:
         declared = declared or call.function.input_parameters
         call = call.delegate
@@ -94,6 +98,8 @@ def input_schema(declared: tuple[ToolParameter, ...], call: ExposedCall) -> dict
             for name in template.names:
                 if "." not in name:
                     properties.setdefault(name, {"type": "string"})
+    if pager is not None:
+        properties.update(pager.arguments())
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         schema["required"] = required
@@ -107,6 +113,8 @@ def tool_result(namespace: str, outcome: Outcome) -> ToolResult:
     if outcome.status >= 400:
         text, detail = status_error(namespace, outcome)
         return ToolResult.text(text, is_error=True, meta={ERROR_META: detail})
+    if outcome.binary:
+        return binary_result(outcome, namespace)
     structured = outcome.json if outcome.json is not NO_JSON else None
     if outcome.body:
         text = outcome.body.decode("utf-8", "replace")

@@ -40,6 +40,7 @@ from ...engine import (
     UpstreamError,
     UpstreamResponse,
     UpstreamTimeout,
+    UpstreamUnavailable,
     answer_for,
     compile_path,
     dumps,
@@ -47,6 +48,8 @@ from ...engine import (
     with_aliases,
 )
 from ..edges import UNENCODABLE, Disconnected, DisconnectWatch, abort, read_body
+from .openapi import OpenApiRoutes
+from .pages import PageLines
 from .routing import Router
 
 log = logging.getLogger("naftiko.rest")
@@ -96,6 +99,7 @@ class RestApp:
         self.body_limit = runtime.limits.request_body
         self.watch = DisconnectWatch()
         self.observer = runtime.observer  # read once: None (the rule) costs one check per request
+        self.openapi = OpenApiRoutes(runtime, exposes)  # /openapi.json and /docs, where no route of ours is
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,7 +119,8 @@ class RestApp:
         try:
             response = await self._handle(Request(scope, receive))
             if response is not None:
-                status = response.status if isinstance(response, (_Answer, _Stream)) else response.status_code
+                answered = isinstance(response, (_Answer, _Stream, PageLines))
+                status = response.status if answered else response.status_code
                 await response(scope, receive, send)
         except BaseException as exc:
             call.end("500", type(exc).__name__)
@@ -136,6 +141,9 @@ class RestApp:
         matched = self.router.match(segments)
         method = request.method
         if matched is None:
+            own = self.openapi.answer(method, segments, request.scope)  # adapters/rest/openapi.py
+            if own is not None:
+                return own
             return error_response(404, "not_found", f"no route for {method} {request.scope['path']}")
         route, path_params = matched
         endpoint = route.methods.get(method)
@@ -169,6 +177,8 @@ class RestApp:
             return _failure(exc, f"{method} {route.path}")
         finally:
             watch.leave(task)
+        if outcome.pages is not None:  # allPages: every page as JSON lines (adapters/rest/pages.py)
+            return PageLines(outcome.pages, f"{method} {route.path}", watch)
         if outcome.stream is not None:
             return _Stream(
                 outcome.stream, outcome.status, outcome.headers, outcome.content_type, f"{method} {route.path}", watch
@@ -287,6 +297,11 @@ def _upstream(exc: UpstreamError) -> tuple[str, dict[str, Any]]:
     return str(exc), {"upstream": exc.namespace}
 
 
+def _unavailable(exc: UpstreamUnavailable) -> tuple[str, dict[str, Any]]:
+    """Refused without trying (circuit open, bulkhead full): when to try again, if known."""
+    return str(exc), {"upstream": exc.namespace, "retryAfter": exc.retry_after}
+
+
 ERRORS: dict[type[BaseException], tuple[int, str, Details]] = {
     RequestError: (400, "bad_request", lambda e: (e.message, {"parameter": e.parameter} if e.parameter else {})),
     RequestTooLarge: (413, "request_too_large", lambda e: (str(e), {"limit": e.limit})),
@@ -294,6 +309,7 @@ ERRORS: dict[type[BaseException], tuple[int, str, Details]] = {
     UnicodeEncodeError: (400, "bad_request", lambda e: (UNENCODABLE, {})),
     UpstreamError: (502, "upstream_error", _upstream),
     UpstreamTimeout: (504, "upstream_timeout", _upstream),
+    UpstreamUnavailable: (503, "upstream_unavailable", _unavailable),
     NotSupported: (501, "not_implemented", lambda e: (str(e), {})),
 }
 """What a REST caller gets for each error kind: status, JSON error `type`, message and fields.

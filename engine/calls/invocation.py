@@ -12,9 +12,11 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from .answers import decodes, parse_json, read_json
+from .binary import binary_headers, read_binary
 from ..errors import CapabilityError, Location, UnknownOperation
 from ..errors import NotSupported as NotSupported  # raised here, defined in errors.py
 from .outputs import compile_mock, compile_outputs, is_passthrough
+from .pages import PageWalk, Pager, compile_pager
 from ..registry import Operation, Scope, WithRules
 from .seam import Upstreams
 from ..spec import AggregateFunction, Invocation
@@ -34,6 +36,8 @@ class Outcome:
     body: bytes | None = None
     stream: UpstreamResponse | None = None
     content_type: str | None = None
+    binary: bool = False  # outputRawFormat binary: bytes to pass on as they are (engine/calls/binary.py)
+    pages: PageWalk | None = None  # every page asked for, first one fetched: items to stream (engine/calls/pages.py)
 
 
 class CallContext(Upstreams, Protocol):
@@ -63,6 +67,7 @@ class ExposedCall:
         "function",
         "mock",
         "where",
+        "pager",
     )
 
     def __init__(self, context: CallContext, invocation: Invocation, where: Location) -> None:
@@ -91,6 +96,7 @@ class ExposedCall:
             raise CapabilityError.at(
                 where, "nothing to do: give a 'call', 'steps', 'ref' or mock outputParameters with 'value'"
             )
+        self.pager: Pager | None = compile_pager(self.operation, context, invocation.output_parameters, where)
 
     def references(self) -> dict[str, str]:
         return self.rules.references()
@@ -113,6 +119,8 @@ class ExposedCall:
         bindings = upstreams.bindings_for(self.operation.namespace if self.operation else None)
         call_params = self.rules.apply(params, Scope(bindings, params, upstreams.prefixes))
         scope = Scope(bindings, call_params, upstreams.prefixes)
+        if self.pager is not None and (pages := self.pager.asked(call_params)) is not None:
+            return self._all_pages(self.pager.walk(call_params, scope, self._map, pages), stream)
         if self.delegate is not None:
             return self._delegated(self.delegate, call_params, scope, stream, parse)
         if self.steps is not None:
@@ -137,6 +145,16 @@ class ExposedCall:
         data = self._map(result.last_json, scope) if result.last_status < 400 else result.last_json
         return Outcome(result.last_status, json=data) if data is not None else Outcome(result.last_status, body=b"")
 
+    async def _all_pages(self, walk: PageWalk, stream: bool) -> Outcome:
+        """The pages asked for: left to stream, or every item in one answer (engine/calls/pages.py)."""
+        failed = await walk.first()
+        if failed is not None:  # the first page's error status, answered as one call's would be
+            status, headers, body, media = failed
+            return Outcome(status, headers, body=body, content_type=media)
+        if stream:
+            return Outcome(200, pages=walk, content_type="application/x-ndjson")
+        return Outcome(200, json=[item async for items in walk for item in items])
+
     async def _answer_mock(self, mock: Callable[[Scope], Any], scope: Scope) -> Outcome:
         data = mock(scope)
         return Outcome(200, json=data) if data is not None else Outcome(204, body=b"")
@@ -145,6 +163,12 @@ class ExposedCall:
         self, operation: Operation, params: dict[str, Any], scope: Scope, stream: bool, parse: bool
     ) -> Outcome:
         response = await self.upstreams.send(operation, params)
+        if operation.output_format == "binary" and response.status < 400:
+            media, headers = binary_headers(operation, response, stream)
+            if stream:
+                return Outcome(response.status, headers, stream=response, content_type=media, binary=True)
+            body = await read_binary(operation, response)
+            return Outcome(response.status, headers, body=body, content_type=media, binary=True)
         if operation.decoder is None and response.is_json and (self.passthrough or response.status >= 400):
             # Nothing to map: keep the upstream's bytes (parsing and re-encoding 1 MB costs ~30 ms).
             raw = await response.read()

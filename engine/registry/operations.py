@@ -69,6 +69,8 @@ class Operation:
         "auth",
         "output_format",
         "decoder",
+        "max_binary",
+        "max_buffered_binary",
     )
 
     def __init__(
@@ -88,7 +90,12 @@ class Operation:
         self.body_plan = compile_body(op.body)
         self.auth = compile_auth(consumes.authentication)
         self.output_format = (op.output_raw_format or "json").lower()
-        self.decoder = None if self.output_format == "json" else _decoder(op, limits or Limits())
+        plain = self.output_format in ("json", "binary")  # binary: the bytes as they are (engine/calls/binary.py)
+        self.decoder = None if plain else _decoder(op, limits or Limits())
+        # a binary answer streamed past maxBinarySize fails; one read whole (MCP) is also bound by upstream-body
+        buffered = (limits or Limits()).upstream_body
+        self.max_binary = op.max_binary_size
+        self.max_buffered_binary = min(op.max_binary_size or buffered, buffered)
 
     @property
     def description(self) -> str | None:

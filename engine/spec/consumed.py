@@ -13,6 +13,9 @@ from dataclasses import replace
 from . import model as spec
 from .checks import check_body, check_pattern, check_template, check_templates_in
 from .fields import Map, is_required, plain
+from .paging import checked as checked_paging, pagination
+from .resilience import KEYS as RESILIENCE_KEYS, resilience
+from .sizes import byte_size
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 PARAM_LOCATIONS = ("query", "header", "path", "cookie", "body", "environment")
@@ -70,6 +73,7 @@ def output_parameter(m: Map) -> spec.OutputParameter | None:
         const=m.plain("const"),
         properties=properties,
         items=items,
+        description=m.str("description"),
     )
 
 
@@ -156,6 +160,10 @@ def _consumed_operation(m: Map) -> spec.ConsumedOperation | None:
         "outputSchema",
         "outputParameters",
         "body",
+        "outputMediaType",  # Ikanos binary outputs, accepted in naftiko files too
+        "maxBinarySize",
+        "pagination",  # engine/spec/paging.py
+        *RESILIENCE_KEYS,  # engine/spec/resilience.py
     )
     name = m.str("name", required=True)
     method = m.str("method", default="GET")
@@ -177,6 +185,10 @@ def _consumed_operation(m: Map) -> spec.ConsumedOperation | None:
         output_schema=m.str("outputSchema"),
         output_parameters=m.items("outputParameters", output_parameter),
         body=m.plain("body"),
+        output_media_type=m.str("outputMediaType"),
+        max_binary_size=byte_size(m, "maxBinarySize"),
+        pagination=pagination(m),
+        resilience=resilience(m, operation=True),
     )
 
 
@@ -199,13 +211,15 @@ def _consumed_resource(m: Map) -> spec.ConsumedResource | None:
 
 
 def consumes(m: Map) -> spec.Consumes | spec.ConsumesImport | None:
-    if m.has("location"):
-        m.known("location", "import", "as", "description")
-        location, import_ = m.str("location", required=True), m.str("import", required=True)
+    source = "from" if m.ctx.dialect == "ikanos" else "location"  # Ikanos's unified imports: {from, import, as}
+    if m.has(source):
+        m.known(source, "import", "as", "description")
+        location, import_ = m.str(source, required=True), m.str("import", required=True)
         if location is None or import_ is None:
             return None
         return spec.ConsumesImport(location=location, import_=import_, where=m.where, as_=m.str("as"))
-    m.known("type", "namespace", "baseUri", "description", "inputParameters", "authentication", "resources")
+    known = ("type", "namespace", "baseUri", "description", "inputParameters", "authentication", "resources")
+    m.known(*known, *RESILIENCE_KEYS)  # resilience: engine/spec/resilience.py
     m.str("type", required=True, choices=("http",))
     namespace = m.str("namespace", required=True)
     base_uri = m.str("baseUri", required=True, hint="a URL such as https://api.example.com, or ''")
@@ -217,7 +231,7 @@ def consumes(m: Map) -> spec.Consumes | spec.ConsumesImport | None:
         m.bad("baseUri", f"'baseUri' must start with http:// or https://; got '{base_uri}'")
     if namespace is None or base_uri is None:
         return None
-    return spec.Consumes(
+    built = spec.Consumes(
         namespace=namespace,
         base_uri=base_uri,
         where=m.where,
@@ -225,4 +239,6 @@ def consumes(m: Map) -> spec.Consumes | spec.ConsumesImport | None:
         description=m.str("description"),
         input_parameters=m.items("inputParameters", input_parameter),
         authentication=authentication(auth) if auth else None,
+        resilience=resilience(m, operation=False),
     )
+    return checked_paging(m.ctx, built)  # pagination parameters declared (engine/spec/paging.py)

@@ -117,7 +117,7 @@ def _keyed(entries: CommentedSeq, origin: str, to: str) -> Any:
     if not names or None in names or len(set(map(str, names))) != len(names):
         return _value("", entries, origin, to, True)
     keyed = CommentedMap()
-    for name, entry in zip(names, entries):
+    for name, entry in zip(names, entries, strict=True):
         body = CommentedMap((k, v) for k, v in entry.items() if k != "name")
         body.ca.items.update({k: v for k, v in entry.ca.items.items() if k != "name"})
         keyed[str(name)] = _rename(body, origin, to, True)

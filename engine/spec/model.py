@@ -78,6 +78,7 @@ class OutputParameter:
     const: JSON = None
     properties: dict[str, OutputParameter] | None = None
     items: OutputParameter | None = None
+    description: str | None = None  # listed in derived output schemas (MCP outputSchema)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,55 @@ class Authentication:
 
 
 @dataclass(frozen=True, slots=True)
+class Pagination:
+    """A consumed operation's `pagination`: how its next page is reached (engine/spec/paging.py)."""
+
+    type: str  # cursor | page | offset | link
+    where: Location
+    items: str = "$"  # JSONPath to a page's items
+    next_cursor: str | None = None  # cursor: JSONPath to the next cursor in the body
+    parameter: str | None = None  # the declared input carrying the cursor, page number or offset
+    size_parameter: str | None = None  # page/offset: the declared input carrying page_size
+    page_size: int | None = None
+    first: int = 0  # the first page number (page, default 1) or offset (offset, default 0)
+    total: str | None = None  # page/offset: JSONPath to the total number of items
+    max_pages: int = 100
+    max_items: int = 10_000
+    parameter_where: Location | None = None
+    size_where: Location | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A `resilience.retry` block (engine/spec/resilience.py); None: not written (the namespace's, or the default)."""
+
+    where: Location
+    max_attempts: int | None = None
+    initial_delay: float | None = None  # seconds
+    multiplier: float | None = None
+    max_delay: float | None = None  # seconds
+    jitter: str | None = None  # full | none
+    statuses: tuple[int, ...] | None = None
+    idempotent: bool | None = None  # operation level only
+
+
+@dataclass(frozen=True, slots=True)
+class Resilience:
+    """A `resilience` block of a consumes namespace or a consumed operation (engine/spec/resilience.py)."""
+
+    where: Location
+    connect_timeout: float | None = None  # seconds; namespace level only
+    read_timeout: float | None = None
+    total_timeout: float | None = None
+    retry: Retry | None = None
+    failure_threshold: int | None = None  # circuitBreaker, namespace level only
+    open_duration: float | None = None
+    max_concurrent: int | None = None  # bulkhead, namespace level only
+    max_queue: int | None = None
+    queue_timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ConsumedOperation:
     name: str
     method: str
@@ -118,6 +168,10 @@ class ConsumedOperation:
     output_schema: str | None = None
     output_parameters: tuple[OutputParameter, ...] = ()
     body: JSON = None
+    output_media_type: str | None = None  # outputMediaType: the answer's Content-Type, whatever the upstream says
+    max_binary_size: int | None = None  # maxBinarySize in bytes: a binary answer past it fails
+    pagination: Pagination | None = None  # how to reach the next page (engine/spec/paging.py)
+    resilience: Resilience | None = None  # retries and timeouts of this operation (engine/spec/resilience.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +196,7 @@ class Consumes:
     description: str | None = None
     input_parameters: tuple[InputParameter, ...] = ()
     authentication: Authentication | None = None
+    resilience: Resilience | None = None  # engine/spec/resilience.py
 
 
 @dataclass(frozen=True, slots=True)

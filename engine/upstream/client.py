@@ -25,6 +25,7 @@ from .request import Origin
 from .failures import BodyTooLarge, ConnectFailure, HTTPFailure, ProxyFailure, ReadTimeout
 from .pool import Pool
 from .proxy import Proxies, ProxyConfigError
+from .resilience import Resilient
 from .request import Prepared
 
 # Headers that describe one hop, or that we rewrite, and so never pass through.
@@ -76,12 +77,13 @@ class _Target:
 class UpstreamResponse:
     """An upstream answer whose body has not been read yet, so it can be streamed."""
 
-    __slots__ = ("_response", "_upstream", "_operation", "status", "content_type", "charset")
+    __slots__ = ("_response", "_upstream", "_operation", "status", "content_type", "charset", "_cap")
 
     def __init__(self, response: Response, upstream: Upstream, operation: str) -> None:
         self._response = response
         self._upstream = upstream
         self._operation = operation
+        self._cap: tuple[int, str] | None = None  # set by `limit`
         self.status = response.status
         media, _, params = (response.header("content-type") or "").partition(";")
         self.content_type = media.strip().lower() or "application/octet-stream"
@@ -131,10 +133,19 @@ class UpstreamResponse:
                 f"answered {self.content_type} that is not valid JSON ({exc})",
             ) from None
 
+    def limit(self, size: int, reason: str) -> None:
+        """Make `chunks` fail (an UpstreamError saying `reason`) once more than `size` bytes came (maxBinarySize)."""
+        self._cap = (size, reason)
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, without buffering it."""
+        cap, seen = self._cap, 0
         try:
             async for chunk in self._response.chunks():
+                if cap is not None:
+                    seen += len(chunk)
+                    if seen > cap[0]:
+                        raise UpstreamError(self._upstream.namespace, self._operation, cap[1])
                 yield chunk
         except HTTPFailure as failure:
             raise self._error(failure) from None
@@ -280,8 +291,10 @@ class Upstream:
         limits: Limits | None = None,
         environ: Mapping[str, str] | None = None,
         observer: Observer | None = None,
+        resilience: Resilient | None = None,
     ) -> None:
         self.namespace = namespace
+        self.resilience = resilience  # retries, breaker, bulkhead (engine/upstream/resilience.py)
         self.observer = observer
         self.limits = limits or Limits()
         self.environ = os.environ if environ is None else environ
@@ -303,9 +316,10 @@ class Upstream:
 
     async def start(self) -> None:
         if self._pool is None:
+            policy = self.resilience  # its timeouts.connect, and a read timeout its slowest operation fits in
             self._pool = Pool(
-                connect_timeout=self.timeout,
-                read_timeout=self.timeout,
+                connect_timeout=(policy.connect if policy is not None else None) or self.timeout,
+                read_timeout=self.timeout if policy is None else policy.read_bound(self.timeout),
                 limits=self.limits,
                 proxies=self._proxies,
                 environ=self.environ,
@@ -317,7 +331,8 @@ class Upstream:
             self._pool = None
 
     def timeout_error(self, operation: str) -> UpstreamTimeout:
-        return UpstreamTimeout(self.namespace, operation, f"no answer from {self.base_uri} within {self.timeout:g}s")
+        quiet = self.timeout if self.resilience is None else self.resilience.read_bound(self.timeout)
+        return UpstreamTimeout(self.namespace, operation, f"no answer from {self.base_uri} within {quiet:g}s")
 
     def too_large(self, operation: str, failure: BodyTooLarge) -> UpstreamError:
         """A body past a limit, with the limit named and how to raise it."""
@@ -329,6 +344,11 @@ class Upstream:
 
     def send(self, operation: str, request: Prepared) -> Coroutine[Any, Any, UpstreamResponse]:
         """Send `request`; unobserved, this is `_request`'s own coroutine (a frame less per upstream wait)."""
+        if self.resilience is not None:
+            return self.resilience.call(operation, request.method, lambda: self._attempt(operation, request))
+        return self._attempt(operation, request)
+
+    def _attempt(self, operation: str, request: Prepared) -> Coroutine[Any, Any, UpstreamResponse]:
         if self.observer is not None:
             return self._observed(self.observer, operation, request)
         return self._request(operation, request)

@@ -227,6 +227,9 @@ async def test_mcp_answers_an_open_circuit_as_is_error(served: Served) -> None:
     upstream.down.discard("/api/state")
     assert result.is_error is True
     assert "fragile" in result.content[0].text and "circuit open" in result.content[0].text
+    detail = (result.meta or {})["io.naftiko/error"]
+    assert detail["type"] == "upstream_unavailable" and detail["upstream"] == "fragile"
+    assert detail["retryAfter"] > 0
 
 
 @pytest.mark.anyio
