@@ -73,16 +73,17 @@ def _rename(node: CommentedMap, origin: str, to: str, to_ikanos: bool) -> Commen
     """A spec object with its keys in the other dialect's spelling, each value converted in turn."""
     in_import = "import" in node and ("location" in node or "from" in node)
     out = CommentedMap()
-    for index, (key, value) in enumerate(node.items()):
+    for key, value in node.items():
         name = to if key == origin else _spelling(str(key), to_ikanos, in_import)
         out[name] = _value(str(key), value, origin, to, to_ikanos)
-        _carry_comment(node, out, key, name, index)
+        _carry_comment(node, out, key, name)
     if node.ca.comment:
         out.ca.comment = node.ca.comment
     return out
 
 
-def _carry_comment(node: CommentedMap, out: CommentedMap, key: Any, name: str, index: int) -> None:
+def _carry_comment(node: CommentedMap, out: CommentedMap, key: Any, name: str) -> None:
+    """The comment ruamel holds on `key` of `node`, kept on its new spelling `name` in `out`."""
     if key in node.ca.items:
         out.ca.items[name] = node.ca.items[key]
 
@@ -94,7 +95,7 @@ def _value(key: str, value: Any, origin: str, to: str, to_ikanos: bool) -> Any:
         converted = CommentedMap()
         for name, prop in value.items():
             converted[name] = _rename(prop, origin, to, to_ikanos) if isinstance(prop, CommentedMap) else prop
-            _carry_comment(value, converted, name, name, 0)
+            _carry_comment(value, converted, name, name)
         return converted
     if to_ikanos and key in KEYED | {"functions"} and isinstance(value, CommentedSeq):
         return _keyed(value, origin, to)

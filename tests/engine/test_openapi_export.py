@@ -4,6 +4,8 @@ response schemas, errors, security)."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +79,25 @@ def _fixture_files(*folders: Path) -> list[Path]:
     return sorted(p for p in found if p.suffix in (".yaml", ".yml") and "openapi" not in p.parts)
 
 
-@pytest.mark.parametrize("path", _fixture_files(FIXTURES, IKANOS), ids=lambda p: str(p.relative_to(SHARED / "spec")))
+BROKEN_ON_PURPOSE = ("aggregate-invalid-ref.yaml", "baseuri-trailing-slash-capability.yaml")
+
+
+def _rest_fixtures() -> list[Path]:
+    """The shared capabilities that declare a REST exposes block (the broken ones left out, and Ikanos's
+    standalone exposes files, which naftiko does not read yet)."""
+    rest = re.compile(r"type:\s*['\"]?rest\b")
+    files = _fixture_files(FIXTURES, IKANOS)
+    return [
+        p
+        for p in files
+        if p.name not in BROKEN_ON_PURPOSE and "capability:" in p.read_text() and rest.search(p.read_text())
+    ]
+
+
+@pytest.mark.parametrize("path", _rest_fixtures(), ids=lambda p: str(p.relative_to(SHARED / "spec")))
 def test_every_loadable_shared_fixture_with_a_rest_block_exports_a_valid_document(path: Path) -> None:
-    try:
-        documents = _documents(path)
-    except CapabilityError:
-        pytest.skip("not loadable (an invalid fixture on purpose, or an unsupported feature)")
-    if not documents:
-        pytest.skip("no REST exposes block")
+    documents = _documents(path)
+    assert documents, "the fixture declares a REST block"
     for document in documents:
         validate(document)
         assert document["paths"], "a REST block with resources documents at least one path"
