@@ -1,0 +1,52 @@
+"""A `cache` block (on a consumes namespace or a consumed operation), read and checked at load.
+
+    cache:
+      ttl: 30s                   # the longest an answer is served from the cache (a number of seconds, 250ms, 1m)
+      maxEntries: 1000           # namespace only: the namespace's store holds at most this many answers
+      maxBytes: 16MiB            # namespace only: ... and at most this many body bytes in all
+      maxEntryBytes: 1MiB        # a larger answer is passed through, never stored
+      respectCacheControl: true  # the upstream's Cache-Control / Expires may shorten (never lengthen) ttl
+
+`cache: false` on an operation turns its namespace's cache off for it. An operation's block overrides
+its namespace's field by field (engine/upstream/cache.py merges them); the store belongs to the
+namespace, so `maxEntries` and `maxBytes` on an operation are positioned problems.
+"""
+
+from __future__ import annotations
+
+from . import model as spec
+from .fields import Map
+from .resilience import duration
+from .sizes import byte_size
+
+KEY = "cache"
+HIGHEST_ENTRIES = 1_000_000
+"""The most answers one namespace's store may be told to hold."""
+_NAMESPACE_ONLY = ("maxEntries", "maxBytes")
+
+
+def cache(m: Map, *, operation: bool) -> spec.Cache | None:
+    """The `cache` block of `m`, or None when absent or broken; `cache: false` (operation): no caching."""
+    if not m.has(KEY):
+        return None
+    if m.data.get(KEY) is False and operation:
+        return spec.Cache(where=m.loc(KEY), enabled=False)
+    c = m.map(KEY)
+    if c is None:
+        return None
+    c.known("ttl", "maxEntries", "maxBytes", "maxEntryBytes", "respectCacheControl")
+    if operation:
+        for key in _NAMESPACE_ONLY:
+            if c.has(key):
+                c.bad(key, f"'{key}' bounds the namespace's store (one per upstream), not an operation; move it there")
+    return spec.Cache(
+        where=c.where,
+        ttl=duration(c, "ttl"),
+        max_entries=None if operation else c.int("maxEntries", high=HIGHEST_ENTRIES),
+        max_bytes=None if operation else byte_size(c, "maxBytes"),
+        max_entry_bytes=byte_size(c, "maxEntryBytes"),
+        respect_cache_control=c.bool("respectCacheControl"),
+    )
+
+
+__all__ = ["cache", "KEY"]

@@ -1,0 +1,436 @@
+"""An in-process cache of upstream answers, one bounded LRU store per consumes namespace.
+
+Only GET and HEAD answers with status 200 are stored, and only when their body is fully read and no
+larger than `maxEntryBytes` (a body without a Content-Length, or a larger one, streams through
+untouched). The key is a SHA-256 of the method, the full target and *every* request header, so two
+callers with different credentials (Authorization, Cookie, an API key in a header or the query) never
+share an entry. With `respectCacheControl` the upstream's `Cache-Control` (no-store, private,
+no-cache, s-maxage, max-age), `Age` and `Expires` can shorten the file's `ttl`, never lengthen it.
+A stale entry with an `ETag` or `Last-Modified` is revalidated with If-None-Match / If-Modified-Since:
+a 304 refreshes it and answers the stored body.
+
+This stage does not import the spec model: `CachedOperation.build` reads any object shaped like
+`spec.Cache` (the `CacheBlock` protocol).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+from ..errors import UpstreamError
+from ..jsoncodec import loads
+from ..limits import advice, describe
+from .client import Upstream, UpstreamResponse, is_json_type
+from .failures import BodyTooLarge
+from .request import Prepared
+
+DEFAULT_TTL = 60.0
+DEFAULT_MAX_ENTRIES = 1000
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024
+CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+_DIRECTIVE = re.compile(r"\s*([a-z-]+)\s*(?:=\s*\"?(\d+)\"?)?\s*", re.IGNORECASE)
+
+
+class CacheBlock(Protocol):
+    """What a `cache` block gives (engine/spec/model.py `Cache`); None: not written."""
+
+    @property
+    def ttl(self) -> float | None: ...
+    @property
+    def max_entries(self) -> int | None: ...
+    @property
+    def max_bytes(self) -> int | None: ...
+    @property
+    def max_entry_bytes(self) -> int | None: ...
+    @property
+    def respect_cache_control(self) -> bool | None: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+@dataclass(slots=True)
+class Entry:
+    """One stored answer: what `CachedResponse` replays, and when it goes stale."""
+
+    status: int
+    content_type: str
+    charset: str | None
+    headers: list[tuple[str, str]]  # as `UpstreamResponse.headers(keep_length=False)` gave them
+    body: bytes
+    fresh_until: float  # on the store's clock
+    etag: str | None
+    last_modified: str | None
+    head: bool = False  # a HEAD answer: no body, its headers keep the length a GET would have
+
+    @property
+    def size(self) -> int:
+        """What the entry counts against `maxBytes`: its body and headers."""
+        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + 64
+
+
+class Store:
+    """An LRU bounded by entries and total bytes; an entry larger than the whole store is refused."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evictions = 0
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: Entry) -> bool:
+        """Store `entry` (the most recently used), evicting the least recently used past the bounds."""
+        self.drop(key)
+        if entry.size > self.max_bytes:
+            return False
+        self._entries[key] = entry
+        self.bytes += entry.size
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self.bytes -= old.size
+            self.evictions += 1
+        return True
+
+    def drop(self, key: str) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size
+
+
+def cache_key(request: Prepared) -> str:
+    """SHA-256 over the method, target and every header: different credentials never share an entry."""
+    digest = hashlib.sha256()
+    digest.update(request.method.encode())
+    digest.update(b"\0" + request.target.encode())
+    for name, value in sorted((k.lower(), v) for k, v in request.headers):
+        digest.update(b"\0" + name.encode() + b":" + value.encode())
+    return digest.hexdigest()
+
+
+def directives(value: str | None) -> dict[str, int | None]:
+    """`Cache-Control` read as {directive: seconds or None}, names in lower case."""
+    found: dict[str, int | None] = {}
+    for part in (value or "").split(","):
+        match = _DIRECTIVE.fullmatch(part)
+        if match:
+            found[match.group(1).lower()] = int(match.group(2)) if match.group(2) else None
+    return found
+
+
+def lifetime(headers: dict[str, str], ttl: float, respect: bool, wall: float) -> float | None:
+    """How long an answer with `headers` stays fresh (seconds, at most `ttl`); None: it must not be stored."""
+    if not respect:
+        return ttl
+    control = directives(headers.get("cache-control"))
+    if "no-store" in control or "private" in control or headers.get("vary", "").strip() == "*":
+        return None
+    if "no-cache" in control:
+        return 0.0
+    age = _seconds(headers.get("age")) or 0
+    for name in ("s-maxage", "max-age"):
+        if name in control:
+            return max(0.0, min(ttl, float(control[name] or 0) - age))
+    expires = headers.get("expires")
+    if expires is not None:
+        when, now = _date(expires), _date(headers.get("date")) or wall
+        return max(0.0, min(ttl, (when or 0.0) - now))  # an unreadable Expires is already expired
+    return ttl
+
+
+def _pick(block: CacheBlock | None, namespace: CacheBlock | None, name: str) -> Any:
+    """The operation's field when written, else the namespace's (None: neither wrote it)."""
+    mine = getattr(block, name) if block is not None else None
+    return mine if mine is not None else (getattr(namespace, name) if namespace is not None else None)
+
+
+def _seconds(value: str | None) -> int | None:
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def _date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+class CachedResponse(UpstreamResponse):
+    """A stored answer replayed with the interface callers use on `UpstreamResponse`."""
+
+    __slots__ = ("_entry", "_namespace", "_op", "state")
+
+    def __init__(self, entry: Entry, namespace: str, operation: str, state: str) -> None:
+        self._entry = entry
+        self._namespace = namespace
+        self._op = operation
+        self._cap = None
+        self.state = state  # hit | miss | revalidated: how this answer was got
+        self.status = entry.status
+        self.content_type = entry.content_type
+        self.charset = entry.charset
+
+    @property
+    def is_json(self) -> bool:
+        return is_json_type(self.content_type)
+
+    def headers(self, *, keep_length: bool = True) -> list[tuple[str, str]]:
+        kept = list(self._entry.headers)
+        if keep_length and not self._entry.head:
+            kept.append(("content-length", str(len(self._entry.body))))
+        return kept
+
+    async def read(self) -> bytes:
+        return self._entry.body
+
+    async def json(self) -> Any:
+        return _parsed(self._entry.body, self._namespace, self._op, self.content_type)
+
+    def limit(self, size: int, reason: str) -> None:
+        self._cap = (size, reason)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if self._cap is not None and len(self._entry.body) > self._cap[0]:
+            raise UpstreamError(self._namespace, self._op, self._cap[1])
+        if self._entry.body:
+            yield self._entry.body
+
+    def close(self) -> None:
+        return None
+
+
+class Spliced(UpstreamResponse):
+    """An answer of unknown length found too large to store: the part already read, then the rest of its stream."""
+
+    __slots__ = ("_original", "_head", "_rest", "_body_limit", "_namespace", "_op")
+
+    def __init__(
+        self,
+        original: UpstreamResponse,
+        head: list[bytes],
+        rest: AsyncIterator[bytes],
+        body_limit: int,
+        namespace: str,
+        operation: str,
+    ) -> None:
+        self._original, self._head, self._rest, self._body_limit = original, head, rest, body_limit
+        self._namespace, self._op = namespace, operation
+        self._cap = None
+        self.status, self.content_type, self.charset = original.status, original.content_type, original.charset
+
+    @property
+    def is_json(self) -> bool:
+        return is_json_type(self.content_type)
+
+    def headers(self, *, keep_length: bool = True) -> list[tuple[str, str]]:
+        return self._original.headers(keep_length=keep_length)
+
+    async def read(self) -> bytes:
+        """The whole body, still within the `upstream_body` limit a plain read keeps."""
+        parts, size = list(self._head), sum(len(c) for c in self._head)
+        async for chunk in self._rest:
+            size += len(chunk)
+            if size > self._body_limit:
+                self.close()
+                failure = BodyTooLarge(f"answered more than {describe(self._body_limit)}", "upstream_body")
+                raise UpstreamError(self._namespace, self._op, f"{failure.reason} ({advice(failure.limit)})")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def json(self) -> Any:
+        return _parsed(await self.read(), self._namespace, self._op, self.content_type)
+
+    def limit(self, size: int, reason: str) -> None:
+        self._cap = (size, reason)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        for source in (self._head, self._rest):
+            async for chunk in _each(source):
+                seen += len(chunk)
+                if self._cap is not None and seen > self._cap[0]:
+                    self.close()
+                    raise UpstreamError(self._namespace, self._op, self._cap[1])
+                yield chunk
+
+    def close(self) -> None:
+        self._original.close()
+
+
+async def _each(source: list[bytes] | AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if isinstance(source, list):
+        for chunk in source:
+            yield chunk
+    else:
+        async for chunk in source:
+            yield chunk
+
+
+def _parsed(raw: bytes, namespace: str, operation: str, content_type: str) -> Any:
+    """The JSON body, as `UpstreamResponse.json` parses it; an empty body gives None."""
+    if not raw.strip():
+        return None
+    try:
+        return loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise UpstreamError(namespace, operation, f"answered {content_type} that is not valid JSON ({exc})") from None
+
+
+class CachedOperation:
+    """One consumed operation's cache policy over its namespace's store: `send` looks up, revalidates, stores."""
+
+    __slots__ = ("store", "ttl", "max_entry_bytes", "respect", "clock", "wall", "hits", "misses")
+
+    def __init__(
+        self,
+        store: Store,
+        ttl: float,
+        max_entry_bytes: int,
+        respect: bool,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.max_entry_bytes = max_entry_bytes
+        self.respect = respect
+        self.clock = clock
+        self.wall = wall
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def build(
+        namespace: CacheBlock | None, operations: dict[str, CacheBlock | None], **clocks: Callable[[], float]
+    ) -> dict[str, CachedOperation]:
+        """The policies of one namespace's operations (keyed `ns.op`), the operation's fields over the namespace's.
+
+        Operations with no block of their own and none on the namespace, or with `cache: false`, get none.
+        """
+        if namespace is None and all(block is None for block in operations.values()):
+            return {}
+        store = Store(
+            (namespace.max_entries if namespace else None) or DEFAULT_MAX_ENTRIES,
+            (namespace.max_bytes if namespace else None) or DEFAULT_MAX_BYTES,
+        )
+        built: dict[str, CachedOperation] = {}
+        for key, block in operations.items():
+            if (block is None and namespace is None) or (block is not None and not block.enabled):
+                continue
+            ttl, entry_bytes = _pick(block, namespace, "ttl"), _pick(block, namespace, "max_entry_bytes")
+            respect = _pick(block, namespace, "respect_cache_control")
+            built[key] = CachedOperation(
+                store,
+                DEFAULT_TTL if ttl is None else ttl,
+                DEFAULT_MAX_ENTRY_BYTES if entry_bytes is None else entry_bytes,
+                True if respect is None else respect,
+                **clocks,
+            )
+        return built
+
+    def send(self, upstream: Upstream, operation: str, request: Prepared) -> Coroutine[Any, Any, UpstreamResponse]:
+        if request.method not in CACHEABLE_METHODS:
+            return upstream.send(operation, request)
+        return self._send(upstream, operation, request)
+
+    async def _send(self, upstream: Upstream, operation: str, request: Prepared) -> UpstreamResponse:
+        key = cache_key(request)
+        entry = self.store.get(key)
+        if entry is not None and entry.fresh_until > self.clock():
+            self.hits += 1
+            return CachedResponse(entry, upstream.namespace, operation, "hit")
+        self.misses += 1
+        sent = request
+        if entry is not None and (entry.etag or entry.last_modified):
+            extra = [("If-None-Match", entry.etag)] if entry.etag else []
+            extra += [("If-Modified-Since", entry.last_modified)] if entry.last_modified else []
+            sent = replace(request, headers=(*request.headers, *extra))
+        response = await upstream.send(operation, sent)
+        if entry is not None and sent is not request and response.status == 304:
+            await response.read()
+            return self._refreshed(key, entry, response, upstream.namespace, operation)
+        if entry is not None:
+            self.store.drop(key)
+        return await self._stored(key, response, request.method, upstream, operation)
+
+    def _refreshed(
+        self, key: str, entry: Entry, answer: UpstreamResponse, namespace: str, operation: str
+    ) -> CachedResponse:
+        """A 304: the stored body, its freshness (and validators) renewed from the 304's headers."""
+        headers = dict(answer.headers(keep_length=False))
+        fresh = lifetime(headers, self.ttl, self.respect, self.wall())
+        renewed = replace(
+            entry,
+            fresh_until=self.clock() + (fresh or 0.0),
+            etag=headers.get("etag", entry.etag),
+            last_modified=headers.get("last-modified", entry.last_modified),
+        )
+        if fresh is None:
+            self.store.drop(key)
+        else:
+            self.store.put(key, renewed)
+        return CachedResponse(renewed, namespace, operation, "revalidated")
+
+    async def _stored(
+        self, key: str, response: UpstreamResponse, method: str, upstream: Upstream, operation: str
+    ) -> UpstreamResponse:
+        """A fresh answer: stored (and replayed) when it may be; otherwise passed on unread."""
+        if response.status != 200:
+            return response
+        headers = response.headers(keep_length=method == "HEAD")
+        named = dict(headers)
+        length = _seconds(dict(response.headers()).get("content-length"))
+        fresh = lifetime(named, self.ttl, self.respect, self.wall())
+        validators = named.get("etag") or named.get("last-modified")
+        if fresh is None or (fresh <= 0 and not validators):
+            return response
+        if method == "GET" and length is not None and length > self.max_entry_bytes:
+            return response
+        if method == "GET" and length is None:  # chunked: read up to maxEntryBytes, then stream the rest
+            stream, head, size = response.chunks(), [], 0
+            while size <= self.max_entry_bytes:
+                try:
+                    chunk = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                head.append(chunk)
+                size += len(chunk)
+            else:
+                return Spliced(response, head, stream, upstream.limits.upstream_body, upstream.namespace, operation)
+            body = b"".join(head)
+        else:
+            body = await response.read()
+        entry = Entry(
+            response.status,
+            response.content_type,
+            response.charset,
+            headers,
+            body,
+            self.clock() + fresh,
+            named.get("etag"),
+            named.get("last-modified"),
+            method == "HEAD",
+        )
+        self.store.put(key, entry)
+        return CachedResponse(entry, upstream.namespace, operation, "miss")
+
+
+__all__ = ["CachedOperation", "CachedResponse", "Spliced", "CacheBlock", "Entry", "Store", "cache_key", "lifetime"]
