@@ -271,3 +271,21 @@ async def test_large_non_200_and_unsafe_answers_pass_through() -> None:
             assert len(recording.requests) == 9 and len(cached.store) == 1
         finally:
             await upstream.close()
+
+
+@pytest.mark.anyio
+async def test_a_head_answer_is_stored_with_the_length_a_get_would_have() -> None:
+    recording, clock = RecordingUpstream(), Clock()
+    recording.reply("HEAD", "/x", Reply(body=b"", headers={"content-length": "42", "etag": '"h"'}))
+    with ThreadedServer(recording) as url:
+        upstream, cached = Upstream("up", url, 5.0), _cached(clock)
+        try:
+            for state in ("miss", "hit"):
+                response = await cached.send(upstream, "up.op", Prepared("HEAD", "/x", (), None))
+                assert isinstance(response, CachedResponse) and response.state == state
+                assert ("content-length", "42") in response.headers() and await response.read() == b""
+            get = await cached.send(upstream, "up.op", Prepared("GET", "/x", (), None))
+            assert isinstance(get, CachedResponse) and get.state == "miss"  # HEAD and GET never share
+            assert [r.method for r in recording.requests] == ["HEAD", "GET"]
+        finally:
+            await upstream.close()
