@@ -135,7 +135,12 @@ def directives(value: str | None) -> dict[str, int | None]:
 
 
 def lifetime(headers: dict[str, str], ttl: float, respect: bool, wall: float) -> float | None:
-    """How long an answer with `headers` stays fresh (seconds, at most `ttl`); None: it must not be stored."""
+    """How long an answer with `headers` stays fresh (seconds, at most `ttl`); None: it must not be stored.
+
+    An answer setting a cookie is never stored, whatever the file says: replayed, it would hand one
+    caller's session to the next."""
+    if "set-cookie" in headers:
+        return None
     if not respect:
         return ttl
     control = directives(headers.get("cache-control"))

@@ -60,6 +60,7 @@ def test_freshness_follows_cache_control_capped_by_ttl() -> None:
     assert lifetime({"cache-control": "no-cache"}, 30.0, True, 0.0) == 0.0  # stored only to revalidate
     assert lifetime({"vary": "*"}, 30.0, True, 0.0) is None
     assert lifetime({"cache-control": "no-store"}, 30.0, False, 0.0) == 30.0  # respectCacheControl: false
+    assert lifetime({"set-cookie": "s=1"}, 30.0, False, 0.0) is None  # a session is never replayed
 
 
 def test_expires_counts_from_the_upstreams_date() -> None:
