@@ -29,6 +29,7 @@ from .spec import load_capabilities
 from .templates import Template
 from .upstream import OAuth2ClientCredentials, Upstream, UpstreamResponse
 from .upstream.resilience import Resilient
+from .upstream.cache import CachedOperation
 
 log = logging.getLogger("naftiko")
 
@@ -92,6 +93,7 @@ class Runtime:
                     self._bindings[entry.namespace] = values
             self.upstreams = {c.namespace: self._upstream(c, _base_uri(c, base_uris or {}, env)) for c in consumes}
             _check_unknown_namespaces(base_uris or {}, self.upstreams)
+        self.caches = {key: op for c in consumes for key, op in _caches(c).items()}  # engine/upstream/cache.py
 
     def _upstream(self, consumes: Consumes, base_uri: str) -> Upstream:
         """The namespace's client, with digest or OAuth2 credentials rendered from bindings."""
@@ -229,6 +231,9 @@ class Runtime:
         if operation.namespace not in self.upstreams:
             raise RuntimeError("this runtime was built with resolve_environment=False and cannot call upstreams")
         prepared = operation.prepare(params, self.bindings_for(operation.namespace), self.prefixes)
+        cached = self.caches.get(operation.key) if self.caches else None
+        if cached is not None:  # a `cache` block: looked up, revalidated or stored (engine/upstream/cache.py)
+            return cached.send(self.upstreams[operation.namespace], operation.key, prepared)
         return self.upstreams[operation.namespace].send(operation.key, prepared)
 
     def send_url(self, operation: Operation, params: Mapping[str, Any], url: str) -> Any:
@@ -381,6 +386,12 @@ def _resilience(consumes: Consumes) -> Resilient | None:
     if consumes.resilience is None and not written:
         return None
     return Resilient.build(consumes.namespace, consumes.resilience, written)
+
+
+def _caches(consumes: Consumes) -> dict[str, CachedOperation]:
+    """The namespace's cached operations (one store for the namespace), its operations' blocks over its own."""
+    ops = {f"{consumes.namespace}.{o.name}": o.cache for r in consumes.resources for o in r.operations}
+    return CachedOperation.build(consumes.cache, dict(ops))
 
 
 def _check_unknown_namespaces(overrides: Mapping[str, str], upstreams: Mapping[str, Upstream]) -> None:

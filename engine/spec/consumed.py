@@ -15,6 +15,7 @@ from .checks import check_body, check_pattern, check_template, check_templates_i
 from .fields import Map, is_required, plain
 from .paging import checked as checked_paging, pagination
 from .resilience import KEYS as RESILIENCE_KEYS, resilience
+from .caching import KEY as CACHE_KEY, cache
 from .sizes import byte_size
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -164,6 +165,7 @@ def _consumed_operation(m: Map) -> spec.ConsumedOperation | None:
         "maxBinarySize",
         "pagination",  # engine/spec/paging.py
         *RESILIENCE_KEYS,  # engine/spec/resilience.py
+        CACHE_KEY,  # engine/spec/caching.py
     )
     name = m.str("name", required=True)
     method = m.str("method", default="GET")
@@ -189,6 +191,7 @@ def _consumed_operation(m: Map) -> spec.ConsumedOperation | None:
         max_binary_size=byte_size(m, "maxBinarySize"),
         pagination=pagination(m),
         resilience=resilience(m, operation=True),
+        cache=cache(m, operation=True),
     )
 
 
@@ -219,7 +222,7 @@ def consumes(m: Map) -> spec.Consumes | spec.ConsumesImport | None:
             return None
         return spec.ConsumesImport(location=location, import_=import_, where=m.where, as_=m.str("as"))
     known = ("type", "namespace", "baseUri", "description", "inputParameters", "authentication", "resources")
-    m.known(*known, *RESILIENCE_KEYS)  # resilience: engine/spec/resilience.py
+    m.known(*known, *RESILIENCE_KEYS, CACHE_KEY)  # engine/spec/resilience.py, engine/spec/caching.py
     m.str("type", required=True, choices=("http",))
     namespace = m.str("namespace", required=True)
     base_uri = m.str("baseUri", required=True, hint="a URL such as https://api.example.com, or ''")
@@ -240,5 +243,6 @@ def consumes(m: Map) -> spec.Consumes | spec.ConsumesImport | None:
         input_parameters=m.items("inputParameters", input_parameter),
         authentication=authentication(auth) if auth else None,
         resilience=resilience(m, operation=False),
+        cache=cache(m, operation=False),
     )
     return checked_paging(m.ctx, built)  # pagination parameters declared (engine/spec/paging.py)

@@ -157,6 +157,19 @@ class Resilience:
 
 
 @dataclass(frozen=True, slots=True)
+class Cache:
+    """A `cache` block of a consumes namespace or a consumed operation (engine/spec/caching.py); None: not written."""
+
+    where: Location
+    ttl: float | None = None  # seconds
+    max_entries: int | None = None  # namespace level only
+    max_bytes: int | None = None  # namespace level only
+    max_entry_bytes: int | None = None
+    respect_cache_control: bool | None = None
+    enabled: bool = True  # `cache: false` on an operation: its namespace's cache is off for it
+
+
+@dataclass(frozen=True, slots=True)
 class ConsumedOperation:
     name: str
     method: str
@@ -172,6 +185,7 @@ class ConsumedOperation:
     max_binary_size: int | None = None  # maxBinarySize in bytes: a binary answer past it fails
     pagination: Pagination | None = None  # how to reach the next page (engine/spec/paging.py)
     resilience: Resilience | None = None  # retries and timeouts of this operation (engine/spec/resilience.py)
+    cache: Cache | None = None  # response caching of this operation (engine/spec/caching.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +211,7 @@ class Consumes:
     input_parameters: tuple[InputParameter, ...] = ()
     authentication: Authentication | None = None
     resilience: Resilience | None = None  # engine/spec/resilience.py
+    cache: Cache | None = None  # engine/spec/caching.py
 
 
 @dataclass(frozen=True, slots=True)
