@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable
@@ -324,7 +325,10 @@ def _failure(exc: Exception, what: str) -> Response:
         return error_response(500, "internal_error", "the runtime failed while handling this request; see its log")
     status, type_, details = answer
     message, fields = details(exc)
-    return error_response(status, type_, message, **fields)
+    response = error_response(status, type_, message, **fields)
+    if isinstance(exc, UpstreamUnavailable) and exc.retry_after is not None:
+        response.headers["Retry-After"] = str(math.ceil(exc.retry_after))  # whole seconds (RFC 9110)
+    return response
 
 
 class _Answer:

@@ -197,6 +197,7 @@ def test_the_breaker_opens_fails_fast_probes_and_closes(served: Served) -> None:
     assert error["type"] == "upstream_unavailable" and error["upstream"] == "fragile"
     assert "circuit open after 2 consecutive failures" in error["message"]
     assert 0 < error["retryAfter"] <= 1
+    assert refused.headers["retry-after"] == "1", "the wait in whole seconds, for clients that read the header"
     assert upstream.count("/api/state") == before + 2  # the fast fail never reached the upstream
     upstream.down.discard("/api/state")
     time.sleep(1.1)
