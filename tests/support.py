@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import textwrap
 import sys
 import threading
 import time
@@ -378,3 +379,12 @@ def spec_shape(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: spec_shape(v) for k, v in value.items()}
     return value
+
+
+def with_blocks(template: str, namespace: str = "", operation: str = "") -> str:
+    """A capability template with a namespace block (indent 6) and an operation block (indent 14) filled in."""
+
+    def block(text: str, indent: int) -> str:
+        return textwrap.indent(textwrap.dedent(text), " " * indent).strip()
+
+    return template.format(namespace=block(namespace, 6), operation=block(operation, 14))

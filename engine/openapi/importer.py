@@ -69,7 +69,7 @@ def convert(
 
 def kebab(text: str, split_words: bool = True) -> str:
     """`listPets`, `List Pets`, `list_pets` → `list-pets`: the identifiers a capability file uses.
-    Titles keep their words whole (`PostHog Tasks` → `posthog-tasks`): `split_words=False`."""
+    Titles keep their words whole (`ShopFront Orders` → `shopfront-orders`): `split_words=False`."""
     if split_words:
         text = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", text)
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -24,6 +24,7 @@ from .reading import read_document
 VERSIONS = {"naftiko": "1.0.0-alpha2", "ikanos": "1.0.0-beta5"}
 KEYED = {"resources", "operations", "tools", "prompts", "arguments", "skills", "inputParameters", "steps", "flows"}
 """Lists of named entries that Ikanos writes as maps keyed by the name (also `functions`, spelled `flows`)."""
+NAFTIKO_SPELLINGS = {ikanos: naftiko for naftiko, ikanos in IKANOS_SPELLINGS.items()}
 VERBATIM = {"with", "keys", "body", "data", "value", "const", "metadata", "headers", "semantics"}
 """Keys whose values are data, copied as written."""
 
@@ -66,7 +67,7 @@ def _spelling(key: str, to_ikanos: bool, in_import: bool) -> str:
         return {"location": "from"}.get(key, key) if to_ikanos else {"from": "location"}.get(key, key)
     if to_ikanos:
         return IKANOS_SPELLINGS.get(key, key)
-    return {v: k for k, v in IKANOS_SPELLINGS.items()}.get(key, key)
+    return NAFTIKO_SPELLINGS.get(key, key)
 
 
 def _rename(node: CommentedMap, origin: str, to: str, to_ikanos: bool) -> CommentedMap:

@@ -4,7 +4,6 @@ and lookups, expiry and ETag revalidation against a real loopback upstream under
 
 from __future__ import annotations
 
-import textwrap
 from email.utils import format_datetime
 from datetime import datetime, UTC
 from pathlib import Path
@@ -15,7 +14,7 @@ from naftiko.engine import CapabilityError, Runtime
 from naftiko.engine.upstream.cache import CachedOperation, CachedResponse, Entry, Store, cache_key, lifetime
 from naftiko.engine.upstream.client import Upstream
 from naftiko.engine.upstream.request import Prepared
-from tests.support import RecordingUpstream, Reply, ThreadedServer
+from tests.support import RecordingUpstream, Reply, ThreadedServer, with_blocks
 
 # --------------------------------------------------------------------------- the store
 
@@ -118,11 +117,8 @@ capability:
 
 
 def _load(tmp_path: Path, namespace: str = "", operation: str = "") -> Runtime:
-    def block(text: str, indent: int) -> str:
-        return textwrap.indent(textwrap.dedent(text), " " * indent).strip()
-
     path = tmp_path / "cap.yaml"
-    path.write_text(CAPABILITY.format(namespace=block(namespace, 6), operation=block(operation, 14)))
+    path.write_text(with_blocks(CAPABILITY, namespace, operation))
     return Runtime.load(path)
 
 

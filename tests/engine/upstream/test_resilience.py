@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import textwrap
 from dataclasses import replace
 from email.utils import format_datetime
 from datetime import datetime, UTC
@@ -27,7 +26,7 @@ from naftiko.engine.upstream.resilience import (
     retry_after,
 )
 from naftiko.engine.upstream.client import Upstream
-from tests.support import RecordingUpstream, Reply, ThreadedServer
+from tests.support import RecordingUpstream, Reply, ThreadedServer, with_blocks
 
 # --------------------------------------------------------------------------- backoff
 
@@ -178,11 +177,8 @@ capability:
 
 
 def _load(tmp_path: Path, namespace: str = "", operation: str = "") -> Runtime:
-    def block(text: str, indent: int) -> str:
-        return textwrap.indent(textwrap.dedent(text), " " * indent).strip()
-
     path = tmp_path / "cap.yaml"
-    path.write_text(CAPABILITY.format(namespace=block(namespace, 6), operation=block(operation, 14)))
+    path.write_text(with_blocks(CAPABILITY, namespace, operation))
     return Runtime.load(path)
 
 
