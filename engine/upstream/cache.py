@@ -15,16 +15,17 @@ This stage does not import the spec model: `CachedOperation.build` reads any obj
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-from ..errors import UpstreamError
+from ..errors import CapabilityError, Location, Problem, UpstreamError, UpstreamTimeout
 from ..jsoncodec import loads
 from ..limits import advice, describe
 from .client import Upstream, UpstreamResponse, is_json_type
@@ -54,6 +55,8 @@ class CacheBlock(Protocol):
     def respect_cache_control(self) -> bool | None: ...
     @property
     def enabled(self) -> bool: ...
+    @property
+    def stale_if_error(self) -> float | None: ...
 
 
 @dataclass(slots=True)
@@ -69,6 +72,8 @@ class Entry:
     etag: str | None
     last_modified: str | None
     head: bool = False  # a HEAD answer: no body, its headers keep the length a GET would have
+    stale_until: float = 0.0  # until then a failed refetch may be answered with it (stale-if-error)
+    stored_at: float = 0.0  # when it was stored or last revalidated (its `Age` when served stale)
 
     @property
     def size(self) -> int:
@@ -114,9 +119,11 @@ class Store:
             self.bytes -= old.size
 
 
-def cache_key(request: Prepared) -> str:
-    """SHA-256 over the method, target and every header: different credentials never share an entry."""
-    digest = hashlib.sha256()
+def cache_key(request: Prepared, origin: str = "") -> str:
+    """SHA-256 over the method, target and every header: different credentials never share an entry.
+
+    `origin` (the base URI) separates namespaces in a store they share (Redis)."""
+    digest = hashlib.sha256(origin.encode() + b"\0")
     digest.update(request.method.encode())
     digest.update(b"\0" + request.target.encode())
     for name, value in sorted((k.lower(), v) for k, v in request.headers):
@@ -188,7 +195,7 @@ class CachedResponse(UpstreamResponse):
         self._namespace = namespace
         self._op = operation
         self._cap = None
-        self.state = state  # hit | miss | revalidated: how this answer was got
+        self.state = state  # hit | miss | revalidated | stale: how this answer was got
         self.status = entry.status
         self.content_type = entry.content_type
         self.charset = entry.charset
@@ -299,10 +306,47 @@ def _parsed(raw: bytes, namespace: str, operation: str, content_type: str) -> An
         raise UpstreamError(namespace, operation, f"answered {content_type} that is not valid JSON ({exc})") from None
 
 
-class CachedOperation:
-    """One consumed operation's cache policy over its namespace's store: `send` looks up, revalidates, stores."""
+class Unavailable:
+    """A shared store that could not answer (down, slow, refused): the call goes upstream uncached."""
 
-    __slots__ = ("store", "ttl", "max_entry_bytes", "respect", "clock", "wall", "hits", "misses")
+
+UNAVAILABLE = Unavailable()
+
+
+class SharedStore(Protocol):
+    """A store many instances share (engine/upstream/rediscache.py); times in entries are wall-clock seconds.
+
+    It never raises: a failure answers UNAVAILABLE (get) or False (put), and is logged by the store."""
+
+    async def get(self, key: str) -> Entry | None | Unavailable: ...
+    async def put(self, key: str, entry: Entry, keep: float) -> bool: ...
+    async def drop(self, key: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+RESULTS = ("hit", "miss", "revalidated", "stored", "bypass", "stale")
+"""What `CachedOperation.counts` counts (the `result` label of `naftiko_upstream_cache_total`)."""
+
+
+class CachedOperation:
+    """One consumed operation's cache policy over its namespace's store: `send` looks up, revalidates, stores.
+
+    Concurrent misses for one key send one request (the first); the others wait for its entry, at most
+    the operation's call time, and send their own when it is not storable. With `stale_if_error`, a stale
+    entry answers (with `Age` and `Warning`) when the refetch fails (a transport error or a 5xx)."""
+
+    __slots__ = (
+        "store",
+        "ttl",
+        "max_entry_bytes",
+        "respect",
+        "stale_if_error",
+        "shared",
+        "clock",
+        "wall",
+        "counts",
+        "pending",
+    )
 
     def __init__(
         self,
@@ -312,34 +356,60 @@ class CachedOperation:
         respect: bool,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        stale_if_error: float | None = None,
+        shared: SharedStore | None = None,
     ) -> None:
         self.store = store
         self.ttl = ttl
         self.max_entry_bytes = max_entry_bytes
         self.respect = respect
+        self.stale_if_error = stale_if_error
+        self.shared = shared  # when set, entries live there (many instances) instead of in `store`
         self.clock = clock
         self.wall = wall
-        self.hits = 0
-        self.misses = 0
+        self.counts: dict[str, int] = {}
+        """result (RESULTS) -> how often; read by the control port's metrics at scrape time."""
+        self.pending: dict[str, asyncio.Future[tuple[Entry, str] | None]] = {}
+        """key -> the entry the request in flight for it will give (None: not storable; send your own)."""
+
+    @property
+    def hits(self) -> int:
+        return self.counts.get("hit", 0)
+
+    @property
+    def misses(self) -> int:
+        return self.counts.get("miss", 0)
+
+    def _count(self, result: str) -> None:
+        self.counts[result] = self.counts.get(result, 0) + 1
 
     @staticmethod
     def build(
-        namespace: CacheBlock | None, operations: dict[str, CacheBlock | None], **clocks: Callable[[], float]
+        namespace: CacheBlock | None,
+        operations: dict[str, CacheBlock | None],
+        implied: frozenset[str] = frozenset(),
+        shared: SharedStore | None = None,
+        **clocks: Callable[[], float],
     ) -> dict[str, CachedOperation]:
         """The policies of one namespace's operations (keyed `ns.op`), the operation's fields over the namespace's.
 
-        Operations with no block of their own and none on the namespace, or with `cache: false`, get none.
+        Operations with no block of their own and none on the namespace, or with `cache: false`, get none,
+        unless `implied` names them (a function declared `cacheable` calls them): those get the defaults.
         """
-        if namespace is None and all(block is None for block in operations.values()):
+        wanted = {
+            key
+            for key, block in operations.items()
+            if (block is not None and block.enabled) or (block is None and (namespace is not None or key in implied))
+        }
+        if not wanted:
             return {}
         store = Store(
             (namespace.max_entries if namespace else None) or DEFAULT_MAX_ENTRIES,
             (namespace.max_bytes if namespace else None) or DEFAULT_MAX_BYTES,
         )
         built: dict[str, CachedOperation] = {}
-        for key, block in operations.items():
-            if (block is None and namespace is None) or (block is not None and not block.enabled):
-                continue
+        for key in sorted(wanted):
+            block = operations[key]
             ttl, entry_bytes = _pick(block, namespace, "ttl"), _pick(block, namespace, "max_entry_bytes")
             respect = _pick(block, namespace, "respect_cache_control")
             built[key] = CachedOperation(
@@ -347,6 +417,8 @@ class CachedOperation:
                 DEFAULT_TTL if ttl is None else ttl,
                 DEFAULT_MAX_ENTRY_BYTES if entry_bytes is None else entry_bytes,
                 True if respect is None else respect,
+                stale_if_error=_pick(block, namespace, "stale_if_error"),
+                shared=shared,
                 **clocks,
             )
         return built
@@ -356,59 +428,156 @@ class CachedOperation:
             return upstream.send(operation, request)
         return self._send(upstream, operation, request)
 
+    # --- the store, local or shared -------------------------------------------------------------------
+
+    async def _get(self, key: str) -> Entry | None | Unavailable:
+        if self.shared is None:
+            return self.store.get(key)
+        found = await self.shared.get(key)
+        return _rebased(found, self.wall(), self.clock()) if isinstance(found, Entry) else found
+
+    async def _put(self, key: str, entry: Entry) -> None:
+        if self.shared is None:
+            self.store.put(key, entry)
+            return
+        now = self.clock()
+        keep = max(entry.stale_until, entry.fresh_until) - now
+        if entry.etag or entry.last_modified:
+            keep += self.ttl  # kept a while past its freshness so that it can be revalidated
+        if not await self.shared.put(key, _rebased(entry, now, self.wall()), max(1.0, keep)):
+            self._count("bypass")
+
+    async def _drop(self, key: str) -> None:
+        if self.shared is None:
+            self.store.drop(key)
+        else:
+            await self.shared.drop(key)
+
+    # --- one call --------------------------------------------------------------------------------------
+
     async def _send(self, upstream: Upstream, operation: str, request: Prepared) -> UpstreamResponse:
-        key = cache_key(request)
-        entry = self.store.get(key)
+        key = cache_key(request, upstream.base_uri if self.shared is not None else "")
+        entry = await self._get(key)
+        if isinstance(entry, Unavailable):
+            self._count("bypass")
+            return await upstream.send(operation, request)
         if entry is not None and entry.fresh_until > self.clock():
-            self.hits += 1
+            self._count("hit")
             return CachedResponse(entry, upstream.namespace, operation, "hit")
-        self.misses += 1
+        waiting = self.pending.get(key)
+        if waiting is not None:
+            got = await self._wait(waiting, upstream, operation)
+            if got is not None:
+                self._count("hit")
+                return _answer(got, upstream.namespace, operation, self.clock())
+        self._count("miss")
+        if key in self.pending:  # another waiter took over: no coalescing for this one
+            response, _ = await self._fetch(key, entry, request, upstream, operation)
+            return response
+        future: asyncio.Future[tuple[Entry, str] | None] = asyncio.get_running_loop().create_future()
+        self.pending[key] = future
+        result: tuple[Entry, str] | None = None
+        try:
+            response, result = await self._fetch(key, entry, request, upstream, operation)
+            return response
+        finally:
+            del self.pending[key]
+            future.set_result(result)
+
+    async def _wait(
+        self, waiting: asyncio.Future[tuple[Entry, str] | None], upstream: Upstream, operation: str
+    ) -> tuple[Entry, str] | None:
+        """The entry of the same request in flight, waited for at most the operation's call time."""
+        bound = _call_time(upstream, operation)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiting), bound)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                upstream.namespace, operation, f"the same request already in flight took more than {bound:g} s"
+            ) from None
+
+    async def _fetch(
+        self, key: str, entry: Entry | None, request: Prepared, upstream: Upstream, operation: str
+    ) -> tuple[UpstreamResponse, tuple[Entry, str] | None]:
+        """Ask upstream (conditionally, for a stale entry with validators); the answer and what was stored."""
         sent = request
         if entry is not None and (entry.etag or entry.last_modified):
             extra = [("If-None-Match", entry.etag)] if entry.etag else []
             extra += [("If-Modified-Since", entry.last_modified)] if entry.last_modified else []
             sent = replace(request, headers=(*request.headers, *extra))
-        response = await upstream.send(operation, sent)
+        try:
+            response = await upstream.send(operation, sent)
+        except UpstreamError:
+            if entry is None or entry.stale_until <= self.clock():
+                raise
+            return self._stale(entry, upstream.namespace, operation)
+        if entry is not None and response.status >= 500 and entry.stale_until > self.clock():
+            response.close()
+            return self._stale(entry, upstream.namespace, operation)
         if entry is not None and sent is not request and response.status == 304:
             await response.read()
-            return self._refreshed(key, entry, response, upstream.namespace, operation)
+            renewed = await self._refreshed(key, entry, response)
+            self._count("revalidated")
+            return CachedResponse(renewed, upstream.namespace, operation, "revalidated"), (renewed, "revalidated")
         if entry is not None:
-            self.store.drop(key)
+            await self._drop(key)
         return await self._stored(key, response, request.method, upstream, operation)
 
-    def _refreshed(
-        self, key: str, entry: Entry, answer: UpstreamResponse, namespace: str, operation: str
-    ) -> CachedResponse:
+    def _stale(self, entry: Entry, namespace: str, operation: str) -> tuple[UpstreamResponse, tuple[Entry, str] | None]:
+        self._count("stale")
+        return _answer((entry, "stale"), namespace, operation, self.clock()), (entry, "stale")
+
+    async def _refreshed(self, key: str, entry: Entry, answer: UpstreamResponse) -> Entry:
         """A 304: the stored body, its freshness (and validators) renewed from the 304's headers."""
         headers = dict(answer.headers(keep_length=False))
         fresh = lifetime(headers, self.ttl, self.respect, self.wall())
+        now = self.clock()
         renewed = replace(
             entry,
-            fresh_until=self.clock() + (fresh or 0.0),
+            fresh_until=now + (fresh or 0.0),
+            stale_until=now + (fresh or 0.0) + self._stale_window(headers),
+            stored_at=now,
             etag=headers.get("etag", entry.etag),
             last_modified=headers.get("last-modified", entry.last_modified),
         )
         if fresh is None:
-            self.store.drop(key)
+            await self._drop(key)
         else:
-            self.store.put(key, renewed)
-        return CachedResponse(renewed, namespace, operation, "revalidated")
+            await self._put(key, renewed)
+        return renewed
+
+    def _stale_window(self, headers: dict[str, str]) -> float:
+        """How long past its freshness an entry may answer for a failed refetch: the file's, or the upstream's
+        `stale-if-error` (when respected; the file's caps it); none with must-revalidate."""
+        mine = self.stale_if_error
+        if not self.respect:
+            return mine or 0.0
+        control = directives(headers.get("cache-control"))
+        if "must-revalidate" in control or "proxy-revalidate" in control:
+            return 0.0
+        theirs = control.get("stale-if-error")
+        if theirs is None:
+            return mine or 0.0
+        return float(theirs) if mine is None else min(mine, float(theirs))
 
     async def _stored(
         self, key: str, response: UpstreamResponse, method: str, upstream: Upstream, operation: str
-    ) -> UpstreamResponse:
+    ) -> tuple[UpstreamResponse, tuple[Entry, str] | None]:
         """A fresh answer: stored (and replayed) when it may be; otherwise passed on unread."""
         if response.status != 200:
-            return response
+            self._count("bypass")
+            return response, None
         headers = response.headers(keep_length=method == "HEAD")
         named = dict(headers)
         length = _seconds(dict(response.headers()).get("content-length"))
         fresh = lifetime(named, self.ttl, self.respect, self.wall())
         validators = named.get("etag") or named.get("last-modified")
         if fresh is None or (fresh <= 0 and not validators):
-            return response
+            self._count("bypass")
+            return response, None
         if method == "GET" and length is not None and length > self.max_entry_bytes:
-            return response
+            self._count("bypass")
+            return response, None
         if method == "GET" and length is None:  # chunked: read up to maxEntryBytes, then stream the rest
             stream, head, size = response.chunks(), [], 0
             while size <= self.max_entry_bytes:
@@ -419,23 +588,97 @@ class CachedOperation:
                 head.append(chunk)
                 size += len(chunk)
             else:
-                return Spliced(response, head, stream, upstream.limits.upstream_body, upstream.namespace, operation)
+                self._count("bypass")
+                limit = upstream.limits.upstream_body
+                return Spliced(response, head, stream, limit, upstream.namespace, operation), None
             body = b"".join(head)
         else:
             body = await response.read()
+        now = self.clock()
         entry = Entry(
             response.status,
             response.content_type,
             response.charset,
             headers,
             body,
-            self.clock() + fresh,
+            now + fresh,
             named.get("etag"),
             named.get("last-modified"),
             method == "HEAD",
+            now + fresh + self._stale_window(named),
+            now,
         )
-        self.store.put(key, entry)
-        return CachedResponse(entry, upstream.namespace, operation, "miss")
+        await self._put(key, entry)
+        self._count("stored")
+        return CachedResponse(entry, upstream.namespace, operation, "miss"), (entry, "hit")
 
 
-__all__ = ["CachedOperation", "CachedResponse", "Spliced", "CacheBlock", "Entry", "Store", "cache_key", "lifetime"]
+REDIS_URL_ENV = "NAFTIKO_CACHE_REDIS_URL"
+
+
+def shared_store(environ: Mapping[str, str]) -> SharedStore | None:
+    """The Redis store `NAFTIKO_CACHE_REDIS_URL` names (None: unset); redis is imported only then.
+
+    Raised at start-up: the variable set without the `redis` extra installed, or a bad timeout."""
+    url = environ.get(REDIS_URL_ENV, "").strip()
+    if not url:
+        return None
+    try:
+        from .rediscache import RedisStore
+    except ImportError:
+        problem = "is set but the redis package is missing: pip install 'naftiko[redis]' (or unset it)"
+        raise CapabilityError([Problem(Location(REDIS_URL_ENV), problem)]) from None
+    try:
+        return RedisStore.from_env({**environ, REDIS_URL_ENV: url})
+    except ValueError as exc:
+        raise CapabilityError([Problem(Location(REDIS_URL_ENV), str(exc))]) from None
+
+
+def _answer(got: tuple[Entry, str], namespace: str, operation: str, now: float) -> CachedResponse:
+    """A stored entry replayed; a stale one says how old it is and that revalidation failed (RFC 9111, 5861)."""
+    entry, state = got
+    if state != "stale":
+        return CachedResponse(entry, namespace, operation, state)
+    age = str(max(0, int(now - entry.stored_at)))
+    kept = [(k, v) for k, v in entry.headers if k not in ("age", "warning")]
+    headers = [*kept, ("age", age), ("warning", '111 - "Revalidation Failed"')]
+    return CachedResponse(replace(entry, headers=headers), namespace, operation, "stale")
+
+
+def _rebased(entry: Entry, before: float, after: float) -> Entry:
+    """`entry` with its times moved from one clock (now = `before`) to another (now = `after`)."""
+    shift = after - before
+    return replace(
+        entry,
+        fresh_until=entry.fresh_until + shift,
+        stale_until=entry.stale_until + shift,
+        stored_at=entry.stored_at + shift,
+    )
+
+
+def _call_time(upstream: Upstream, operation: str) -> float:
+    """The longest one call of `operation` may take: its resilience `total`, else the upstream timeout."""
+    policy = upstream.resilience
+    if policy is not None:
+        total = policy.operations.get(operation, policy.default).total
+        if total is not None:
+            return total
+    return upstream.timeout
+
+
+__all__ = [
+    "CachedOperation",
+    "CachedResponse",
+    "Spliced",
+    "CacheBlock",
+    "Entry",
+    "Store",
+    "SharedStore",
+    "UNAVAILABLE",
+    "Unavailable",
+    "RESULTS",
+    "cache_key",
+    "shared_store",
+    "REDIS_URL_ENV",
+    "lifetime",
+]
