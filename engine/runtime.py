@@ -183,9 +183,10 @@ class Runtime:
         if problems:
             raise CapabilityError(problems)
         for exposes in self.exposes:
+            limit = exposes.max_binary_size if isinstance(exposes, (RestExposes, McpExposes)) else None
             for invocation, where in _invocations(exposes):
                 try:
-                    self.exposed_call(invocation, where)
+                    self.exposed_call(invocation, where, limit)
                 except CapabilityError as exc:
                     problems.extend(exc.problems)
             if isinstance(exposes, McpExposes):
@@ -214,12 +215,15 @@ class Runtime:
             raise CapabilityError.at(where, f"ref '{ref}' names no aggregate function (known: {known})")
         return self.exposed_call(function.invocation, function.where)
 
-    def exposed_call(self, invocation: Invocation, where: Location) -> ExposedCall:
-        """The compiled invocation of an exposed operation or tool (built once, then reused)."""
+    def exposed_call(self, invocation: Invocation, where: Location, max_binary: int | None = None) -> ExposedCall:
+        """The compiled invocation of an exposed operation or tool (built once, then reused).
+
+        Every exposed one is built at load, with its block's `maxBinarySize`; later lookups get that one.
+        """
         key = id(invocation)
         call = self._calls.get(key)
         if call is None:
-            call = self._calls[key] = ExposedCall(self, invocation, where)  # mypy checks self is a CallContext
+            call = self._calls[key] = ExposedCall(self, invocation, where, max_binary)  # self is a CallContext
         return call
 
     def send(self, operation: Operation, params: Mapping[str, Any]) -> Coroutine[Any, Any, UpstreamResponse]:

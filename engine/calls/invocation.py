@@ -68,11 +68,15 @@ class ExposedCall:
         "mock",
         "where",
         "pager",
+        "max_binary",
     )
 
-    def __init__(self, context: CallContext, invocation: Invocation, where: Location) -> None:
+    def __init__(
+        self, context: CallContext, invocation: Invocation, where: Location, max_binary: int | None = None
+    ) -> None:
         self.upstreams: Upstreams = context  # all a call needs once built
         self.where = where
+        self.max_binary = max_binary  # the exposes block's maxBinarySize (engine/calls/binary.py)
         self.rules = WithRules(invocation.with_, context.prefixes, where.key("with"))
         self.mapper = compile_outputs(invocation.output_parameters)
         self.passthrough = self.mapper is None or is_passthrough(invocation.output_parameters)
@@ -97,6 +101,8 @@ class ExposedCall:
                 where, "nothing to do: give a 'call', 'steps', 'ref' or mock outputParameters with 'value'"
             )
         self.pager: Pager | None = compile_pager(self.operation, context, invocation.output_parameters, where)
+        if self.delegate is not None and self.delegate.pager is not None:  # paging through `ref`
+            self.pager = self.delegate.pager.through(invocation.output_parameters)
 
     def references(self) -> dict[str, str]:
         return self.rules.references()
@@ -106,34 +112,47 @@ class ExposedCall:
         return data if self.passthrough or data is None else self.mapper(data, scope)  # type: ignore[misc]
 
     def invoke(
-        self, params: dict[str, Any], *, stream: bool = False, parse: bool = True
+        self, params: dict[str, Any], *, stream: bool = False, parse: bool = True, max_binary: int | None = None
     ) -> Coroutine[Any, Any, Outcome]:
         """Run the invocation (await the result).
 
         With `stream`, a raw (non-data) answer is left unread for streaming. Without `parse`, an
         unmapped JSON answer is returned as its bytes only (`json` stays NO_JSON). What comes
         back is the coroutine of the mode that runs, not one wrapping it: a frame less for every
-        wait on the upstream to resume through.
+        wait on the upstream to resume through. `max_binary` is a delegating call's own block limit.
         """
-        upstreams = self.upstreams
-        bindings = upstreams.bindings_for(self.operation.namespace if self.operation else None)
-        call_params = self.rules.apply(params, Scope(bindings, params, upstreams.prefixes))
-        scope = Scope(bindings, call_params, upstreams.prefixes)
+        limit = self.max_binary if max_binary is None else max_binary
+        call_params, scope = self._scoped(params)
         if self.pager is not None and (pages := self.pager.asked(call_params)) is not None:
-            return self._all_pages(self.pager.walk(call_params, scope, self._map, pages), stream)
+            return self._all_pages(self._walk(self.pager, call_params, scope, pages), stream)
         if self.delegate is not None:
-            return self._delegated(self.delegate, call_params, scope, stream, parse)
+            return self._delegated(self.delegate, call_params, scope, stream, parse, limit)
         if self.steps is not None:
             return self._run_steps(self.steps, call_params, scope)
         if self.mock is not None:
             return self._answer_mock(self.mock, scope)
         assert self.operation is not None
-        return self._call(self.operation, call_params, scope, stream, parse)
+        return self._call(self.operation, call_params, scope, stream, parse, limit)
+
+    def _scoped(self, params: dict[str, Any]) -> tuple[dict[str, Any], Scope]:
+        """The parameters after the `with` rules, and the scope outputs are mapped in."""
+        upstreams = self.upstreams
+        bindings = upstreams.bindings_for(self.operation.namespace if self.operation else None)
+        call_params = self.rules.apply(params, Scope(bindings, params, upstreams.prefixes))
+        return call_params, Scope(bindings, call_params, upstreams.prefixes)
+
+    def _walk(self, pager: Pager, params: dict[str, Any], scope: Scope, pages: int, outer: _Maps = ()) -> PageWalk:
+        """The walk over the operation's pages, each page mapped by every call on the way down a `ref` chain."""
+        maps = ((self._map, scope), *outer)
+        if self.delegate is None:
+            return pager.walk(params, scope, maps[0][0] if len(maps) == 1 else _chained(maps), pages)
+        inner_params, inner_scope = self.delegate._scoped(params)
+        return self.delegate._walk(pager, inner_params, inner_scope, pages, maps)
 
     async def _delegated(
-        self, delegate: ExposedCall, params: dict[str, Any], scope: Scope, stream: bool, parse: bool
+        self, delegate: ExposedCall, params: dict[str, Any], scope: Scope, stream: bool, parse: bool, limit: int | None
     ) -> Outcome:
-        outcome = await delegate.invoke(params, stream=stream, parse=parse or not self.passthrough)
+        outcome = await delegate.invoke(params, stream=stream, parse=parse or not self.passthrough, max_binary=limit)
         if delegate.passthrough and not self.passthrough and outcome.json is not NO_JSON and outcome.status < 400:
             outcome.json, outcome.body = self._map(outcome.json, scope), None
         return outcome
@@ -160,11 +179,11 @@ class ExposedCall:
         return Outcome(200, json=data) if data is not None else Outcome(204, body=b"")
 
     async def _call(
-        self, operation: Operation, params: dict[str, Any], scope: Scope, stream: bool, parse: bool
+        self, operation: Operation, params: dict[str, Any], scope: Scope, stream: bool, parse: bool, limit: int | None
     ) -> Outcome:
         response = await self.upstreams.send(operation, params)
         if operation.output_format == "binary" and response.status < 400:
-            media, headers = binary_headers(operation, response, stream)
+            media, headers = binary_headers(operation, response, stream, limit)
             if stream:
                 return Outcome(response.status, headers, stream=response, content_type=media, binary=True)
             body = await read_binary(operation, response)
@@ -192,6 +211,19 @@ class ExposedCall:
             return Outcome(response.status, response.headers(), stream=response, content_type=response.content_type)
         body = await response.read()
         return Outcome(response.status, response.headers(), body=body, content_type=response.content_type)
+
+
+_Maps = tuple[tuple[Callable[[Any, Scope], Any], Scope], ...]
+"""A page's mappings, innermost call first, each with the scope of its own call."""
+
+
+def _chained(maps: _Maps) -> Callable[[Any, Scope], Any]:
+    def map_page(data: Any, _: Scope) -> Any:
+        for map_, scope in maps:
+            data = map_(data, scope)
+        return data
+
+    return map_page
 
 
 __all__ = ["ExposedCall", "CallContext", "Outcome", "NO_JSON", "NotSupported", "read_json"]

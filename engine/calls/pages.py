@@ -71,12 +71,12 @@ class _Page:
 class Pager:
     """How one paginated operation's pages are walked, compiled once."""
 
-    __slots__ = ("operation", "spec", "upstreams", "items", "next_cursor", "total", "mapped", "budget")
+    __slots__ = ("operation", "spec", "upstreams", "items", "next_cursor", "total", "mapped", "budget", "where")
 
     def __init__(
         self, operation: Operation, spec: Pagination, upstreams: Upstreams, mapped: bool, where: Location
     ) -> None:
-        self.operation, self.spec, self.upstreams, self.mapped = operation, spec, upstreams, mapped
+        self.operation, self.spec, self.upstreams, self.mapped, self.where = operation, spec, upstreams, mapped, where
         self.items = compile_path(spec.items)
         self.next_cursor = compile_path(spec.next_cursor) if spec.next_cursor else None
         self.total = compile_path(spec.total) if spec.total else None
@@ -100,6 +100,14 @@ class Pager:
                 "description": f"Fetch at most this many pages (implies allPages; at most {cap}).",
             },
         }
+
+    def through(self, outputs: Sequence[OutputParameter]) -> Pager | None:
+        """This pager for a call delegating here (`ref`) with its own outputs: None when those make an object."""
+        if not outputs:
+            return self
+        if not _listed(outputs):
+            return None
+        return Pager(self.operation, self.spec, self.upstreams, True, self.where)
 
     def asked(self, params: dict[str, Any]) -> int | None:
         """The pages the caller asked for (their arguments taken out of `params`), or None for one page."""
@@ -137,9 +145,14 @@ def compile_pager(
     if operation is None or operation.spec.pagination is None:
         return None
     mapped = bool(outputs)
-    if mapped and not (len(outputs) == 1 and outputs[0].type == "array" and outputs[0].value is None):
+    if mapped and not _listed(outputs):
         return None  # an object answer has no items to join: this call answers one page
     return Pager(operation, operation.spec.pagination, upstreams, mapped, where)
+
+
+def _listed(outputs: Sequence[OutputParameter]) -> bool:
+    """Whether outputs map an answer to one array, whose elements a page's items then are."""
+    return len(outputs) == 1 and outputs[0].type == "array" and outputs[0].value is None
 
 
 class PageWalk:

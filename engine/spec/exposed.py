@@ -17,6 +17,7 @@ from .checks import check_call, check_server_auth, check_template, duplicate_rou
 from .consumed import HTTP_METHODS, authentication, input_parameter
 from .fields import Map, file_location, strings
 from .invocations import invocation_of, tool_parameter
+from .sizes import byte_size
 from ..jsonpath import JsonPathError, compile_path
 
 
@@ -230,7 +231,17 @@ def exposes(m: Map) -> spec.Exposes | None:
             auth = replace(auth, resource_server=_resource_server(auth_map))
         check_server_auth(auth_map, auth)
     if type_ == "rest":
-        m.known("type", "address", "port", "namespace", "description", "authentication", "resources", "inputParameters")
+        m.known(
+            "type",
+            "address",
+            "port",
+            "namespace",
+            "description",
+            "authentication",
+            "resources",
+            "inputParameters",
+            "maxBinarySize",
+        )
         port = m.int("port", required=True)
         resources = m.items("resources", _exposed_resource)
         duplicate_routes(m.ctx, resources)
@@ -243,6 +254,7 @@ def exposes(m: Map) -> spec.Exposes | None:
             resources=resources,
             address=m.str("address"),
             authentication=auth,
+            max_binary_size=byte_size(m, "maxBinarySize"),
         )
     if type_ == "mcp":
         m.known(
@@ -256,6 +268,7 @@ def exposes(m: Map) -> spec.Exposes | None:
             "tools",
             "resources",
             "prompts",
+            "maxBinarySize",
         )
         transport = m.str("transport", choices=("http", "stdio"), default="http") or "http"
         port = m.int("port", required=transport == "http")
@@ -278,6 +291,7 @@ def exposes(m: Map) -> spec.Exposes | None:
             authentication=auth,
             resources=mcp_resources,
             prompts=prompts,
+            max_binary_size=byte_size(m, "maxBinarySize"),
         )
     if type_ == "skill":
         m.known("type", "address", "port", "namespace", "description", "authentication", "skills")

@@ -299,6 +299,7 @@ class RestExposes:
     resources: tuple[ExposedResource, ...] = ()
     address: str | None = None
     authentication: Authentication | None = None
+    max_binary_size: int | None = None  # maxBinarySize: binary answers of operations without their own
     type: str = "rest"
 
 
@@ -375,6 +376,7 @@ class McpExposes:
     authentication: Authentication | None = None
     resources: tuple[Resource, ...] = ()
     prompts: tuple[Prompt, ...] = ()
+    max_binary_size: int | None = None  # maxBinarySize: binary answers of operations without their own
     type: str = "mcp"
 
 

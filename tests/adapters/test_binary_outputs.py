@@ -13,7 +13,7 @@ import struct
 import time
 import zlib
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import httpx
 import pytest
@@ -53,7 +53,20 @@ OPERATIONS = {
     "get-big": ("/big.bin", "maxBinarySize: 64KiB"),
     "get-big-chunked": ("/big-chunked.bin", "maxBinarySize: 64KiB"),
     "get-stream": ("/stream.bin", ""),
+    "get-report-allowed": ("/report.bin", "maxBinarySize: 4KiB"),
 }
+CAPPED = ("get-logo", "get-report", "get-report-allowed")  # served again by blocks with maxBinarySize: 512B
+
+
+def _routes(names: Iterable[str]) -> str:
+    route = "\n        - path: /{0}\n          operations:\n            - method: GET\n              call: files.{0}\n"
+    return "".join(route.format(name) for name in names)
+
+
+def _tools(names: Iterable[str]) -> str:
+    return "".join(
+        f"\n        - name: {name}\n          description: {name}\n          call: files.{name}\n" for name in names
+    )
 
 
 def _capability() -> str:
@@ -69,23 +82,22 @@ def _capability() -> str:
 """
         for name, (path, extra) in OPERATIONS.items()
     )
-    routes = "".join(
-        f"""
-        - path: /{name}
-          operations:
-            - method: GET
-              call: files.{name}
-"""
-        for name in OPERATIONS
-    )
-    tools = "".join(
-        f"\n        - name: {name}\n          description: {name}\n          call: files.{name}\n"
-        for name in OPERATIONS
-    )
+    routes, tools = _routes(OPERATIONS), _tools(OPERATIONS)
+    capped_routes, capped_tools = _routes(CAPPED), _tools(CAPPED)
     return f"""\
 naftiko: "1.0.0-alpha2"
 capability:
   exposes:
+    - type: rest
+      port: 9312
+      namespace: capped-rest
+      maxBinarySize: 512B
+      resources:{capped_routes}
+    - type: mcp
+      port: 9313
+      namespace: capped-mcp
+      maxBinarySize: 512B
+      tools:{capped_tools}
     - type: rest
       port: 9310
       namespace: files-rest
@@ -125,9 +137,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
     with ThreadedServer(recorder) as url:
         recorder.url = url
         args = [str(path), "--base-uri", f"files={url}", "--port", "files-rest=0", "--port", "files-mcp=0"]
+        args += ["--port", "capped-rest=0", "--port", "capped-mcp=0"]
         process = NaftikoProcess([*args, "--limit", "upstream-body=96K"])  # so the MCP default bound shows
         try:
-            yield process.wait_for("files-rest", "files-mcp"), recorder
+            yield process.wait_for("files-rest", "files-mcp", "capped-rest", "capped-mcp"), recorder
         finally:
             process.stop()
 
@@ -224,6 +237,35 @@ async def test_mcp_binary_answers_are_bounded(
         assert "maxBinarySize of 64 KiB" in result.content[0].text
     assert default.is_error is True
     assert "more than 96 KiB" in default.content[0].text and "--limit upstream-body" in default.content[0].text
+
+
+# --------------------------------------------------------------------------- a block's maxBinarySize
+
+
+def test_rest_a_blocks_limit_bounds_operations_without_their_own(
+    served: tuple[dict[str, str], RecordingUpstream],
+) -> None:
+    capped = served[0]["capped-rest"]
+    assert httpx.get(capped + "/get-logo").content == PNG  # under 512 B
+    refused = httpx.get(capped + "/get-report")
+    assert refused.status_code == 502
+    assert "exposes block's maxBinarySize of 512 bytes" in refused.json()["error"]["message"]
+    allowed = httpx.get(capped + "/get-report-allowed")  # its own 4 KiB wins over the block's
+    assert allowed.status_code == 200 and allowed.content == PDF
+    assert httpx.get(served[0]["files-rest"] + "/get-report").status_code == 200  # other blocks unbounded
+
+
+@pytest.mark.parametrize("mode,version", ERAS)
+async def test_mcp_a_blocks_limit_bounds_operations_without_their_own(
+    served: tuple[dict[str, str], RecordingUpstream], mode: str, version: str
+) -> None:
+    async with Client(served[0]["capped-mcp"], mode=mode, cache=None) as mcp:
+        logo = await mcp.call_tool("get-logo", {})
+        refused = await mcp.call_tool("get-report", {})
+        allowed = await mcp.call_tool("get-report-allowed", {})
+    assert logo.is_error is False and base64.b64decode(logo.content[0].data) == PNG
+    assert refused.is_error is True and "exposes block's maxBinarySize of 512 bytes" in refused.content[0].text
+    assert allowed.is_error is False and base64.b64decode(allowed.content[0].resource.blob) == PDF
 
 
 # --------------------------------------------------------------------------- the file

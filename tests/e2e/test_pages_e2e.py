@@ -117,6 +117,25 @@ def _name(path: str) -> str:
     return path.replace("/", "-")
 
 
+# `ref` to a function calling a paginated operation pages too; the route's own array mapping maps each page.
+REF_OUTPUTS = """
+              outputParameters:
+                - type: array
+                  mapping: $.results
+                  items:
+                    type: object
+                    properties:
+                      key:
+                        type: number
+                        mapping: $.id
+"""
+REF_ROUTE = (
+    "\n        - path: /ref-cursor\n          operations:\n            - method: GET\n"
+    "              ref: listing.cursor-items" + REF_OUTPUTS
+)
+REF_TOOL = "\n        - name: ref-cursor\n          description: through ref\n          ref: listing.cursor-items\n"
+
+
 def _capability() -> str:
     consumed, routes, tools = "", "", ""
     for path, paging in OPERATIONS.items():
@@ -141,9 +160,18 @@ def _capability() -> str:
         tools += (
             f"\n        - name: {_name(path)}\n          description: {path} pages\n          call: up.{_name(path)}\n"
         )
+    routes += REF_ROUTE
+    tools += REF_TOOL
     return f"""\
 naftiko: "1.0.0-alpha2"
 capability:
+  aggregates:
+    - label: Listing
+      namespace: listing
+      functions:
+        - name: cursor-items
+          description: The cursor pages, through an aggregate function
+          call: up.cursor
   exposes:
     - type: rest
       port: 9320
@@ -194,6 +222,16 @@ def test_every_page_as_json_lines(served: tuple[dict[str, str], PagingUpstream],
     before = served[1].count(path)
     assert _lines(_get(served, name, allPages="true")) == ITEMS
     assert served[1].count(path) - before == 3
+
+
+def test_a_ref_to_a_paginated_function_pages_with_its_own_mapping(
+    served: tuple[dict[str, str], PagingUpstream],
+) -> None:
+    before = served[1].count("/api/cursor")
+    assert _lines(_get(served, "ref-cursor", allPages="true")) == [{"key": item["id"]} for item in ITEMS]
+    assert served[1].count("/api/cursor") - before == 3
+    one = _get(served, "ref-cursor")
+    assert one.status_code == 200 and one.json() == [{"key": item["id"]} for item in ITEMS[:3]]
 
 
 def test_page_and_offset_send_their_numbers_and_size(served: tuple[dict[str, str], PagingUpstream]) -> None:
@@ -323,7 +361,10 @@ async def test_mcp_all_pages_and_max_pages(
         assert upstream.count("/api/cursor") - before == 4
         two = await mcp.call_tool("endless", {"maxPages": 2})
         failing = await mcp.call_tool("failing", {"allPages": True})
+        through = await mcp.call_tool("ref-cursor", {"allPages": True})
+        assert "allPages" in tools["ref-cursor"].input_schema["properties"]
     assert every.is_error is False and json.loads(every.content[0].text) == ITEMS
     assert one.is_error is False and json.loads(one.content[0].text)["results"] == ITEMS[:3]
     assert json.loads(two.content[0].text) == [{"id": n} for n in range(4)]
     assert failing.is_error is True and "page 2" in failing.content[0].text
+    assert through.is_error is False and json.loads(through.content[0].text) == ITEMS
