@@ -9,7 +9,9 @@ Infinity are not JSON: reading them is refused (a NaN float written out becomes 
 
 An upstream's JSON answer that only needs to be checked, not read, becomes `RawJSON`: its bytes
 go into the encoded answer as they came, so a large answer is never parsed into objects and
-encoded again.
+encoded again. The check is msgspec's: it scans the text without building a Python object (a
+1 MiB list of 11,784 records: about 0.8 ms, against about 5-7 ms for `orjson.loads`, which builds
+and frees some 70,000 objects), and a strict UTF-8 decode covers what it skips over.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import orjson
 
 __all__ = ["RawJSON", "dumps", "loads", "passthrough"]
@@ -83,13 +86,29 @@ def loads(raw: bytes) -> Any:
     return _standard(raw)
 
 
+_scan = msgspec.json.Decoder(msgspec.Raw).decode  # syntax only: one JSON text, nothing after it
+_SPACE = b" \t\r\n"
+
+
 def passthrough(raw: bytes) -> Any:
     """An upstream JSON body to pass on: `RawJSON` when it is UTF-8 JSON, else its parsed value.
 
-    Raises ValueError when it is not JSON at all. orjson checks it (what it reads is thrown
-    away, so its rounding of integers beyond 64 bits does not matter); what orjson refuses but
-    the standard library reads (a UTF-16 body, `1e400`, a lone surrogate) is parsed instead.
+    Raises ValueError (or RecursionError) when it is not JSON at all. msgspec checks the
+    syntax and a strict decode the UTF-8 (msgspec does not look inside strings for it); nothing
+    is built. What that check refuses goes the way of `loads`: orjson, then the standard
+    library, which reads a few texts orjson refuses (a UTF-16 body, a lone surrogate, `1e400`)
+    into their parsed value, and raises for the rest.
     """
+    try:
+        _scan(raw)
+        raw.decode("utf-8")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return _checked(raw)
+    return RawJSON(raw, raw.lstrip(_SPACE)[:1] == b"{")
+
+
+def _checked(raw: bytes) -> Any:
+    """What `passthrough` did before msgspec: orjson's check, then the standard library's parse."""
     try:
         checked = orjson.loads(raw)
     except orjson.JSONDecodeError:
