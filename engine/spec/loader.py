@@ -5,45 +5,87 @@ builders (`consumed`, `invocations`, `exposed`, and the capability root here), r
 through `fields.Map`, and checked (`checks`). Every problem names the file, line, column and key path
 (`capability.consumes[0].baseUri`) and says what would be right; `load` reports the problems of
 all files together, with the namespaces they declare twice. Unknown keys are warnings, as in the
-reference engine, so files written for newer spec versions still load. Imported consumes
-(`location` + `import`) are read from their shared file here.
+reference engine, so files written for newer spec versions still load.
+
+A document with no `capability` and one root `consumes`, `exposes`, `aggregates` or `binds` list is a
+shared (leaf) file: it is checked as fully as a capability (`load_documents`, for `validate`) but never
+served; capabilities import its entries by namespace (`imports`), and a folder's shared files are read
+only when imported.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from . import model as spec
 from .checks import check_skills
 from .consumed import consumes
 from .exposed import exposes
+from .imports import KINDS, Resolver, importing, leaf, namespace_of
 from .invocations import aggregate
 from .fields import Context, Map, strings
 from .reading import READ_LIMITS, ReadLimits, read_document
 from ..errors import CapabilityError, Location, Problem
 
+NOT_FOUND = "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:' or 'ikanos:')"
+
 
 def load(paths: Iterable[str | Path], limits: ReadLimits = READ_LIMITS) -> list[spec.Capability]:
-    """Load every capability under `paths`; report all problems of all files together."""
+    """Load every capability under `paths`; report all problems of all files together.
+
+    A shared file named on its own is refused (there is nothing to serve in it); in a folder it is
+    left for the capabilities that import it."""
+    paths = list(paths)
+    capabilities, shared = _load(paths, limits, with_shared=False)
+    if shared:
+        raise CapabilityError([Problem(s.where, _not_served(s)) for s in shared])
+    return capabilities
+
+
+def load_documents(
+    paths: Iterable[str | Path], limits: ReadLimits = READ_LIMITS
+) -> tuple[list[spec.Capability], list[spec.SharedFile]]:
+    """Every capability and every shared file under `paths`, each checked (what `validate` reports)."""
+    return _load(list(paths), limits, with_shared=True)
+
+
+def _load(
+    paths: list[str | Path], limits: ReadLimits, with_shared: bool
+) -> tuple[list[spec.Capability], list[spec.SharedFile]]:
     capabilities: list[spec.Capability] = []
+    shared: list[spec.SharedFile] = []
     problems: list[Problem] = []
-    files = expand_paths(paths)
+    files = expand_paths(paths, shared=with_shared)
     if not files:
-        raise CapabilityError.at(
-            Location(", ".join(str(p) for p in paths)),
-            "no capability files found (looked for *.yaml and *.yml starting with 'naftiko:' or 'ikanos:')",
-        )
+        raise CapabilityError.at(Location(", ".join(str(p) for p in paths)), NOT_FOUND)
+    read = SharedFiles(limits)
     for file in files:
         try:
-            capabilities.append(load_file(file, limits))
+            document = load_document(file, limits, read)
         except CapabilityError as exc:
             problems.extend(exc.problems)
+            continue
+        (shared if isinstance(document, spec.SharedFile) else capabilities).append(document)  # type: ignore[arg-type]
     problems.extend(_duplicate_namespaces(capabilities))
     if problems:
         raise CapabilityError(problems)
-    return capabilities
+    return capabilities, shared
+
+
+def _not_served(shared: spec.SharedFile) -> str:
+    return (
+        f"{describe_shared(shared)}, with no 'capability': nothing to serve on its own; capabilities import"
+        f" its entries ({shared.kind}: - from: {Path(shared.path).name}, import: NAMESPACE): serve those"
+    )
+
+
+def describe_shared(shared: spec.SharedFile) -> str:
+    """`shared exposes file: 2 entries (weather-rest, weather-mcp)`."""
+    names = ", ".join(namespace_of(e) for e in shared.entries)
+    count = len(shared.entries)
+    return f"shared {shared.kind} file: {count} {'entry' if count == 1 else 'entries'} ({names})"
 
 
 def _duplicate_namespaces(capabilities: list[spec.Capability]) -> list[Problem]:
@@ -66,14 +108,15 @@ def _duplicate_namespaces(capabilities: list[spec.Capability]) -> list[Problem]:
     return problems
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders become their `*.yaml`/`*.yml` capability documents, sorted."""
+def expand_paths(paths: Iterable[str | Path], shared: bool = False) -> list[Path]:
+    """Files as given; folders become their `*.yaml`/`*.yml` capability documents (and, with
+    `shared`, their shared files), sorted."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             candidates = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-            files.extend(p for p in candidates if is_capability_document(p))
+            files.extend(p for p in candidates if _member(p, shared))
         else:
             files.append(path)
     return files
@@ -81,56 +124,117 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def is_capability_document(path: Path) -> bool:
     """A folder member counts when its first key is `naftiko` (or `ikanos`) and it has a `capability`."""
+    return _member(path, shared=False)
+
+
+def _member(path: Path, shared: bool) -> bool:
     try:
         data = read_document(path)
     except CapabilityError:
         return True  # let load_file report the syntax error with its position
-    return isinstance(data, dict) and next(iter(data), None) in DIALECTS and "capability" in data
+    if not isinstance(data, dict) or next(iter(data), None) not in DIALECTS:
+        return False
+    return "capability" in data or (shared and bool(shared_kinds(data)))
+
+
+def shared_kinds(data: dict[str, Any]) -> list[str]:
+    """The shared sections of a document without `capability` (a shared file has exactly one)."""
+    return [] if "capability" in data else [kind for kind in KINDS if kind in data]
+
+
+class SharedFiles:
+    """Shared files read for imports, each once per load (a capability may import several entries)."""
+
+    def __init__(self, limits: ReadLimits) -> None:
+        self.limits = limits
+        self.read: dict[Path, spec.SharedFile | None | CapabilityError] = {}
+
+    def __call__(self, path: Path) -> spec.SharedFile | None:
+        key = path.resolve()
+        if key not in self.read:
+            try:
+                data = read_document(path, self.limits)  # bounded as every capability file is
+                kinds = shared_kinds(data) if isinstance(data, dict) else []
+                self.read[key] = _shared_file(str(path), data, kinds) if kinds else None
+            except CapabilityError as exc:
+                self.read[key] = exc
+        found = self.read[key]
+        if isinstance(found, CapabilityError):
+            raise CapabilityError(found.problems)
+        return found
 
 
 def load_file(path: str | Path, limits: ReadLimits = READ_LIMITS) -> spec.Capability:
-    """Load and check one capability file."""
+    """Load and check one capability file (a shared file is refused: it is only imported)."""
+    document = load_document(path, limits)
+    if isinstance(document, spec.SharedFile):
+        raise CapabilityError.at(document.where, _not_served(document))
+    return document
+
+
+def load_document(
+    path: str | Path, limits: ReadLimits = READ_LIMITS, read: SharedFiles | None = None
+) -> spec.Capability | spec.SharedFile:
+    """Load and check one capability file or shared file; a capability's imports are resolved."""
+    return _document(path, limits, read or SharedFiles(limits))
+
+
+def _document(path: str | Path, limits: ReadLimits, read: SharedFiles) -> spec.Capability | spec.SharedFile:
     file = str(path)
     data = read_document(path, limits)
     if not isinstance(data, dict):
         raise CapabilityError.at(
             Location(file, 1, 1), "a capability file must be a YAML mapping that starts with 'naftiko:'"
         )
+    kinds = shared_kinds(data)
+    if kinds:
+        return _shared_file(file, data, kinds)
     ctx = Context(file, dialect_of(data))
-    capability = _capability(Map(ctx, data, "", Location(file, 1, 1)), file)
+    capability = _capability(Map(ctx, data, "", Location(file, 1, 1)), file, Resolver(ctx, read))
     if ctx.problems:
         raise CapabilityError(ctx.problems)
     check_skills(capability)
-    if capability.imports:
-        imported = tuple(_import(entry, Path(file).parent, limits) for entry in capability.imports)
-        capability = replace(capability, consumes=capability.consumes + imported)
     return capability
 
 
-def _import(entry: spec.ConsumesImport, base: Path, limits: ReadLimits) -> spec.Consumes:
-    """Bring in one namespace of a shared consumes file, renamed to `as` when given."""
-    location = entry.location
-    if location.startswith("file://"):
-        location = location[len("file://") :]
-    path = Path(location) if Path(location).is_absolute() else base / location
-    where = Location(entry.where.file, entry.where.line, entry.where.column, f"{entry.where.path}.location")
-    if not path.is_file():
-        raise CapabilityError.at(where, f"imported file not found: {path}")
-    data = read_document(path, limits)
-    if not isinstance(data, dict) or not isinstance(data.get("consumes"), list):
-        raise CapabilityError.at(where, f"{path} is not a shared consumes file (it needs a top-level 'consumes' list)")
-    ctx = Context(str(path), dialect_of(data))
-    entries = Map(ctx, data, "", Location(str(path), 1, 1)).items("consumes", consumes)
+def _shared_file(file: str, data: dict[str, Any], kinds: list[str]) -> spec.SharedFile:
+    """A shared file checked as a capability is: every entry built, namespaces unique, no imports."""
+    ctx = Context(file, dialect_of(data))
+    root = Map(ctx, data, "", Location(file, 1, 1))
+    root.known(ctx.dialect, "info", *KINDS)
+    version = _version(root)
+    kind = kinds[0]
+    for extra in kinds[1:]:
+        ctx.problem(
+            root.loc(extra), f"a shared file holds exactly one of {', '.join(KINDS)}; this one also has '{kind}'"
+        )
+    if isinstance(data[kind], list) and not data[kind]:
+        root.bad(kind, f"'{kind}' must hold at least one entry (a shared {kind} file with nothing to import)")
+    entries = root.items(kind, leaf(kind, BUILDERS[kind]), required=True)
+    if kind == "exposes":
+        _one_control(ctx, entries)  # the exposes builder built them
+    _unique(ctx, entries)
     if ctx.problems:
         raise CapabilityError(ctx.problems)
-    for found in entries:
-        if isinstance(found, spec.Consumes) and found.namespace == entry.import_:
-            return replace(found, namespace=entry.as_ or found.namespace)
-    names = ", ".join(e.namespace for e in entries if isinstance(e, spec.Consumes)) or "none"
-    raise CapabilityError.at(
-        Location(entry.where.file, entry.where.line, entry.where.column, f"{entry.where.path}.import"),
-        f"{path} has no consumes namespace '{entry.import_}' (it has: {names})",
+    info = root.map("info")
+    return spec.SharedFile(
+        path=file,
+        version=version,
+        where=root.loc(kind),  # the section's key: where a problem with the file as a whole points
+        kind=kind,
+        entries=entries,
+        info=_info(info) if info else None,
+        warnings=tuple(ctx.warnings),
     )
+
+
+def _unique(ctx: Context, entries: tuple[spec.Shareable, ...]) -> None:
+    """Namespaces are unique within a shared file: an import names its entry by namespace."""
+    seen: dict[str, Location] = {}
+    for entry in entries:
+        first = seen.setdefault(entry.namespace, entry.where)
+        if first is not entry.where:
+            ctx.problem(entry.where, f"namespace '{entry.namespace}' is already declared at {first} in this file")
 
 
 DIALECTS = {"naftiko": "1.0.0-alpha", "ikanos": "1.0.0-beta"}
@@ -142,23 +246,31 @@ def dialect_of(data: object) -> str:
     return "ikanos" if isinstance(data, dict) and "ikanos" in data and "naftiko" not in data else "naftiko"
 
 
-def _capability(root: Map, path: str) -> spec.Capability:
+def _version(root: Map) -> str:
     dialect = root.ctx.dialect
-    root.known(dialect, "info", "binds", "capability", "consumes")
     version = root.str(dialect, required=True) or ""
     if version and not version.startswith(DIALECTS[dialect]):
         known = "1.0.0-alpha2" if dialect == "naftiko" else "1.0.0-beta5"
         root.ctx.warn(root.loc(dialect), f"spec version '{version}' is not {DIALECTS[dialect]}*; reading it as {known}")
+    return version
+
+
+def _capability(root: Map, path: str, imports: Resolver) -> spec.Capability:
+    root.known(root.ctx.dialect, "info", "binds", "capability")
+    version = _version(root)
     info = root.map("info")
-    body = root.map("capability")
-    consumes_owner = body if body is not None else root
-    if body is None and not root.has("consumes"):
-        root.missing("capability", "the capability: its consumes and exposes")
+    body = root.map("capability", required=True)
     if body is not None:
         body.known("binds", "exposes", "consumes", "aggregates")
-    entries = consumes_owner.items("consumes", consumes)
-    binds = root.items("binds", _binding) + (body.items("binds", _binding) if body else ())
-    exposed: tuple[spec.Exposes, ...] = body.items("exposes", exposes) if body else ()
+
+    def section(owner: Map | None, kind: str) -> tuple[Any, ...]:
+        return imports.section(owner.items(kind, importing(kind, BUILDERS[kind]))) if owner else ()
+
+    entries: tuple[spec.Consumes, ...] = section(body, "consumes")
+    binds: tuple[spec.Binding, ...] = section(root, "binds") + section(body, "binds")
+    exposed: tuple[spec.Exposes, ...] = section(body, "exposes")
+    aggregates: tuple[spec.Aggregate, ...] = section(body, "aggregates")
+    imports.collisions([*entries, *exposed, *aggregates, *binds])
     _one_control(root.ctx, exposed)
     return spec.Capability(
         path=path,
@@ -166,10 +278,10 @@ def _capability(root: Map, path: str) -> spec.Capability:
         where=root.where,
         info=_info(info) if info else None,
         binds=binds,
-        consumes=tuple(e for e in entries if isinstance(e, spec.Consumes)),
-        imports=tuple(e for e in entries if isinstance(e, spec.ConsumesImport)),
+        consumes=entries,
+        imports=tuple(entry for entry, _, _ in imports.imported),
         exposes=exposed,
-        aggregates=body.items("aggregates", aggregate) if body else (),
+        aggregates=aggregates,
         warnings=tuple(root.ctx.warnings),
     )
 
@@ -206,3 +318,12 @@ def _info(m: Map) -> spec.Info | None:
     if label is None:
         return None
     return spec.Info(label=label, description=m.str("description"), tags=strings(m, "tags"))
+
+
+BUILDERS: dict[str, Callable[[Map], Any]] = {
+    "consumes": consumes,
+    "exposes": exposes,
+    "aggregates": aggregate,
+    "binds": _binding,
+}
+"""The builder of an inline entry of each importable section."""
