@@ -4,6 +4,9 @@ and lookups, expiry and ETag revalidation against a real loopback upstream under
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import time
 from email.utils import format_datetime
 from datetime import datetime, UTC
 from pathlib import Path
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from naftiko.engine import CapabilityError, Runtime
+from naftiko.engine.errors import UpstreamError, UpstreamTimeout
 from naftiko.engine.upstream.cache import CachedOperation, CachedResponse, Entry, Store, cache_key, lifetime
 from naftiko.engine.upstream.client import Upstream
 from naftiko.engine.upstream.request import Prepared
@@ -284,5 +288,208 @@ async def test_a_head_answer_is_stored_with_the_length_a_get_would_have() -> Non
             get = await cached.send(upstream, "up.op", Prepared("GET", "/x", (), None))
             assert isinstance(get, CachedResponse) and get.state == "miss"  # HEAD and GET never share
             assert [r.method for r in recording.requests] == ["HEAD", "GET"]
+        finally:
+            await upstream.close()
+
+
+# --------------------------------------------------------------------------- round 2: load-time rules
+
+SEMANTIC = """\
+naftiko: 1.0.0-alpha2
+capability:
+  consumes:
+    - type: http
+      namespace: up
+      baseUri: http://127.0.0.1:1
+      resources:
+        - name: things
+          path: /things
+          operations:
+            - {name: listed, method: GET}
+            - {name: refused, method: GET, cache: false}
+            - {name: created, method: POST}
+            - {name: plain, method: GET}
+  aggregates:
+    - namespace: reads
+      label: Reads
+      functions:
+        - name: listed
+          description: cacheable
+          semantics: {cacheable: true}
+          call: up.listed
+        - name: refused
+          description: cacheable, but cache false
+          semantics: {cacheable: true}
+          call: up.refused
+        - name: created
+          description: cacheable is wrong for a POST
+          semantics: {cacheable: true}
+          call: up.created
+        - name: plain
+          description: not cacheable
+          semantics: {cacheable: false}
+          call: up.plain
+  exposes:
+    - type: rest
+      namespace: r
+      port: 9000
+      resources:
+        - path: /things
+          operations:
+            - {method: GET, ref: reads.listed}
+"""
+
+
+def test_semantics_cacheable_gives_its_get_the_default_policy(tmp_path: Path) -> None:
+    path = tmp_path / "cap.yaml"
+    path.write_text(SEMANTIC)
+    runtime = Runtime.load(path)
+    assert set(runtime.caches) == {"up.listed"}  # not cache: false, not a POST, not cacheable: false
+    listed = runtime.caches["up.listed"]
+    assert (listed.ttl, listed.max_entry_bytes, listed.respect, listed.stale_if_error) == (60.0, 1024**2, True, None)
+    assert (listed.store.max_entries, listed.store.max_bytes) == (1000, 16 * 1024**2)
+
+
+def test_a_cache_block_on_a_post_is_a_positioned_problem(tmp_path: Path) -> None:
+    path = tmp_path / "cap.yaml"
+    path.write_text(
+        SEMANTIC.replace("{name: created, method: POST}", "{name: created, method: POST, cache: {ttl: 1s}}")
+    )
+    with pytest.raises(CapabilityError) as failed:
+        Runtime.load(path)
+    (problem,) = failed.value.problems
+    assert str(problem).startswith(f"{path}:13:") and "a POST answer is never cached" in str(problem)
+    path.write_text(SEMANTIC.replace("{name: created, method: POST}", "{name: created, method: POST, cache: false}"))
+    assert set(Runtime.load(path).caches) == {"up.listed"}
+
+
+def test_stale_if_error_is_read_and_merged(tmp_path: Path) -> None:
+    runtime = _load(tmp_path, "cache: {staleIfError: 5m}", "cache: {staleIfError: 10s}")
+    assert runtime.caches["up.get-things"].stale_if_error == 10.0 and runtime.caches["up.other"].stale_if_error == 300
+    with pytest.raises(CapabilityError, match="'staleIfError' must be a duration"):
+        _load(tmp_path, "cache: {staleIfError: forever}")
+
+
+def test_a_redis_url_without_the_package_is_a_clear_start_up_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    monkeypatch.delitem(sys.modules, "naftiko.engine.upstream.rediscache", raising=False)
+    path = tmp_path / "cap.yaml"
+    path.write_text(with_blocks(CAPABILITY, "cache: {}"))
+    with pytest.raises(CapabilityError) as failed:
+        Runtime.load(path, environ={"NAFTIKO_CACHE_REDIS_URL": "redis://127.0.0.1:1/0"})
+    message = str(failed.value)
+    assert "NAFTIKO_CACHE_REDIS_URL" in message and "pip install 'naftiko[redis]'" in message
+    assert Runtime.load(path, environ={}).shared_cache is None  # unset: redis is never imported
+
+
+def test_redis_settings_are_checked_at_start_up(tmp_path: Path) -> None:
+    pytest.importorskip("redis", reason="the redis extra")
+    path = tmp_path / "cap.yaml"
+    path.write_text(with_blocks(CAPABILITY, "cache: {}"))
+    env = {"NAFTIKO_CACHE_REDIS_URL": "redis://127.0.0.1:1/0", "NAFTIKO_CACHE_REDIS_TIMEOUT": "soon"}
+    with pytest.raises(CapabilityError, match="NAFTIKO_CACHE_REDIS_TIMEOUT must be a number of seconds"):
+        Runtime.load(path, environ=env)
+    runtime = Runtime.load(path, environ={**env, "NAFTIKO_CACHE_REDIS_TIMEOUT": "0.2"})
+    assert runtime.caches["up.get-things"].shared is runtime.shared_cache
+    assert runtime.shared_cache is not None and runtime.shared_cache.timeout == 0.2  # type: ignore[attr-defined]
+
+
+def test_an_entry_survives_the_redis_encoding() -> None:
+    pytest.importorskip("redis", reason="the redis extra")
+    from naftiko.engine.upstream.rediscache import decode, encode
+
+    entry = Entry(200, "application/json", "utf-8", [("etag", '"v"')], b'{"a": 1}', 5.5, '"v"', None, False, 9.5, 1.5)
+    assert decode(encode(entry)) == entry
+    assert decode(b"something else") is None and decode(encode(entry)[:20]) is None
+
+
+# --------------------------------------------------------------------------- round 2: coalescing, stale, counts
+
+
+@pytest.mark.anyio
+async def test_parallel_misses_wait_for_one_request_unless_it_is_not_storable() -> None:
+    recording, clock = RecordingUpstream(), Clock()
+    recording.reply("GET", "/slow", Reply(json={"n": 1}, delay=0.2))
+    recording.reply("GET", "/secret", Reply(json={}, headers={"cache-control": "no-store"}, delay=0.2))
+    with ThreadedServer(recording) as url:
+        upstream, cached = Upstream("up", url, 5.0), _cached(clock)
+        try:
+            answers = await asyncio.gather(*(_get(cached, upstream, "/slow") for _ in range(5)))
+            assert [a.state for a in answers] == ["miss", "hit", "hit", "hit", "hit"]
+            assert len(recording.requests) == 1 and cached.pending == {}
+            secret = [cached.send(upstream, "up.op", Prepared("GET", "/secret", (), None)) for _ in range(4)]
+            for response in await asyncio.gather(*secret):
+                assert not isinstance(response, CachedResponse) and await response.json() == {}
+            assert len(recording.requests) == 5  # each waiter sent its own
+            assert cached.counts == {"miss": 5, "stored": 1, "hit": 4, "bypass": 4}
+        finally:
+            await upstream.close()
+
+
+@pytest.mark.anyio
+async def test_a_waiter_waits_at_most_the_call_time() -> None:
+    cached = _cached(Clock())
+    upstream = Upstream("up", "http://127.0.0.1:1", 0.2)
+    request = Prepared("GET", "/x", (), None)
+    cached.pending[cache_key(request)] = asyncio.get_running_loop().create_future()  # never answered
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout, match="already in flight took more than 0.2 s"):
+        await cached.send(upstream, "up.op", request)
+    assert 0.15 < time.monotonic() - started < 2
+
+
+@pytest.mark.anyio
+async def test_a_stale_entry_answers_a_transport_failure_within_its_window() -> None:
+    recording, clock = RecordingUpstream(), Clock()
+    recording.reply("GET", "/x", Reply(json={"v": 1}, headers={"cache-control": "max-age=5"}))
+    cached = _cached(clock, stale_if_error=60.0)
+    with ThreadedServer(recording) as url:
+        upstream = Upstream("up", url, 2.0)
+        await _get(cached, upstream)
+    try:
+        clock.now += 10  # stale; the upstream is gone
+        stale = await _get(cached, upstream)
+        assert stale.state == "stale" and await stale.json() == {"v": 1} and stale.status == 200
+        assert ("age", "10") in stale.headers() and ("warning", '111 - "Revalidation Failed"') in stale.headers()
+        clock.now += 60  # past max-age + staleIfError
+        with pytest.raises(UpstreamError):
+            await _get(cached, upstream)
+        assert cached.counts["stale"] == 1
+    finally:
+        await upstream.close()
+
+
+def test_the_stale_window_comes_from_the_file_or_the_upstream() -> None:
+    def window(control: str, mine: float | None, respect: bool = True) -> float:
+        return _cached(Clock(), stale_if_error=mine, respect=respect)._stale_window({"cache-control": control})
+
+    assert window("max-age=5", None) == 0.0
+    assert window("max-age=5, stale-if-error=20", None) == 20.0  # the upstream's alone
+    assert window("max-age=5, stale-if-error=20", 10.0) == 10.0  # the file's caps it
+    assert window("max-age=5, stale-if-error=5", 10.0) == 5.0
+    assert window("max-age=5, must-revalidate, stale-if-error=20", 10.0) == 0.0
+    assert window("must-revalidate", 10.0, respect=False) == 10.0
+
+
+@pytest.mark.anyio
+async def test_a_5xx_on_revalidation_answers_the_stale_entry_and_counts_every_result() -> None:
+    recording, clock = RecordingUpstream(), Clock()
+    recording.reply("GET", "/x", Reply(json={"v": 1}, headers={"etag": '"v1"', "cache-control": "max-age=5"}))
+    cached = _cached(clock, stale_if_error=30.0)
+    with ThreadedServer(recording) as url:
+        upstream = Upstream("up", url, 5.0)
+        try:
+            await _get(cached, upstream)
+            await _get(cached, upstream)
+            clock.now += 6
+            recording.reply("GET", "/x", Reply(status=503, json={}))
+            assert (await _get(cached, upstream)).state == "stale"
+            assert recording.last.headers["if-none-match"] == '"v1"'
+            recording.reply("GET", "/x", Reply(status=304, body=b"", headers={"etag": '"v1"'}))
+            assert (await _get(cached, upstream)).state == "revalidated"
+            assert cached.counts == {"miss": 3, "stored": 1, "hit": 1, "stale": 1, "revalidated": 1}
         finally:
             await upstream.close()
