@@ -436,16 +436,15 @@ class CachedOperation:
         found = await self.shared.get(key)
         return _rebased(found, self.wall(), self.clock()) if isinstance(found, Entry) else found
 
-    async def _put(self, key: str, entry: Entry) -> None:
+    async def _put(self, key: str, entry: Entry) -> bool:
+        """Store `entry`; False when the store refused it (larger than the whole store, or Redis failing)."""
         if self.shared is None:
-            self.store.put(key, entry)
-            return
+            return self.store.put(key, entry)
         now = self.clock()
         keep = max(entry.stale_until, entry.fresh_until) - now
         if entry.etag or entry.last_modified:
             keep += self.ttl  # kept a while past its freshness so that it can be revalidated
-        if not await self.shared.put(key, _rebased(entry, now, self.wall()), max(1.0, keep)):
-            self._count("bypass")
+        return await self.shared.put(key, _rebased(entry, now, self.wall()), max(1.0, keep))
 
     async def _drop(self, key: str) -> None:
         if self.shared is None:
@@ -608,8 +607,7 @@ class CachedOperation:
             now + fresh + self._stale_window(named),
             now,
         )
-        await self._put(key, entry)
-        self._count("stored")
+        self._count("stored" if await self._put(key, entry) else "bypass")
         return CachedResponse(entry, upstream.namespace, operation, "miss"), (entry, "hit")
 
 
