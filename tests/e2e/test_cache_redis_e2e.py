@@ -33,6 +33,8 @@ capability:
             - method: GET
               call: up.thing
               with: {id: shared-rest.id}
+    - type: control
+      port: 9362
   consumes:
     - type: http
       namespace: up
@@ -83,11 +85,11 @@ def two_instances(tmp_path: Path, port: int, upstream: str) -> Iterator[tuple[Na
     path = tmp_path / "shared.yaml"
     path.write_text(CAPABILITY)
     env = {"NAFTIKO_CACHE_REDIS_URL": f"redis://127.0.0.1:{port}/0", "NAFTIKO_CACHE_REDIS_RETRY": "60"}
-    args = [str(path), "--port", "shared-rest=0", "--base-uri", f"up={upstream}/api"]
+    args = [str(path), "--port", "shared-rest=0", "--port", "control=0", "--base-uri", f"up={upstream}/api"]
     first, second = NaftikoProcess(args, env), NaftikoProcess(args, env)
     try:
-        first.wait_for("shared-rest")
-        second.wait_for("shared-rest")
+        first.wait_for("shared-rest", "control")
+        second.wait_for("shared-rest", "control")
         yield first, second
     finally:
         first.stop()
@@ -132,6 +134,12 @@ def test_calls_still_answer_when_redis_stops(tmp_path: Path) -> None:
             assert _get(first, "1").json()["echo"]["path"] == "/api/things/1"
         assert len(upstream.requests) == 4  # from the upstream, uncached
         assert time.monotonic() - started < 5  # the outage costs one failed command, then Redis is left alone
+        metrics = httpx.get(f"{first.urls['control']}/metrics", timeout=15).text
+        assert (
+            'naftiko_upstream_cache_total{naftiko_namespace="up",naftiko_operation_id="up.thing",result="bypass"} 3.0'
+            in metrics
+        )
+        assert "naftiko_upstream_cache_entries{" not in metrics  # the entries live in Redis, not counted here
         first.stop()
         outage = [line for line in first.log if "Redis cache" in line and "unavailable" in line]
         assert len(outage) == 1, first.log
