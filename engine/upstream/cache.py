@@ -21,7 +21,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from ..jsoncodec import loads
 from ..limits import advice, describe
 from .client import Upstream, UpstreamResponse, is_json_type
 from .failures import BodyTooLarge
+from .entries import UNAVAILABLE, Entry, SharedStore, Unavailable
 from .request import Prepared
 
 DEFAULT_TTL = 60.0
@@ -57,28 +58,6 @@ class CacheBlock(Protocol):
     def enabled(self) -> bool: ...
     @property
     def stale_if_error(self) -> float | None: ...
-
-
-@dataclass(slots=True)
-class Entry:
-    """One stored answer: what `CachedResponse` replays, and when it goes stale."""
-
-    status: int
-    content_type: str
-    charset: str | None
-    headers: list[tuple[str, str]]  # as `UpstreamResponse.headers(keep_length=False)` gave them
-    body: bytes
-    fresh_until: float  # on the store's clock
-    etag: str | None
-    last_modified: str | None
-    head: bool = False  # a HEAD answer: no body, its headers keep the length a GET would have
-    stale_until: float = 0.0  # until then a failed refetch may be answered with it (stale-if-error)
-    stored_at: float = 0.0  # when it was stored or last revalidated (its `Age` when served stale)
-
-    @property
-    def size(self) -> int:
-        """What the entry counts against `maxBytes`: its body and headers."""
-        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + 64
 
 
 class Store:
@@ -304,24 +283,6 @@ def _parsed(raw: bytes, namespace: str, operation: str, content_type: str) -> An
         return loads(raw)
     except (ValueError, RecursionError) as exc:
         raise UpstreamError(namespace, operation, f"answered {content_type} that is not valid JSON ({exc})") from None
-
-
-class Unavailable:
-    """A shared store that could not answer (down, slow, refused): the call goes upstream uncached."""
-
-
-UNAVAILABLE = Unavailable()
-
-
-class SharedStore(Protocol):
-    """A store many instances share (engine/upstream/rediscache.py); times in entries are wall-clock seconds.
-
-    It never raises: a failure answers UNAVAILABLE (get) or False (put), and is logged by the store."""
-
-    async def get(self, key: str) -> Entry | None | Unavailable: ...
-    async def put(self, key: str, entry: Entry, keep: float) -> bool: ...
-    async def drop(self, key: str) -> None: ...
-    async def close(self) -> None: ...
 
 
 RESULTS = ("hit", "miss", "revalidated", "stored", "bypass", "stale")

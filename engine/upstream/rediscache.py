@@ -20,7 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .cache import UNAVAILABLE, Entry, Unavailable
+from .entries import UNAVAILABLE, Entry, Unavailable
 
 log = logging.getLogger("naftiko.cache")
 
