@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from procs import cpu_seconds, wait_idle
+from procs import cpu_seconds, peak_rss_mb, reset_peak_rss, wait_idle
 
 LUA = Path(__file__).resolve().parent / "wrk" / "bench.lua"
 MODERN = "2026-07-28"
@@ -34,8 +34,9 @@ class Req:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def wrk(req: Req, concurrency: int, seconds: float) -> dict[str, Any]:
-    """One wrk run; returns its JSON summary plus requests/s and the `--latency` distribution."""
+def wrk(req: Req, concurrency: int, seconds: float, cpus: str | None = None) -> dict[str, Any]:
+    """One wrk run; returns its JSON summary plus requests/s and the `--latency` distribution.
+    With `cpus` (e.g. "1"), wrk runs under `taskset -c CPUS`, pinned to those cores."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "BENCH_METHOD": req.method, "BENCH_BODY": "", "BENCH_HEADERS": ""}
         if req.body is not None:
@@ -45,6 +46,7 @@ def wrk(req: Req, concurrency: int, seconds: float) -> dict[str, Any]:
             Path(tmp, "headers").write_text("".join(f"{k}: {v}\n" for k, v in req.headers.items()))
             env["BENCH_HEADERS"] = str(Path(tmp, "headers"))
         cmd = [
+            *(["taskset", "-c", cpus] if cpus else []),
             "wrk",
             "-t1",
             f"-c{concurrency}",
@@ -68,13 +70,26 @@ def wrk(req: Req, concurrency: int, seconds: float) -> dict[str, Any]:
     return result
 
 
-def sample(req: Req, concurrency: int, seconds: float, pid: int | None) -> dict[str, Any]:
+def sample(
+    req: Req,
+    concurrency: int,
+    seconds: float,
+    pid: int | None,
+    cpus: str | None = None,
+    track_rss: bool = False,
+) -> dict[str, Any]:
     """One wrk run, with the server's CPU time per request; then wait until `pid` is idle again,
-    so no run inherits a backlog."""
+    so no run inherits a backlog. With `track_rss`, the server's peak RSS during this run alone
+    (`peak_rss_mb`: VmHWM reset before the run, read after it; `peak_rss_reset` says whether the
+    reset worked, else it is the peak since start)."""
+    reset = reset_peak_rss(pid) if pid is not None and track_rss else False
     cpu_before = cpu_seconds(pid) if pid is not None else 0.0
-    result = wrk(req, concurrency, seconds)
+    result = wrk(req, concurrency, seconds, cpus)
     if pid is not None and result["requests"]:
         result["cpu_us_per_request"] = (cpu_seconds(pid) - cpu_before) / result["requests"] * 1e6
+    if pid is not None and track_rss:
+        result["peak_rss_mb"] = peak_rss_mb(pid)
+        result["peak_rss_reset"] = reset
     result["load_avg"] = os.getloadavg()[0]
     result["drain_s"] = wait_idle(pid)
     return result
@@ -87,6 +102,9 @@ def summarise(samples: list[dict[str, Any]], concurrency: int, seconds: float) -
         values = [s[key] for s in samples if key in s]
         if values:
             point[key] = statistics.median(values)
+    peaks = [s["peak_rss_mb"] for s in samples if "peak_rss_mb" in s]
+    if peaks:
+        point["peak_rss_mb"] = max(peaks)  # memory: the worst run, not the median
     point["errors"] = sum(s["errors"] for s in samples)
     point["requests"] = sum(s["requests"] for s in samples)
     return point
@@ -99,12 +117,15 @@ def median_point(req: Req, concurrency: int, seconds: float, runs: int, pid: int
 
 @dataclass
 class Target:
-    """One thing to load in an interleaved measurement: its request, its server, its levels."""
+    """One thing to load in an interleaved measurement: its request, its server, its levels;
+    optionally the cores wrk is pinned to and whether each run records the server's peak RSS."""
 
     name: str
     req: Req
     pid: int | None
     levels: tuple[int, ...]
+    wrk_cpus: str | None = None
+    track_rss: bool = False
 
 
 def interleaved(
@@ -116,13 +137,14 @@ def interleaved(
     of one after another lets that drift hit them all alike, so their ratios hold.
     """
     for target in targets:
-        wrk(target.req, 32, warmup)
+        wrk(target.req, 32, warmup, target.wrk_cpus)
         wait_idle(target.pid)
     samples: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for _ in range(runs):
         for c in sorted({c for t in targets for c in t.levels}):
             for target in (t for t in targets if c in t.levels):
-                samples.setdefault((target.name, c), []).append(sample(target.req, c, seconds(c), target.pid))
+                point = sample(target.req, c, seconds(c), target.pid, target.wrk_cpus, target.track_rss)
+                samples.setdefault((target.name, c), []).append(point)
     out: dict[str, dict[int, dict[str, Any]]] = {}
     for (name, c), runs_of in samples.items():
         out.setdefault(name, {})[c] = summarise(runs_of, c, seconds(c))

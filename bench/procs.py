@@ -71,6 +71,19 @@ def peak_rss_mb(pid: int) -> float:
     return sum(_status_kb(p, "VmHWM") for p in process_tree(pid)) / 1024
 
 
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM to the current RSS for the process tree (`5` to /proc/PID/clear_refs, Linux 4.0+;
+    it only resets the high-water mark, no page bits), so a later `peak_rss_mb` is the peak of
+    what happened in between. False when the kernel refuses (the caller then has the peak since start)."""
+    done = True
+    for p in process_tree(pid):
+        try:
+            Path(f"/proc/{p}/clear_refs").write_text("5")
+        except OSError:
+            done = False
+    return done
+
+
 @dataclass
 class Server:
     """One server process of the benchmark, with its log file."""

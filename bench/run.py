@@ -1,4 +1,4 @@
-"""naftiko benchmark (issue 5): REST, MCP, scale and streaming, side by side with peers, in one run.
+"""naftiko benchmark (issues 5 and 16): REST, MCP, scale, memory and workers, side by side with peers, in one run.
 
 Started by `bash bench/run.sh [--quick]`, which installs what this needs. Results go to
 bench/results/ (report.md, report.json, report.png, logs/). See bench/README.md for the method.
@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -43,6 +44,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 LOGS = RESULTS / "logs"
+BASELINE = RESULTS / "baseline.json"  # committed: the report.json of the last full run, the reference
+SECTIONS = ["rest", "mcp", "scale", "seed", "stream", "profile", "workers"]
 NAFTIKO_PY = BENCH / ".venv-naftiko" / "bin" / "python"  # the project's own dependencies only
 BENCH_PY = BENCH / ".venv" / "bin" / "python"  # peers and tools
 SEED = ROOT / "capabilities" / "posthog-task-runs.yaml"
@@ -75,7 +78,7 @@ FULL = Settings(
     scale_sizes=(20, 200, 2000, 10000),
     scale_runs=3,
     scale_seconds=2,
-    startup_runs=3,
+    startup_runs=5,  # the start-up goals pass on the worst of these, so "with margin across runs"
     download_mb=1024,
     sse_events=300,
     sse_interval_ms=10,
@@ -88,7 +91,7 @@ QUICK = Settings(
     scale_sizes=(20, 200),
     scale_runs=1,
     scale_seconds=2,
-    startup_runs=1,
+    startup_runs=2,
     download_mb=128,
     sse_events=50,
     sse_interval_ms=10,
@@ -272,13 +275,17 @@ def rest_section(settings: Settings, tmp: Path, upstream: Server, up_port: int) 
 # --- workers -------------------------------------------------------------------------------
 
 WORKER_COUNTS = (1, 2)
+WRK_CORE = "1"  # wrk pinned here in the workers section; the servers and the upstream are not pinned
 
 
 def workers_section(settings: Settings, up_port: int) -> dict[str, Any]:
-    """naftiko REST (small JSON) with `--workers 1` and `--workers 2`, both running, loaded in alternation.
+    """naftiko REST (small JSON) with `--workers 1` and `--workers 2`, both running, loaded in alternation,
+    each with wrk pinned to one core (`taskset -c 1`, the `-pinned` targets) and with wrk unpinned.
 
     With 1 the supervisor is the whole server (as without the flag); with 2 it runs two worker
-    processes on the shared socket. CPU per request sums the process tree (supervisor and workers).
+    processes, each with its own socket. CPU per request sums the process tree (supervisor and workers).
+    The servers stay unpinned: pinning one worker to core 0 would hand it a core wrk never touches,
+    a best case the two workers (one of which must share wrk's core) cannot have.
     """
     up_url = f"http://127.0.0.1:{up_port}"
     ports = {n: free_port() for n in WORKER_COUNTS}
@@ -299,18 +306,33 @@ def workers_section(settings: Settings, up_port: int) -> dict[str, Any]:
             stack.enter_context(running(server, ports[n]))
         reqs = {n: Req(f"http://127.0.0.1:{ports[n]}/small") for n in WORKER_COUNTS}
         checks = {n: check_rest(reqs[n], MARKER, 0) for n in WORKER_COUNTS}
-        targets = [Target(f"workers-{n}", reqs[n], servers[n].pid, (32, 128)) for n in WORKER_COUNTS]
+        pin = WRK_CORE if (os.cpu_count() or 1) > int(WRK_CORE) and shutil.which("taskset") else None
+        targets = [
+            Target(f"workers-{n}{suffix}", reqs[n], servers[n].pid, (32, 128), wrk_cpus=cpus)
+            for suffix, cpus in (("-pinned", pin), ("", None))
+            if suffix == "" or cpus
+            for n in WORKER_COUNTS
+        ]
         points = measure(targets, settings)
-        for n in WORKER_COUNTS:
-            out[f"workers-{n}"] = {"check": checks[n], "points": points[f"workers-{n}"]}
-    for c in (32, 128):
-        one, two = out["workers-1"]["points"][c], out["workers-2"]["points"][c]
-        log(
-            f"workers c{c}: 1 worker {one['rps']:,.0f} req/s ({one.get('cpu_us_per_request', 0):.0f} us CPU/request),"
-            f" 2 workers {two['rps']:,.0f} req/s ({two.get('cpu_us_per_request', 0):.0f} us CPU/request):"
-            f" {two['rps'] / one['rps']:.2f}x"
-        )
+        for target in targets:
+            n = int(target.name.split("-")[1])
+            out[target.name] = {"check": checks[n], "wrk_cpus": target.wrk_cpus, "points": points[target.name]}
+    for suffix, how in (("-pinned", f"wrk on core {WRK_CORE}"), ("", "wrk unpinned")):
+        for c in (32, 128):
+            one, two = _get_point(out, f"workers-1{suffix}", c), _get_point(out, f"workers-2{suffix}", c)
+            if one is None or two is None:
+                continue
+            log(
+                f"workers c{c}, {how}: 1 worker {one['rps']:,.0f} req/s "
+                f"({one.get('cpu_us_per_request', 0):.0f} us CPU/request), 2 workers {two['rps']:,.0f} req/s "
+                f"({two.get('cpu_us_per_request', 0):.0f} us CPU/request): {two['rps'] / one['rps']:.2f}x"
+            )
     return out
+
+
+def _get_point(section: dict[str, Any], name: str, c: int) -> dict[str, Any] | None:
+    point: dict[str, Any] | None = section.get(name, {}).get("points", {}).get(c)
+    return point
 
 
 # --- MCP -----------------------------------------------------------------------------------
@@ -356,15 +378,25 @@ def mcp_section(settings: Settings, up_port: int) -> dict[str, Any]:
                         entry[payload] = {"skipped": f"{type(exc).__name__}: {exc}"[:500]}
                         log(f"  {name} {era} skipped: {exc}")
                         continue
-                    targets.append(Target(f"{name}-{era}", req, server.pid, levels))
+                    targets.append(Target(f"{name}-{era}", req, server.pid, levels, track_rss=name == "naftiko"))
             rest = Req(f"http://127.0.0.1:{ports['naftiko-rest']}/{payload}")
             size = 1024 * 1024 if payload == "large" else 0
             out.setdefault("naftiko-rest", {})[payload] = {"check": check_rest(rest, MARKER, size)}
-            targets.append(Target("naftiko-rest", rest, servers["naftiko"].pid, levels))
+            targets.append(Target("naftiko-rest", rest, servers["naftiko"].pid, levels, track_rss=True))
+            # naftiko's RSS once each of its targets has answered one call, before any load: what
+            # a run's peak (VmHWM reset before each run, see `load.sample`) is compared with.
+            time.sleep(0.3)
+            idle = rss_mb(servers["naftiko"].pid)
+            for name in ("naftiko-modern", "naftiko-legacy", "naftiko-rest"):
+                if "check" in out.get(name, {}).get(payload, {}):
+                    out[name][payload]["rss_idle_mb"] = idle
             for name, points in measure(targets, settings).items():
                 out[name][payload]["points"] = points
             for target in targets:
-                out[target.name][payload]["peak_rss_mb"] = peak_rss_mb(target.pid)
+                entry = out[target.name][payload]
+                run_peaks = [p["peak_rss_mb"] for p in entry["points"].values() if "peak_rss_mb" in p]
+                # a tracked target's VmHWM was reset before each run: its peak is the worst run's
+                entry["peak_rss_mb"] = max(run_peaks) if target.track_rss and run_peaks else peak_rss_mb(target.pid)
     return out
 
 
@@ -382,8 +414,8 @@ def startup(
     then: Callable[[Server], dict[str, Any]] | None = None,
     keep: list[Server] | None = None,
 ) -> dict[str, Any]:
-    """Start-up time (process start until the port answers HTTP) over `runs` starts, RSS once
-    ready, and `then(server)` measured on the last start. A start over 20 s is not repeated.
+    """Start-up time (process start until the port answers HTTP) over `runs` starts (median and
+    worst), RSS once ready, and `then(server)` measured on the last start. A start over 20 s is not repeated.
     With `keep`, the last start is left running and added to it (the caller stops it)."""
     times, rss = [], []
     extra: dict[str, Any] = {}
@@ -408,6 +440,7 @@ def startup(
             break
     return {
         "startup_s": statistics.median(times),
+        "startup_worst_s": max(times),
         "startup_runs_s": times,
         "rss_ready_mb": statistics.median(rss),
         **extra,
@@ -726,18 +759,62 @@ def versions() -> dict[str, str]:
     }
 
 
+def load_baseline() -> dict[str, Any] | None:
+    """The reference run (bench/results/baseline.json), or None when there is none or it is unreadable."""
+    try:
+        baseline: dict[str, Any] = json.loads(BASELINE.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log(f"baseline {BASELINE} not read ({exc}); the report compares with nothing")
+        return None
+    return baseline
+
+
+def finish(data: dict[str, Any]) -> None:
+    """Goals, the comparison with the baseline, report.json, report.md and the chart, from `data`."""
+    baseline = load_baseline()
+    data["goals"] = report.goals(data)
+    data["against_baseline"] = report.against_baseline(data, baseline) if baseline else None
+    (RESULTS / "report.json").write_text(json.dumps(data, indent=1, default=str))
+    (RESULTS / "report.md").write_text(report.markdown(data, baseline))
+    report.chart(data, RESULTS / "report.png")
+
+
+def save_baseline(data: dict[str, Any]) -> None:
+    """report.json becomes the reference run; only a full run of every section qualifies."""
+    if data.get("mode") != "full" or any(section not in data for section in SECTIONS):
+        raise SystemExit("--save-baseline: only a full run of every section becomes the baseline")
+    shutil.copyfile(RESULTS / "report.json", BASELINE)
+    log(f"baseline saved: {BASELINE} (commit it as the reference of this run)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a couple of seconds per point, 1 run: a smoke check")
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections (default: all)")
     parser.add_argument(
-        "--only",
-        action="append",
-        choices=["rest", "mcp", "scale", "seed", "stream", "profile", "workers"],
-        help="run only these sections (default: all)",
+        "--save-baseline",
+        action="store_true",
+        help="after a full run of every section, copy results/report.json to results/baseline.json",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: rebuild report.md, the goals and the baseline table from results/report.json",
     )
     args = parser.parse_args()
+    if args.save_baseline and (args.quick or args.only):
+        parser.error("--save-baseline needs a full run of every section (no --quick, no --only)")
+    if args.report_only:
+        data = json.loads((RESULTS / "report.json").read_text())
+        finish(data)
+        if args.save_baseline:
+            save_baseline(data)
+        log(f"report rebuilt: {RESULTS / 'report.md'}")
+        return 0
     settings = QUICK if args.quick else FULL
-    sections = args.only or ["rest", "mcp", "scale", "seed", "stream", "profile", "workers"]
+    sections = args.only or SECTIONS
     RESULTS.mkdir(parents=True, exist_ok=True)
     if LOGS.exists():
         shutil.rmtree(LOGS)
@@ -778,13 +855,12 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         data["elapsed_s"] = time.time() - started
         (RESULTS / "report.json").write_text(json.dumps(data, indent=1, default=str))
-    data["goals"] = report.goals(data)
-    (RESULTS / "report.json").write_text(json.dumps(data, indent=1, default=str))
-    (RESULTS / "report.md").write_text(report.markdown(data))
-    report.chart(data, RESULTS / "report.png")
+    finish(data)
     log(f"done in {data['elapsed_s'] / 60:.1f} min: {RESULTS / 'report.md'}")
     for goal in data["goals"]:
         print(f"  {goal['status']:4}  {goal['goal']}: {goal['measured']}")
+    if args.save_baseline:
+        save_baseline(data)
     return 0
 
 
