@@ -9,6 +9,12 @@ no-cache, s-maxage, max-age), `Age` and `Expires` can shorten the file's `ttl`, 
 A stale entry with an `ETag` or `Last-Modified` is revalidated with If-None-Match / If-Modified-Since:
 a 304 refreshes it and answers the stored body.
 
+Concurrent misses for one key send one request; the others wait for its entry (at most the operation's
+call time). With a stale window (`staleIfError`, or the upstream's `stale-if-error`), a refetch that
+fails (transport error, refusal, 5xx) is answered with the stale entry. Each operation counts its
+results (`counts`, read by the control port's metrics). With `NAFTIKO_CACHE_REDIS_URL` the entries
+live in Redis (rediscache.py, imported only then) instead of the in-process store.
+
 This stage does not import the spec model: `CachedOperation.build` reads any object shaped like
 `spec.Cache` (the `CacheBlock` protocol).
 """

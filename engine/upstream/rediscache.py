@@ -6,11 +6,14 @@ base URI in it): a short JSON head (status, media type, the headers the cache ke
 wall-clock times) and the body, with a Redis TTL of the entry's freshness plus its stale window (plus
 `ttl` again when it can be revalidated). Redis is never allowed to fail a call: a command that errs or
 takes longer than the timeout makes the store UNAVAILABLE for `retry` seconds (calls go upstream
-uncached, counted as bypass), logged once when it goes and once when it comes back.
+uncached, counted as bypass), logged once when it goes and once when it comes back. At most
+`connections` commands run at once (the pool's bound); a call that finds none free within the timeout
+goes upstream uncached too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -27,10 +30,14 @@ log = logging.getLogger("naftiko.cache")
 URL_ENV = "NAFTIKO_CACHE_REDIS_URL"
 TIMEOUT_ENV = "NAFTIKO_CACHE_REDIS_TIMEOUT"
 RETRY_ENV = "NAFTIKO_CACHE_REDIS_RETRY"
+CONNECTIONS_ENV = "NAFTIKO_CACHE_REDIS_CONNECTIONS"
 DEFAULT_TIMEOUT = 0.5
 """Seconds for a connect or one command: far above a loopback or LAN round trip, far below an upstream call."""
 DEFAULT_RETRY = 5.0
 """Seconds Redis is left alone after a failure before it is tried again."""
+DEFAULT_CONNECTIONS = 32
+"""Commands in flight at once (so connections open) per runtime; a call finding none free within the timeout
+goes upstream uncached without marking Redis down."""
 PREFIX = "naftiko:cache:"
 _MAGIC = b"naftiko-cache-1\n"
 
@@ -38,13 +45,24 @@ _MAGIC = b"naftiko-cache-1\n"
 class RedisStore:
     """`cache.SharedStore` over one Redis connection pool (the client connects on first use)."""
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, retry: float = DEFAULT_RETRY) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: float = DEFAULT_RETRY,
+        connections: int = DEFAULT_CONNECTIONS,
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.retry = retry
         self.client: Any = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry_on_timeout=False,
+            max_connections=connections,
         )
+        self.slots = asyncio.Semaphore(connections)  # never more commands at once than the pool has connections
         self.down_until = 0.0  # on time.monotonic(): until then, do not ask
         self.failures = 0
 
@@ -54,7 +72,19 @@ class RedisStore:
             environ[URL_ENV],
             _seconds(environ, TIMEOUT_ENV, DEFAULT_TIMEOUT),
             _seconds(environ, RETRY_ENV, DEFAULT_RETRY),
+            _count(environ, CONNECTIONS_ENV, DEFAULT_CONNECTIONS),
         )
+
+    async def _run(self, command: str, *args: Any, **options: Any) -> Any:
+        """One command within a free slot; `_Busy` when none frees up within the timeout."""
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.timeout)
+        except TimeoutError:
+            raise _Busy from None
+        try:
+            return await getattr(self.client, command)(*args, **options)
+        finally:
+            self.slots.release()
 
     def _usable(self) -> bool:
         return time.monotonic() >= self.down_until
@@ -79,7 +109,9 @@ class RedisStore:
         if not self._usable():
             return UNAVAILABLE
         try:
-            raw = await self.client.get(PREFIX + key)
+            raw = await self._run("get", PREFIX + key)
+        except _Busy:
+            return UNAVAILABLE
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed(exc)
             return UNAVAILABLE
@@ -90,7 +122,9 @@ class RedisStore:
         if not self._usable():
             return False
         try:
-            await self.client.set(PREFIX + key, encode(entry), px=max(1, int(keep * 1000)))
+            await self._run("set", PREFIX + key, encode(entry), px=max(1, int(keep * 1000)))
+        except _Busy:
+            return False
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed(exc)
             return False
@@ -101,7 +135,9 @@ class RedisStore:
         if not self._usable():
             return
         try:
-            await self.client.delete(PREFIX + key)
+            await self._run("delete", PREFIX + key)
+        except _Busy:
+            return
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed(exc)
 
@@ -170,6 +206,19 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return seconds
 
 
+def _count(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 10_000:
+        raise ValueError(f"{name} must be a whole number from 1 to 10000; got '{value}'")
+    return int(value)
+
+
+class _Busy(Exception):
+    """Every connection is in use: this call goes without Redis, which is not down for it."""
+
+
 def _safe(url: str) -> str:
     """The URL without its password, for logs."""
     if "@" not in url:
@@ -178,4 +227,15 @@ def _safe(url: str) -> str:
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
-__all__ = ["RedisStore", "URL_ENV", "TIMEOUT_ENV", "RETRY_ENV", "DEFAULT_TIMEOUT", "DEFAULT_RETRY", "encode", "decode"]
+__all__ = [
+    "RedisStore",
+    "URL_ENV",
+    "TIMEOUT_ENV",
+    "RETRY_ENV",
+    "CONNECTIONS_ENV",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_RETRY",
+    "DEFAULT_CONNECTIONS",
+    "encode",
+    "decode",
+]

@@ -392,6 +392,8 @@ def test_redis_settings_are_checked_at_start_up(tmp_path: Path) -> None:
     env = {"NAFTIKO_CACHE_REDIS_URL": "redis://127.0.0.1:1/0", "NAFTIKO_CACHE_REDIS_TIMEOUT": "soon"}
     with pytest.raises(CapabilityError, match="NAFTIKO_CACHE_REDIS_TIMEOUT must be a number of seconds"):
         Runtime.load(path, environ=env)
+    with pytest.raises(CapabilityError, match="NAFTIKO_CACHE_REDIS_CONNECTIONS must be a whole number"):
+        Runtime.load(path, environ={**env, "NAFTIKO_CACHE_REDIS_TIMEOUT": "1", "NAFTIKO_CACHE_REDIS_CONNECTIONS": "0"})
     runtime = Runtime.load(path, environ={**env, "NAFTIKO_CACHE_REDIS_TIMEOUT": "0.2"})
     assert runtime.caches["up.get-things"].shared is runtime.shared_cache
     assert runtime.shared_cache is not None and runtime.shared_cache.timeout == 0.2  # type: ignore[attr-defined]
