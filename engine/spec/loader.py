@@ -59,7 +59,9 @@ def _load(
     problems: list[Problem] = []
     files = expand_paths(paths, shared=with_shared)
     if not files:
-        raise CapabilityError.at(Location(", ".join(str(p) for p in paths)), NOT_FOUND)
+        leaves = [] if with_shared else expand_paths(paths, shared=True)
+        said = f" (only shared files, which capabilities import: {', '.join(p.name for p in leaves)})" if leaves else ""
+        raise CapabilityError.at(Location(", ".join(str(p) for p in paths)), NOT_FOUND + said)
     read = SharedFiles(limits)
     for file in files:
         try:

@@ -109,6 +109,7 @@ def test_validate_names_each_shared_file_and_serve_refuses_one() -> None:
     assert "nothing to serve on its own" in refused.stderr and "Traceback" not in refused.stderr
     empty = _naftiko("serve", str(DATA / "shared"))
     assert empty.returncode == 1 and "no capability files found" in empty.stderr
+    assert "(only shared files, which capabilities import: forecast.aggregates.yml, weather.binds.yml" in empty.stderr
 
 
 def test_convert_a_shared_file_both_ways(tmp_path: Path) -> None:
