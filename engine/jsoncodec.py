@@ -90,18 +90,20 @@ _scan = msgspec.json.Decoder(msgspec.Raw).decode  # syntax only: one JSON text, 
 _SPACE = b" \t\r\n"
 
 
-def passthrough(raw: bytes) -> Any:
+def passthrough(raw: bytes, utf8: bool = False) -> Any:
     """An upstream JSON body to pass on: `RawJSON` when it is UTF-8 JSON, else its parsed value.
 
     Raises ValueError (or RecursionError) when it is not JSON at all. msgspec checks the
-    syntax and a strict decode the UTF-8 (msgspec does not look inside strings for it); nothing
-    is built. What that check refuses goes the way of `loads`: orjson, then the standard
-    library, which reads a few texts orjson refuses (a UTF-16 body, a lone surrogate, `1e400`)
-    into their parsed value, and raises for the rest.
+    syntax, and a strict decode the UTF-8, which msgspec does not look for inside strings
+    (`utf8`: the caller has decoded `raw` strictly already). Nothing is built. What that check
+    refuses goes the way of `loads`: orjson, then the standard library, which reads a few texts
+    both refuse (a UTF-16 body, a lone surrogate) into their parsed value, and raises for the
+    rest. A number too large for a float (`1e400`) passes as it is written.
     """
     try:
         _scan(raw)
-        raw.decode("utf-8")
+        if not utf8:
+            raw.decode("utf-8")
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return _checked(raw)
     return RawJSON(raw, raw.lstrip(_SPACE)[:1] == b"{")

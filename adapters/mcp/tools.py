@@ -116,15 +116,19 @@ def tool_result(namespace: str, outcome: Outcome) -> ToolResult:
     if outcome.binary:
         return binary_result(outcome, namespace)
     structured = outcome.json if outcome.json is not NO_JSON else None
+    utf8 = False  # whether the body decoded strictly, which `passthrough` need not check again
     if outcome.body:
-        text = outcome.body.decode("utf-8", "replace")
+        try:
+            text, utf8 = outcome.body.decode("utf-8"), True
+        except UnicodeDecodeError:
+            text = outcome.body.decode("utf-8", "replace")
     elif structured is not None:
         text = json.dumps(structured, ensure_ascii=False)
     else:
         text = ""
     if structured is None and outcome.content_type == "application/json" and outcome.body and outcome.body.strip():
         try:
-            structured = passthrough(outcome.body)
+            structured = passthrough(outcome.body, utf8)
         except (ValueError, RecursionError) as exc:
             message = f"upstream {namespace} answered JSON that is not valid ({exc})"
             error = {"type": "upstream_error", "upstream": namespace, "message": message}
