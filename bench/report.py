@@ -380,7 +380,9 @@ def baseline_section(data: dict[str, Any], baseline: dict[str, Any] | None) -> l
         f"baseline / this); under {WORSE} it is flagged. Peer-normalised divides naftiko's ratio by its "
         "peer's from the same two runs (REST: nginx proxy_pass; MCP: FastMCP, same era), which cancels "
         "a machine that is faster or slower as a whole. "
-        f"{worse} of {len(rows)} figures flagged.",
+        f"{worse} of {len(rows)} figures flagged"
+        + (": " + "; ".join(r["label"] for r in rows if r["worse"]) if worse else "")
+        + ".",
     ]
     if data.get("mode") != baseline.get("mode"):
         lines += ["", f"Note: this is a {data.get('mode')} run; durations and sizes differ from the baseline's."]

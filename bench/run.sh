@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The benchmark of issue 5, in one command:   bash bench/run.sh [--quick] [--only SECTION]...
+# The benchmark (issues 5 and 16), in one command:
+#   bash bench/run.sh [--quick] [--only SECTION]... [--save-baseline]
 # Installs what it needs (wrk and nginx via apt if missing; two venvs under bench/), then runs
 # bench/run.py, which writes bench/results/report.{md,json,png}. See bench/README.md.
 set -euo pipefail

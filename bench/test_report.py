@@ -111,3 +111,4 @@ def test_baseline_section_without_a_baseline_says_so() -> None:
     assert "No baseline" in text and "--save-baseline" in text
     text = "\n".join(report.baseline_section(run(naftiko=0.5), run()))
     assert "**0.50× worse**" in text
+    assert "figures flagged: REST small, naftiko REST, c32;" in text
