@@ -7,7 +7,10 @@ asyncio server in its own process, keep-alive, the bench's 1 MiB `large` documen
 `GET /large`, the MCP tool `large` in the 2026-07-28 era (stateless) and in 2025-11-25 (a
 session). Targets alternate, round after round, at c1 and c32; each run records the server's
 CPU time (user + system, /proc) per completed call and its calls per second. On a shared
-machine the CPU figure is the steadier one; both are medians of the rounds.
+machine the CPU figure is the steadier one; both are medians of the rounds. The calls per
+second are bound by the Python client (reading 1-2 MB per call), not by naftiko: compare CPU.
+Every answer is checked once before any load (REST: the document; MCP: `structuredContent`
+and `json.loads(content[0].text)` equal to it).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import Server, cpu_seconds, free_port, wait_idle  # noqa: E402
+from procs import Server, cpu_seconds, free_port, peak_rss_mb, wait_idle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODERN, LEGACY = "2026-07-28", "2025-11-25"
@@ -196,6 +199,7 @@ def main() -> None:
         mcp = re.search(r"MCP bench-mcp: .* at (http://\S+)", log)
         mcp_url = mcp.group(1) if mcp else f"http://127.0.0.1:{mcp_port}/mcp"
         results = asyncio.run(bench(f"http://127.0.0.1:{rest_port}", mcp_url, naftiko.pid, args.calls, args.rounds))
+        peak = peak_rss_mb(naftiko.pid)
     except Exception:
         print(f"failed; the server logs are in {logs}", file=sys.stderr)
         raise
@@ -212,6 +216,7 @@ def main() -> None:
         ratio1, ratio32 = rest[1][0] / cpu1, rest[32][0] / cpu32
         print(f"{name:16} {cpu1:9.0f} {rate1:7.0f} {cpu32:9.0f} {rate32:7.0f} {ratio1:10.2f} {ratio32:11.2f}")
     print("(× REST: REST's CPU per call / this target's, so 0.3 means a third of REST's speed per CPU second)")
+    print(f"naftiko's peak RSS over all runs: {peak:.0f} MiB")
 
 
 if __name__ == "__main__":
