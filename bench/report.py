@@ -463,6 +463,19 @@ def _mcp_table(mcp: dict[str, Any], rest: dict[str, Any] | None, payload: str) -
     return lines
 
 
+def _mcp_memory(mcp: dict[str, Any], payload: str) -> list[str]:
+    """naftiko's MCP server: idle RSS, then the peak of its c32 runs per target (VmHWM reset per run)."""
+    idle = _get(mcp, "naftiko-modern", payload, "rss_idle_mb") or _get(mcp, "naftiko-legacy", payload, "rss_idle_mb")
+    peaks = [
+        f"{MCP_TARGETS[t]} {peak:.1f} MB"
+        for t in ("naftiko-modern", "naftiko-legacy", "naftiko-rest")
+        if (peak := _get(mcp, t, payload, "points", 32, "peak_rss_mb")) is not None
+    ]
+    if idle is None or not peaks:
+        return []
+    return ["", f"naftiko's server: idle RSS {idle:.1f} MB; peak during its c32 runs: {'; '.join(peaks)}."]
+
+
 def markdown(data: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
     """The whole report.md; `baseline` is the reference run's report.json (None: none exists)."""
     m, s = data["machine"], data["settings"]
@@ -517,6 +530,7 @@ def markdown(data: dict[str, Any], baseline: dict[str, Any] | None = None) -> st
                 "Floor = the upstream called directly over REST.",
                 "",
                 *_mcp_table(mcp, rest, payload),
+                *_mcp_memory(mcp, payload),
             ]
     if data.get("scale"):
         lines += [

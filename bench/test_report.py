@@ -112,3 +112,9 @@ def test_baseline_section_without_a_baseline_says_so() -> None:
     text = "\n".join(report.baseline_section(run(naftiko=0.5), run()))
     assert "**0.50× worse**" in text
     assert "figures flagged: REST small, naftiko REST, c32;" in text
+
+
+def test_mcp_memory_line_names_idle_and_each_peak() -> None:
+    line = "".join(report._mcp_memory(run()["mcp"], "large"))
+    assert "idle RSS 40.0 MB" in line and "naftiko MCP, legacy 150.0 MB" in line
+    assert report._mcp_memory(run()["mcp"], "small") == []  # no idle RSS recorded there
