@@ -118,3 +118,24 @@ def test_mcp_memory_line_names_idle_and_each_peak() -> None:
     line = "".join(report._mcp_memory(run()["mcp"], "large"))
     assert "idle RSS 40.0 MB" in line and "naftiko MCP, legacy 150.0 MB" in line
     assert report._mcp_memory(run()["mcp"], "small") == []  # no idle RSS recorded there
+
+
+def test_only_a_full_run_of_every_section_becomes_the_baseline(tmp_path: Path, monkeypatch: Any) -> None:
+    import json
+
+    import pytest
+    import run as bench_run
+
+    monkeypatch.setattr(bench_run, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench_run, "BASELINE", tmp_path / "baseline.json")
+    assert bench_run.load_baseline() is None
+    data: dict[str, Any] = {"mode": "full", **{section: {} for section in bench_run.SECTIONS}}
+    for refused in ({**data, "mode": "quick"}, {k: v for k, v in data.items() if k != "stream"}):
+        (tmp_path / "report.json").write_text(json.dumps(refused))
+        with pytest.raises(SystemExit):
+            bench_run.save_baseline(refused)
+        assert not (tmp_path / "baseline.json").exists()
+    (tmp_path / "report.json").write_text(json.dumps(data))
+    bench_run.save_baseline(data)
+    assert json.loads((tmp_path / "baseline.json").read_text()) == data
+    assert bench_run.load_baseline() == data
