@@ -27,6 +27,8 @@ from ..engine import (
     answer_for,
     base_uri_variable,
     load_capabilities,
+    load_documents,
+    describe_shared,
 )
 
 if TYPE_CHECKING:
@@ -272,7 +274,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         from .server import port_clashes
 
-        capabilities = load_capabilities(args.paths)
+        capabilities, shared = load_documents(args.paths)
         clashes = port_clashes(Runtime(capabilities, resolve_environment=False))
         if clashes:
             raise CapabilityError(clashes)
@@ -284,6 +286,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for warning in capability.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         print(f"ok: {capability.path}")
+    for leaf in shared:  # checked as fully as a capability; served only through the capabilities importing it
+        for warning in leaf.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"ok: {leaf.path}: {describe_shared(leaf)}")
     return 0
 
 

@@ -57,6 +57,8 @@ from .spec import (
     Forward,
     InputParameter,
     ControlExposes,
+    describe_shared,
+    load_documents,
     McpExposes,
     Observability,
     Prompt,
@@ -81,6 +83,8 @@ __all__ = [
     # loading and running
     "Runtime",
     "load_capabilities",
+    "load_documents",
+    "describe_shared",
     "ReadLimits",
     "Limits",
     "describe",

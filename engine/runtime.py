@@ -29,7 +29,8 @@ from .spec import load_capabilities
 from .templates import Template
 from .upstream import OAuth2ClientCredentials, Upstream, UpstreamResponse
 from .upstream.resilience import Resilient
-from .upstream.cache import CachedOperation
+from .upstream.cache import CachedOperation, SharedStore, shared_store
+from .spec.caching import implied as implied_caches
 
 log = logging.getLogger("naftiko")
 
@@ -93,7 +94,11 @@ class Runtime:
                     self._bindings[entry.namespace] = values
             self.upstreams = {c.namespace: self._upstream(c, _base_uri(c, base_uris or {}, env)) for c in consumes}
             _check_unknown_namespaces(base_uris or {}, self.upstreams)
-        self.caches = {key: op for c in consumes for key, op in _caches(c).items()}  # engine/upstream/cache.py
+        self.shared_cache = shared_store(env) if resolve_environment else None  # NAFTIKO_CACHE_REDIS_URL
+        implied = implied_caches(capabilities)  # GET/HEAD calls of functions declared `cacheable`
+        self.caches = {  # engine/upstream/cache.py
+            key: op for c in consumes for key, op in _caches(c, implied, self.shared_cache).items()
+        }
 
     def _upstream(self, consumes: Consumes, base_uri: str) -> Upstream:
         """The namespace's client, with digest or OAuth2 credentials rendered from bindings."""
@@ -157,6 +162,8 @@ class Runtime:
         if self._started == 0:
             for upstream in self.upstreams.values():
                 await upstream.close()
+            if self.shared_cache is not None:
+                await self.shared_cache.close()
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -392,10 +399,10 @@ def _resilience(consumes: Consumes) -> Resilient | None:
     return Resilient.build(consumes.namespace, consumes.resilience, written)
 
 
-def _caches(consumes: Consumes) -> dict[str, CachedOperation]:
+def _caches(consumes: Consumes, implied: frozenset[str], shared: SharedStore | None) -> dict[str, CachedOperation]:
     """The namespace's cached operations (one store for the namespace), its operations' blocks over its own."""
     ops = {f"{consumes.namespace}.{o.name}": o.cache for r in consumes.resources for o in r.operations}
-    return CachedOperation.build(consumes.cache, dict(ops))
+    return CachedOperation.build(consumes.cache, dict(ops), implied, shared)
 
 
 def _check_unknown_namespaces(overrides: Mapping[str, str], upstreams: Mapping[str, Upstream]) -> None:

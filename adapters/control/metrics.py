@@ -58,6 +58,8 @@ Pools = Callable[[], Mapping[str, Mapping[str, tuple[int, int]]]]
 """Open connections at scrape time: {consumes namespace: {origin: (in use, idle)}}."""
 Resilience = Callable[[], Mapping[str, tuple[Mapping[tuple[str, str, str], int], int | None]]]
 """At scrape time, per namespace with a resilience block: its (operation, event, reason) counts and circuit state."""
+Cache = Callable[[], tuple[Mapping[tuple[str, str, str], int], Mapping[str, tuple[int, int]]]]
+"""At scrape time: (namespace, operation, result) counts and {namespace: (entries, bytes)} (upstream/cache.py)."""
 
 
 class Series:
@@ -79,9 +81,16 @@ class Series:
 class Metrics(Collector):
     """What a runtime's calls recorded, and the registry `/metrics` is generated from."""
 
-    def __init__(self, pools: Pools, capabilities: Iterable[str] = (), resilience: Resilience | None = None) -> None:
+    def __init__(
+        self,
+        pools: Pools,
+        capabilities: Iterable[str] = (),
+        resilience: Resilience | None = None,
+        cache: Cache | None = None,
+    ) -> None:
         self.pools = pools
         self.resilience = resilience  # engine/upstream/resilience.py, read at scrape time
+        self.cache = cache  # engine/upstream/cache.py, read at scrape time
         self.capabilities = tuple(capabilities)
         self.requests: dict[tuple[str, ...], Series] = {}
         self.errors: dict[tuple[str, ...], int] = {}
@@ -152,6 +161,8 @@ class Metrics(Collector):
         yield pools
         if self.resilience is not None:
             yield from _resilience(self.resilience())
+        if self.cache is not None:
+            yield from _cache(*self.cache())
         active = GaugeMetricFamily(
             "naftiko_capability_active", "Number of active capabilities", labels=("naftiko_capability",)
         )
@@ -182,6 +193,27 @@ def _resilience(
         if circuit is not None:
             state.add_metric((namespace,), circuit)
     yield from (retries, rejected, state)
+
+
+def _cache(counts: Mapping[tuple[str, str, str], int], stores: Mapping[str, tuple[int, int]]) -> Iterator[Metric]:
+    """Cache lookups by result, and what each namespace's in-process store holds (engine/upstream/cache.py)."""
+    total = CounterMetricFamily(
+        "naftiko_upstream_cache",
+        "Cached upstream calls by result: hit, miss, revalidated, stored, bypass (not storable), stale",
+        labels=("naftiko_namespace", "naftiko_operation_id", "result"),
+    )
+    for labels, count in counts.items():
+        total.add_metric(labels, count)
+    entries = GaugeMetricFamily(
+        "naftiko_upstream_cache_entries", "Answers in the namespace's cache", labels=("naftiko_namespace",)
+    )
+    size = GaugeMetricFamily(
+        "naftiko_upstream_cache_bytes", "Bytes the namespace's cached answers take", labels=("naftiko_namespace",)
+    )
+    for namespace, (count, held) in stores.items():
+        entries.add_metric((namespace,), count)
+        size.add_metric((namespace,), held)
+    yield from (total, entries, size)
 
 
 def _red(

@@ -147,7 +147,9 @@ class ControlObserver:
     def __init__(self, runtime: Runtime, observability: Observability, sinks: Sequence[Sink] = ()) -> None:
         labels = sorted({c.info.label if c.info and c.info.label else str(c.path) for c in runtime.capabilities})
         self.metrics = (
-            Metrics(lambda: _pools(runtime), labels, resilience=lambda: _resilience(runtime))
+            Metrics(
+                lambda: _pools(runtime), labels, resilience=lambda: _resilience(runtime), cache=lambda: _cache(runtime)
+            )
             if observability.metrics
             else None
         )
@@ -212,6 +214,18 @@ def _resilience(runtime: Runtime) -> Mapping[str, tuple[Mapping[tuple[str, str, 
     """Each resilient namespace's retry and refusal counts and circuit state (engine/upstream/resilience.py)."""
     policies = ((namespace, upstream.resilience) for namespace, upstream in runtime.upstreams.items())
     return {namespace: (policy.counts, policy.circuit) for namespace, policy in policies if policy is not None}
+
+
+def _cache(runtime: Runtime) -> tuple[Mapping[tuple[str, str, str], int], Mapping[str, tuple[int, int]]]:
+    """Cache results per (namespace, operation, result), and each in-process store's entries and bytes."""
+    namespaces = {key: runtime.operation(key).namespace for key in runtime.caches}
+    counts = {
+        (namespaces[key], key, result): count
+        for key, policy in runtime.caches.items()
+        for result, count in policy.counts.items()
+    }
+    stores = {namespaces[key]: p.store for key, p in runtime.caches.items() if p.shared is None}
+    return counts, {namespace: (len(store), store.bytes) for namespace, store in stores.items()}
 
 
 def _pools(runtime: Runtime) -> Mapping[str, Mapping[str, tuple[int, int]]]:

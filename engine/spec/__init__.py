@@ -4,12 +4,13 @@
 YAML data with positions (`blockyaml` is its fast reader for plain block YAML, proven equal to
 ruamel.yaml by a differential test); the builders `consumed`, `invocations` (calls, steps,
 mappings, aggregates) and `exposed` read that data through `fields.Map` into `model`, the plain
-typed data everything downstream reads; `checks` compiles what the runtime compiles later and
-checks entries against each other. Every problem of every file is collected, positioned (file,
-line, column, key path) and raised as one `CapabilityError`.
+typed data everything downstream reads; `imports` resolves `{from, import, as}` entries from
+shared (leaf) files, which `load_documents` also reads on their own for `validate`; `checks`
+compiles what the runtime compiles later and checks entries against each other. Every problem of
+every file is collected, positioned (file, line, column, key path) and raised as one `CapabilityError`.
 """
 
-from .loader import expand_paths, load_file
+from .loader import describe_shared, expand_paths, load_documents, load_file
 from .loader import load as load_capabilities
 from .reading import READ_LIMITS, ReadLimits, read_document
 from .model import (
@@ -23,11 +24,11 @@ from .model import (
     ConsumedOperation,
     ConsumedResource,
     Consumes,
-    ConsumesImport,
     ExposedOperation,
     ExposedResource,
     Exposes,
     Forward,
+    Import,
     Info,
     InputParameter,
     Invocation,
@@ -41,6 +42,7 @@ from .model import (
     ResourceServer,
     RestExposes,
     Semantics,
+    SharedFile,
     Skill,
     SkillExposes,
     SkillTool,
@@ -56,6 +58,8 @@ from .model import (
 __all__ = [
     "load_capabilities",
     "load_file",
+    "load_documents",
+    "describe_shared",
     "read_document",
     "expand_paths",
     "ReadLimits",
@@ -71,7 +75,8 @@ __all__ = [
     "ConsumedOperation",
     "ConsumedResource",
     "Consumes",
-    "ConsumesImport",
+    "Import",
+    "SharedFile",
     "Step",
     "StepMapping",
     "Invocation",

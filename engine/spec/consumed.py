@@ -213,14 +213,8 @@ def _consumed_resource(m: Map) -> spec.ConsumedResource | None:
     )
 
 
-def consumes(m: Map) -> spec.Consumes | spec.ConsumesImport | None:
-    source = "from" if m.ctx.dialect == "ikanos" else "location"  # Ikanos's unified imports: {from, import, as}
-    if m.has(source):
-        m.known(source, "import", "as", "description")
-        location, import_ = m.str(source, required=True), m.str("import", required=True)
-        if location is None or import_ is None:
-            return None
-        return spec.ConsumesImport(location=location, import_=import_, where=m.where, as_=m.str("as"))
+def consumes(m: Map) -> spec.Consumes | None:
+    """An inline entry; import entries (`{from, import, as}`) are read by engine/spec/imports.py."""
     known = ("type", "namespace", "baseUri", "description", "inputParameters", "authentication", "resources")
     m.known(*known, *RESILIENCE_KEYS, CACHE_KEY)  # engine/spec/resilience.py, engine/spec/caching.py
     m.str("type", required=True, choices=("http",))

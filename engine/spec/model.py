@@ -167,6 +167,7 @@ class Cache:
     max_entry_bytes: int | None = None
     respect_cache_control: bool | None = None
     enabled: bool = True  # `cache: false` on an operation: its namespace's cache is off for it
+    stale_if_error: float | None = None  # seconds a stale entry may answer for a failed refetch
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +216,21 @@ class Consumes:
 
 
 @dataclass(frozen=True, slots=True)
-class ConsumesImport:
-    """A `consumes` entry that imports a namespace from a shared consumes file."""
+class Import:
+    """An entry of `consumes`, `exposes`, `aggregates` or `binds` that brings in one namespaced entry
+    of a shared file (`{from, import, as}`; alpha2 writes `location` for `from`). engine/spec/imports.py"""
 
     location: str
     import_: str
     where: Location
     as_: str | None = None
+    kind: str = "consumes"
+    description: str | None = None
+    places: dict[str, Location] = field(default_factory=dict)  # where `from`, `import`, `as` were written
+
+    def at(self, key: str) -> Location:
+        """Where `key` of this entry was written (the entry's own place when it was not)."""
+        return self.places.get(key) or self.where.key(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,7 +506,25 @@ class Capability:
     info: Info | None = None
     binds: tuple[Binding, ...] = ()
     consumes: tuple[Consumes, ...] = ()
-    imports: tuple[ConsumesImport, ...] = ()
+    imports: tuple[Import, ...] = ()  # every kind, already resolved into the tuples here
     exposes: tuple[Exposes, ...] = ()
     aggregates: tuple[Aggregate, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+Shareable = Consumes | RestExposes | McpExposes | SkillExposes | ControlExposes | Aggregate | Binding
+"""What a shared file holds and a capability imports: one entry of one of the four sections."""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedFile:
+    """A standalone (leaf) file: `naftiko:`/`ikanos:` and one of `consumes`, `exposes`, `aggregates`,
+    `binds`, with no `capability`. Capabilities import its entries by namespace; it is never served."""
+
+    path: str
+    version: str
+    where: Location
+    kind: str
+    entries: tuple[Shareable, ...]
+    info: Info | None = None
     warnings: tuple[str, ...] = ()
