@@ -1,0 +1,262 @@
+"""Server layer options for the REST route, measured side by side: `python bench/server_options.py`.
+
+The same REST app (`block_app` of bench/capabilities/bench.yaml, GET /small through a local nginx
+upstream) served by:
+
+- `uvicorn`: today's `naftiko serve` server (adapters/server.py: uvicorn + httptools + uvloop, our
+  `_Protocol` and `_OneSendTransport`), run through `adapters.server.serve` itself;
+- `uvicorn-join`: the same, `_OneSendTransport.flush` joining the held writes with `b"".join`
+  instead of `writelines` (a monkeypatch here, adapters/server.py is not changed);
+- `granian`: granian's embedded server (`granian.server.embed.Server`, interface `asginl`) running
+  the app in this process's event loop (its HTTP work happens in a Rust thread of the process);
+- `raw`: the prototype asyncio protocol on httptools, bench/servers/rawproto.py.
+
+Each runs in a process of its own (uvloop, gc frozen after loading, as `serve` does); rounds
+alternate the targets (the order rotates); each measure is `wrk` at c32 (throughput and the
+server's CPU per request from /proc/PID/stat, utime+stime of every thread) and at c1 (p50
+latency). Medians of the rounds are printed, and the JSON written with `--json PATH`.
+
+Needs `wrk` and an upstream answering GET /small (default http://127.0.0.1:18999, nginx with
+bench/… or /tmp/leadprof/nginx.conf; `--upstream URL` for another). `--rounds`, `--seconds`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPABILITY = ROOT / "bench" / "capabilities" / "bench.yaml"
+VARIANTS = ("uvicorn", "uvicorn-join", "granian", "raw")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- the child: one server variant ---------------------------------------------------------------
+
+
+def _runtime(upstream: str) -> Any:
+    from naftiko.engine import Runtime
+
+    return Runtime.load(CAPABILITY, base_uris={"bench": upstream})
+
+
+def _rest_app(runtime: Any) -> Any:
+    from naftiko.adapters.apps import block_app
+
+    exposes = runtime.exposes_named("bench-rest")
+    return block_app(runtime, exposes)
+
+
+async def _serve_uvicorn(runtime: Any, port: int, join: bool) -> None:
+    from naftiko.adapters import server
+
+    if join:
+
+        def flush(self: Any) -> None:
+            held, self._held = self._held, None
+            if held and not self._transport.is_closing():
+                self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+        server._OneSendTransport.flush = flush  # type: ignore[method-assign]
+    await server.serve(runtime, ports={"bench-rest": port, "bench-mcp": 0}, announce=False)
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _serve_granian(runtime: Any, port: int) -> None:
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server.embed import Server
+
+    app = _rest_app(runtime)
+    await runtime.start()
+    gc.freeze()
+    server = Server(
+        app,
+        address="127.0.0.1",
+        port=port,
+        interface=Interfaces.ASGINL,  # no lifespan: the runtime is started here, as `serve` does
+        http=HTTPModes.http1,
+        websockets=False,
+        log_enabled=False,
+        backlog=2048,
+    )
+    task = asyncio.create_task(server.serve())
+    await _until_stopped()
+    server.stop()
+    await task
+    await runtime.stop()
+
+
+async def _serve_raw(runtime: Any, port: int) -> None:
+    sys.path.insert(0, str(ROOT / "bench" / "servers"))
+    from rawproto import serve_raw
+
+    app = _rest_app(runtime)
+    await runtime.start()
+    gc.freeze()
+    server = await serve_raw(app, "127.0.0.1", port)
+    await _until_stopped()
+    server.close()
+    await runtime.stop()
+
+
+def child(variant: str, port: int, upstream: str) -> None:
+    import uvloop
+
+    runtime = _runtime(upstream)
+    if variant == "granian":
+        main = _serve_granian(runtime, port)
+    elif variant == "raw":
+        main = _serve_raw(runtime, port)
+    else:
+        main = _serve_uvicorn(runtime, port, join=variant == "uvicorn-join")
+    uvloop.run(main)
+
+
+# --- the parent: start, check, measure, alternate -------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return bytes(answer.read())
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def _ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15), every thread
+
+
+def _wrk(url: str, conns: int, seconds: float, latency: bool = False) -> str:
+    args = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", *(["--latency"] if latency else []), url]
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+
+
+def _seconds_of(text: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        return float("nan")
+    return float(match[1]) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[match[2]]
+
+
+def measure(pid: int, url: str, seconds: float) -> dict[str, float]:
+    """c32: req/s and server CPU µs per request; c1: req/s and p50 latency (µs)."""
+    _wrk(url, 32, 1)  # warm: connections, caches, the upstream pool
+    before = _ticks(pid)
+    out = _wrk(url, 32, seconds)
+    after = _ticks(pid)
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"{url}: errors under load:\n{out}")
+    requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
+    c32 = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    cpu = (after - before) / TICKS * 1e6 / requests
+    out1 = _wrk(url, 1, max(2.0, seconds / 2), latency=True)
+    c1 = float(re.search(r"Requests/sec:\s+([\d.]+)", out1)[1])  # type: ignore[index]
+    p50 = _seconds_of(re.search(r"50%\s+(\S+)", out1)[1]) * 1e6  # type: ignore[index]
+    return {"c32_rps": c32, "cpu_us": cpu, "c1_rps": c1, "c1_p50_us": p50}
+
+
+def _start(variant: str, upstream: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", variant, "--port", str(port), "--upstream", upstream],
+        stdout=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}/small"
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", default="http://127.0.0.1:18999")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=6.0, help="of each c32 measure (c1: half)")
+    parser.add_argument("--json", type=Path, help="write every round and the medians there")
+    args = parser.parse_args(argv)
+    if args.serve:
+        child(args.serve, args.port, args.upstream)
+        return 0
+    try:
+        with urllib.request.urlopen(args.upstream + "/small", timeout=2) as answer:
+            expected = answer.read()
+    except OSError as exc:
+        raise SystemExit(f"no upstream at {args.upstream}/small ({exc}); start nginx (see the docstring)") from None
+    variants = [v for v in args.variants.split(",") if v]
+    servers = {v: _start(v, args.upstream) for v in variants}
+    rounds: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    try:
+        for variant, (proc, url) in servers.items():
+            got = _wait_ready(url, proc)
+            if json.loads(got) != json.loads(expected):
+                raise SystemExit(f"{variant} answered {got!r}, not the upstream's {expected!r}")
+        for n in range(args.rounds):
+            order = variants[n % len(variants) :] + variants[: n % len(variants)]
+            for variant in order:
+                proc, url = servers[variant]
+                result = measure(proc.pid, url, args.seconds)
+                rounds[variant].append(result)
+                print(
+                    f"round {n + 1} {variant:13} " + "  ".join(f"{k} {v:9.1f}" for k, v in result.items()), flush=True
+                )
+    finally:
+        for proc, _ in servers.values():
+            _stop(proc)
+    medians = {v: {k: statistics.median(r[k] for r in rounds[v]) for k in rounds[v][0]} for v in variants}
+    base = medians.get("uvicorn")
+    print(f"\nmedians of {args.rounds} rounds (c32 {args.seconds:g} s, c1 {max(2.0, args.seconds / 2):g} s)")
+    print(f"{'server':13} {'c32 req/s':>10} {'CPU µs/req':>11} {'vs uvicorn':>11} {'c1 req/s':>9} {'c1 p50 µs':>10}")
+    for variant, m in medians.items():
+        saved = f"{m['cpu_us'] - base['cpu_us']:+.1f}" if base else "-"
+        row = f"{m['c32_rps']:10.0f} {m['cpu_us']:11.1f} {saved:>11} {m['c1_rps']:9.0f} {m['c1_p50_us']:10.0f}"
+        print(f"{variant:13} {row}")
+    if args.json:
+        args.json.write_text(json.dumps({"rounds": rounds, "medians": medians}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
