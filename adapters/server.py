@@ -82,7 +82,10 @@ class _OneSendTransport:
     def flush(self) -> None:
         held, self._held = self._held, None
         if held and not self._transport.is_closing():
-            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+            if len(held) == 1:
+                self._transport.write(held[0])
+            else:
+                self._transport.writelines(held)  # one writev: a large body is not copied to be joined
 
     def close(self) -> None:
         self.flush()

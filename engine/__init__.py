@@ -20,6 +20,11 @@ Adapters import only from this module: the names below are the seam between the 
 edges (REST, MCP, skills, the command line). Library users want `naftiko` itself.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .calls import NO_JSON, ExposedCall, Outcome
 from .calls.pages import PageWalk
 from .calls.shapes import Shape, answer_shape, compile_fits
@@ -42,10 +47,7 @@ from .jsoncodec import RawJSON, dumps, loads, passthrough
 from .jsonpath import compile_path
 from .limits import Limits, describe
 from .observe import InboundCall, Observer, UpstreamCall
-from .openapi.importer import Imported, import_openapi
-from .openapi.source import ImportLimits
 from .openapi.exporter import export_openapi, rest_blocks
-from .spec.convert import convert_file, convert_text
 from .registry import Forwarder, Scope, with_aliases
 from .runtime import Runtime, base_uri_variable, gc_paused
 from .spec import (
@@ -161,3 +163,27 @@ __all__ = [
     "ImportLimits",
     "OpenApiError",
 ]
+
+if TYPE_CHECKING:
+    from .openapi.importer import Imported, import_openapi
+    from .openapi.source import ImportLimits
+    from .spec.convert import convert_file, convert_text
+
+_ON_USE = {
+    "Imported": ".openapi.importer",
+    "import_openapi": ".openapi.importer",
+    "ImportLimits": ".openapi.source",
+    "convert_file": ".spec.convert",
+    "convert_text": ".spec.convert",
+}
+"""The command line's one-off jobs (import, convert), imported when first asked for: urllib, email and
+ruamel's writer are not worth a serving process's start-up (about 12 ms)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

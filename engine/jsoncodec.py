@@ -17,9 +17,10 @@ and frees some 70,000 objects), and a strict UTF-8 decode covers what it skips o
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
+from collections.abc import Callable
 
-import msgspec
 import orjson
 
 __all__ = ["RawJSON", "dumps", "loads", "passthrough"]
@@ -86,8 +87,16 @@ def loads(raw: bytes) -> Any:
     return _standard(raw)
 
 
-_scan = msgspec.json.Decoder(msgspec.Raw).decode  # syntax only: one JSON text, nothing after it
 _SPACE = b" \t\r\n"
+
+
+@cache
+def _scanner() -> tuple[Callable[[bytes], Any], type[Exception]]:
+    """msgspec's syntax check (one JSON text, nothing after it) and its error, imported on first use:
+    about 10 ms of start-up that a process serving no JSON through MCP never needs."""
+    import msgspec
+
+    return msgspec.json.Decoder(msgspec.Raw).decode, msgspec.DecodeError
 
 
 def passthrough(raw: bytes, utf8: bool = False) -> Any:
@@ -100,11 +109,12 @@ def passthrough(raw: bytes, utf8: bool = False) -> Any:
     both refuse (a UTF-16 body, a lone surrogate) into their parsed value, and raises for the
     rest. A number too large for a float (`1e400`) passes as it is written.
     """
+    scan, refused = _scanner()
     try:
-        _scan(raw)
+        scan(raw)
         if not utf8:
             raw.decode("utf-8")
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+    except (refused, UnicodeDecodeError, RecursionError):
         return _checked(raw)
     return RawJSON(raw, raw.lstrip(_SPACE)[:1] == b"{")
 

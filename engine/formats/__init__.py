@@ -58,12 +58,10 @@ from typing import Any
 from collections.abc import Callable
 
 from .common import DEFAULT_ITEMS, MAX_DEPTH, Budget, FormatError, FormatNotSupported, as_text
-from .css import compile_selector
 from .delimited import SEPARATORS, decode_delimited
-from .html import decode_html
-from .markdown import decode_markdown
-from .xml import decode_xml
-from .yaml import load_yaml
+
+# xml, yaml (PyYAML), html (and css) and markdown are imported by `decoder_for`, when a capability names
+# them: most files name none, and importing them all took about a tenth of the seed's start-up.
 
 __all__ = [
     "KNOWN_FORMATS",
@@ -124,6 +122,8 @@ def decoder_for(fmt: str | None, *, schema: str | None = None, max_items: int = 
     """
     label = _resolve(fmt)
     if label == "xml":
+        from .xml import decode_xml
+
         return partial(_decode_bytes, label, max_items, decode_xml)
     if label in NOT_YET_SUPPORTED:
         return partial(_not_supported, label)
@@ -160,8 +160,13 @@ def _text_converter(label: str, schema: str | None) -> Callable[[Budget, str], A
     if label in SEPARATORS:
         return partial(decode_delimited, label)
     if label == "html":
+        from .css import compile_selector
+        from .html import decode_html
+
         selector = compile_selector(schema) if schema and schema.strip() else None
         return partial(decode_html, selector)
+    from .markdown import decode_markdown
+
     return partial(decode_markdown, schema if schema and schema.strip() else None)
 
 
@@ -183,4 +188,6 @@ def _decode_json(budget: Budget, text: str) -> Any:
 
 
 def _decode_yaml(budget: Budget, text: str) -> Any:
+    from .yaml import load_yaml  # imported once `decoder_for` chose yaml: a dictionary lookup here
+
     return load_yaml(text, "yaml", budget) if text.strip() else None
