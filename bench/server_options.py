@@ -11,7 +11,9 @@ upstream) served by:
   the app in this process's event loop (its HTTP work happens in a Rust thread of the process);
 - `raw`: the prototype asyncio protocol on httptools, bench/servers/rawproto.py.
 
-Each runs in a process of its own (uvloop, gc frozen after loading, as `serve` does); rounds
+Each runs in a process of its own (uvloop, gc frozen after loading, as `serve` does; `--pin` puts
+the servers on CPU 0 and wrk on CPU 1, which steadies c1 but makes a server share its core with
+the nginx upstream, so CPU per request rises: not the default); rounds
 alternate the targets (the order rotates); each measure is `wrk` at c32 (throughput and the
 server's CPU per request from /proc/PID/stat, utime+stime of every thread) and at c1 (p50
 latency). Medians of the rounds are printed, and the JSON written with `--json PATH`.
@@ -40,7 +42,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPABILITY = ROOT / "bench" / "capabilities" / "bench.yaml"
-VARIANTS = ("uvicorn", "uvicorn-join", "granian", "raw")
+VARIANTS = ("uvicorn", "uvicorn-join", "granian", "granian-rust", "raw")
+DEFAULT = ("uvicorn", "uvicorn-join", "granian", "raw")
+"""granian-rust (granian's own task type) is not run by default: our DisconnectWatch keys calls by
+`asyncio.current_task()`, which that task type breaks (500s under concurrency)."""
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -82,8 +87,8 @@ async def _until_stopped() -> None:
     await stop.wait()
 
 
-async def _serve_granian(runtime: Any, port: int) -> None:
-    from granian.constants import HTTPModes, Interfaces
+async def _serve_granian(runtime: Any, port: int, rust_tasks: bool) -> None:
+    from granian.constants import HTTPModes, Interfaces, TaskImpl
     from granian.server.embed import Server
 
     app = _rest_app(runtime)
@@ -98,6 +103,7 @@ async def _serve_granian(runtime: Any, port: int) -> None:
         websockets=False,
         log_enabled=False,
         backlog=2048,
+        task_impl=TaskImpl.rust if rust_tasks else TaskImpl.asyncio,  # rust: its own future/task (Python < 3.12)
     )
     task = asyncio.create_task(server.serve())
     await _until_stopped()
@@ -119,12 +125,14 @@ async def _serve_raw(runtime: Any, port: int) -> None:
     await runtime.stop()
 
 
-def child(variant: str, port: int, upstream: str) -> None:
+def child(variant: str, port: int, upstream: str, cpu: int | None) -> None:
     import uvloop
 
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     runtime = _runtime(upstream)
-    if variant == "granian":
-        main = _serve_granian(runtime, port)
+    if variant.startswith("granian"):
+        main = _serve_granian(runtime, port, rust_tasks=variant == "granian-rust")
     elif variant == "raw":
         main = _serve_raw(runtime, port)
     else:
@@ -160,8 +168,11 @@ def _ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15), every thread
 
 
+WRK_CPU: list[str] = []  # ["taskset", "-c", "1"] with --pin
+
+
 def _wrk(url: str, conns: int, seconds: float, latency: bool = False) -> str:
-    args = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", *(["--latency"] if latency else []), url]
+    args = [*WRK_CPU, "wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", *(["--latency"] if latency else []), url]
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout
 
 
@@ -189,10 +200,11 @@ def measure(pid: int, url: str, seconds: float) -> dict[str, float]:
     return {"c32_rps": c32, "cpu_us": cpu, "c1_rps": c1, "c1_p50_us": p50}
 
 
-def _start(variant: str, upstream: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start(variant: str, upstream: str, cpu: int | None) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
+    pin = [] if cpu is None else ["--cpu", str(cpu)]
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", variant, "--port", str(port), "--upstream", upstream],
+        [sys.executable, __file__, "--serve", variant, "--port", str(port), "--upstream", upstream, *pin],
         stdout=subprocess.DEVNULL,
     )
     return proc, f"http://127.0.0.1:{port}/small"
@@ -211,14 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pin", action="store_true", help="servers on CPU 0, wrk on CPU 1 (steadier c1)")
     parser.add_argument("--upstream", default="http://127.0.0.1:18999")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(DEFAULT), help="comma-separated, of " + ", ".join(VARIANTS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0, help="of each c32 measure (c1: half)")
     parser.add_argument("--json", type=Path, help="write every round and the medians there")
     args = parser.parse_args(argv)
     if args.serve:
-        child(args.serve, args.port, args.upstream)
+        child(args.serve, args.port, args.upstream, args.cpu)
         return 0
     try:
         with urllib.request.urlopen(args.upstream + "/small", timeout=2) as answer:
@@ -226,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         raise SystemExit(f"no upstream at {args.upstream}/small ({exc}); start nginx (see the docstring)") from None
     variants = [v for v in args.variants.split(",") if v]
-    servers = {v: _start(v, args.upstream) for v in variants}
+    cpu = 0 if args.pin and (os.cpu_count() or 1) >= 2 else None
+    if cpu is not None:
+        WRK_CPU[:] = ["taskset", "-c", "1"]
+    servers = {v: _start(v, args.upstream, cpu) for v in variants}
     rounds: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     try:
         for variant, (proc, url) in servers.items():
