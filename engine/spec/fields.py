@@ -47,16 +47,19 @@ class Context:
 class Map:
     """A YAML mapping being read: typed getters that record problems instead of raising."""
 
+    __slots__ = ("ctx", "data", "path", "where", "_spellings")
+
     def __init__(self, ctx: Context, data: dict[str, Any], path: str, where: Location) -> None:
         self.ctx, self.data, self.path, self.where = ctx, data, path, where
+        self._spellings = ctx.spellings  # read for every key: one attribute, not two
 
     def spelled(self, key: str) -> str:
         """`key` as this file's dialect writes it."""
-        return self.ctx.spellings.get(key, key)
+        return self._spellings.get(key, key)
 
     def loc(self, key: str, *, value: bool = False) -> Location:
         """Where `key` (or, with `value`, its value) was written."""
-        key = self.spelled(key)
+        key = self._spellings.get(key, key)
         child = f"{self.path}.{key}" if self.path else key
         try:
             # a MarkedMap or ruamel's CommentedMap; a plain dict has no `lc` and falls back below
@@ -67,7 +70,7 @@ class Map:
             return Location(self.ctx.file, self.where.line, self.where.column, child)
 
     def bad(self, key: str, message: str) -> None:
-        key = self.spelled(key)
+        key = self._spellings.get(key, key)
         self.ctx.problem(self.loc(key, value=True), message)
 
     def has(self, key: str) -> bool:
@@ -75,7 +78,8 @@ class Map:
 
     def known(self, *keys: str) -> None:
         """Warn about keys this spec version does not define."""
-        spelled = {self.spelled(key) for key in keys}
+        spellings = self._spellings
+        spelled = {spellings.get(key, key) for key in keys} if spellings else keys
         for key in self.data:
             if key not in spelled:
                 self.ctx.warn(self.loc(key), f"unknown key '{key}' is ignored")
@@ -89,12 +93,14 @@ class Map:
         default: str | None = None,
         hint: str = "",
     ) -> str | None:
-        key = self.spelled(key)
-        if key not in self.data or self.data[key] is None:
+        key = self._spellings.get(key, key)
+        value = self.data.get(key)
+        if value is None:
             if required:
                 self.missing(key, hint or "a string")
             return default
-        value = self.data[key]
+        if value.__class__ is builtins.str and not choices:
+            return value  # most values, and the first thing a 10,000-operation file reads
         if isinstance(value, (dict, list)) or isinstance(value, bool):
             self.bad(key, f"'{key}' must be a string, got {kind_of(value)}")
             return default
@@ -106,7 +112,7 @@ class Map:
         return text
 
     def int(self, key: builtins.str, *, required: builtins.bool = False, low: int = 1, high: int = 65535) -> int | None:
-        key = self.spelled(key)
+        key = self._spellings.get(key, key)
         value = self.data.get(key)
         if value is None:
             if required:
@@ -118,7 +124,7 @@ class Map:
         return value
 
     def bool(self, key: builtins.str, default: builtins.bool | None = None) -> bool | None:
-        key = self.spelled(key)
+        key = self._spellings.get(key, key)
         value = self.data.get(key)
         if value is None:
             return default
@@ -128,7 +134,7 @@ class Map:
         return value
 
     def map(self, key: builtins.str, *, required: builtins.bool = False) -> Map | None:
-        key = self.spelled(key)
+        key = self._spellings.get(key, key)
         value = self.data.get(key)
         if value is None:
             if required:
@@ -146,7 +152,7 @@ class Map:
 
         In an Ikanos file the list may be a map of entries keyed by their `name`.
         """
-        key = self.spelled(key)
+        key = self._spellings.get(key, key)
         value = self.data.get(key)
         if value is None:
             if required:
@@ -159,8 +165,9 @@ class Map:
             return ()
         built: list[T] = []
         base = f"{self.path}.{key}" if self.path else key
+        parent = self.loc(key)
         for index, item in enumerate(value):
-            where = item_loc(self.ctx.file, value, index, f"{base}[{index}]", self.loc(key))
+            where = item_loc(self.ctx.file, value, index, f"{base}[{index}]", parent)
             if not isinstance(item, dict):
                 self.ctx.problem(where, f"each entry of '{key}' must be a mapping; got {kind_of(item)}")
                 continue
@@ -188,12 +195,12 @@ class Map:
         return tuple(built)
 
     def plain(self, key: builtins.str, default: Any = None) -> Any:
-        key = self.spelled(key)
+        key = self._spellings.get(key, key)
         return plain(self.data[key]) if key in self.data else default
 
     def missing(self, key: builtins.str, what: builtins.str) -> None:
         """Record that the required `key` (`what` it should be) is not there."""
-        key = self.spelled(key)
+        key = self._spellings.get(key, key)
         self.ctx.problem(
             Location(self.ctx.file, self.where.line, self.where.column, f"{self.path}.{key}" if self.path else key),
             f"missing required key '{key}' ({what})",
