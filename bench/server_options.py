@@ -58,9 +58,22 @@ def _runtime(upstream: str) -> Any:
     return Runtime.load(CAPABILITY, base_uris={"bench": upstream})
 
 
+NULL_BODY = b'{"id":1,"name":"small","tags":["a","b"],"ok":true,"n":3.5}'
+NULL_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(NULL_BODY)).encode())]
+
+
+async def null_app(scope: Any, receive: Any, send: Any) -> None:
+    """`--app null`: the small answer at once, sent as RestApp sends one: what the server layer alone costs."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": NULL_HEADERS})
+        await send({"type": "http.response.body", "body": NULL_BODY})
+
+
 def _rest_app(runtime: Any) -> Any:
     from naftiko.adapters.apps import block_app
 
+    if runtime is None:
+        return null_app
     exposes = runtime.exposes_named("bench-rest")
     return block_app(runtime, exposes)
 
@@ -76,6 +89,11 @@ async def _serve_uvicorn(runtime: Any, port: int, join: bool) -> None:
                 self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
         server._OneSendTransport.flush = flush  # type: ignore[method-assign]
+    if runtime is None:  # the null app: uvicorn as `serve` configures it, on one socket
+        from naftiko.adapters.reload import Slot
+
+        await server._server(Slot(null_app)).serve(sockets=[server.bind("127.0.0.1", port, "bench")])
+        return
     await server.serve(runtime, ports={"bench-rest": port, "bench-mcp": 0}, announce=False)
 
 
@@ -92,7 +110,8 @@ async def _serve_granian(runtime: Any, port: int, rust_tasks: bool) -> None:
     from granian.server.embed import Server
 
     app = _rest_app(runtime)
-    await runtime.start()
+    if runtime is not None:
+        await runtime.start()
     gc.freeze()
     server = Server(
         app,
@@ -109,7 +128,8 @@ async def _serve_granian(runtime: Any, port: int, rust_tasks: bool) -> None:
     await _until_stopped()
     server.stop()
     await task
-    await runtime.stop()
+    if runtime is not None:
+        await runtime.stop()
 
 
 async def _serve_raw(runtime: Any, port: int) -> None:
@@ -117,20 +137,22 @@ async def _serve_raw(runtime: Any, port: int) -> None:
     from rawproto import serve_raw
 
     app = _rest_app(runtime)
-    await runtime.start()
+    if runtime is not None:
+        await runtime.start()
     gc.freeze()
     server = await serve_raw(app, "127.0.0.1", port)
     await _until_stopped()
     server.close()
-    await runtime.stop()
+    if runtime is not None:
+        await runtime.stop()
 
 
-def child(variant: str, port: int, upstream: str, cpu: int | None) -> None:
+def child(variant: str, port: int, upstream: str | None, cpu: int | None) -> None:
     import uvloop
 
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
-    runtime = _runtime(upstream)
+    runtime = _runtime(upstream) if upstream else None
     if variant.startswith("granian"):
         main = _serve_granian(runtime, port, rust_tasks=variant == "granian-rust")
     elif variant == "raw":
@@ -200,11 +222,12 @@ def measure(pid: int, url: str, seconds: float) -> dict[str, float]:
     return {"c32_rps": c32, "cpu_us": cpu, "c1_rps": c1, "c1_p50_us": p50}
 
 
-def _start(variant: str, upstream: str, cpu: int | None) -> tuple[subprocess.Popen[bytes], str]:
+def _start(variant: str, upstream: str | None, cpu: int | None) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     pin = [] if cpu is None else ["--cpu", str(cpu)]
+    pin += ["--app", "null"] if upstream is None else ["--upstream", upstream]
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", variant, "--port", str(port), "--upstream", upstream, *pin],
+        [sys.executable, __file__, "--serve", variant, "--port", str(port), *pin],
         stdout=subprocess.DEVNULL,
     )
     return proc, f"http://127.0.0.1:{port}/small"
@@ -226,13 +249,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pin", action="store_true", help="servers on CPU 0, wrk on CPU 1 (steadier c1)")
     parser.add_argument("--upstream", default="http://127.0.0.1:18999")
+    parser.add_argument(
+        "--app",
+        choices=("both", "rest", "null"),
+        default="both",
+        help="null: an app answering at once (the server alone)",
+    )
     parser.add_argument("--variants", default=",".join(DEFAULT), help="comma-separated, of " + ", ".join(VARIANTS))
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=6.0, help="of each c32 measure (c1: half)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="of each c32 measure (c1: half)")
     parser.add_argument("--json", type=Path, help="write every round and the medians there")
     args = parser.parse_args(argv)
     if args.serve:
-        child(args.serve, args.port, args.upstream, args.cpu)
+        child(args.serve, args.port, None if args.app == "null" else args.upstream, args.cpu)
         return 0
     try:
         with urllib.request.urlopen(args.upstream + "/small", timeout=2) as answer:
@@ -240,39 +269,59 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         raise SystemExit(f"no upstream at {args.upstream}/small ({exc}); start nginx (see the docstring)") from None
     variants = [v for v in args.variants.split(",") if v]
+    apps = ["rest", "null"] if args.app == "both" else [args.app]
     cpu = 0 if args.pin and (os.cpu_count() or 1) >= 2 else None
     if cpu is not None:
         WRK_CPU[:] = ["taskset", "-c", "1"]
-    servers = {v: _start(v, args.upstream, cpu) for v in variants}
-    rounds: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    targets = [(app, v) for app in apps for v in variants]
+    servers = {t: _start(t[1], None if t[0] == "null" else args.upstream, cpu) for t in targets}
+    rounds: dict[tuple[str, str], list[dict[str, float]]] = {t: [] for t in targets}
     try:
-        for variant, (proc, url) in servers.items():
+        for target, (proc, url) in servers.items():
             got = _wait_ready(url, proc)
             if json.loads(got) != json.loads(expected):
-                raise SystemExit(f"{variant} answered {got!r}, not the upstream's {expected!r}")
+                raise SystemExit(f"{target} answered {got!r}, not the upstream's {expected!r}")
         for n in range(args.rounds):
-            order = variants[n % len(variants) :] + variants[: n % len(variants)]
-            for variant in order:
-                proc, url = servers[variant]
+            order = targets[n % len(targets) :] + targets[: n % len(targets)]
+            for target in order:
+                proc, url = servers[target]
                 result = measure(proc.pid, url, args.seconds)
-                rounds[variant].append(result)
-                print(
-                    f"round {n + 1} {variant:13} " + "  ".join(f"{k} {v:9.1f}" for k, v in result.items()), flush=True
-                )
+                rounds[target].append(result)
+                shown = "  ".join(f"{k} {v:9.1f}" for k, v in result.items())
+                print(f"round {n + 1} {target[0]:4} {target[1]:13} {shown}", flush=True)
     finally:
         for proc, _ in servers.values():
             _stop(proc)
-    medians = {v: {k: statistics.median(r[k] for r in rounds[v]) for k in rounds[v][0]} for v in variants}
-    base = medians.get("uvicorn")
-    print(f"\nmedians of {args.rounds} rounds (c32 {args.seconds:g} s, c1 {max(2.0, args.seconds / 2):g} s)")
-    print(f"{'server':13} {'c32 req/s':>10} {'CPU µs/req':>11} {'vs uvicorn':>11} {'c1 req/s':>9} {'c1 p50 µs':>10}")
-    for variant, m in medians.items():
-        saved = f"{m['cpu_us'] - base['cpu_us']:+.1f}" if base else "-"
-        row = f"{m['c32_rps']:10.0f} {m['cpu_us']:11.1f} {saved:>11} {m['c1_rps']:9.0f} {m['c1_p50_us']:10.0f}"
-        print(f"{variant:13} {row}")
+    medians = {t: {k: statistics.median(r[k] for r in rounds[t]) for k in rounds[t][0]} for t in targets}
+    for app in apps:
+        _table(app, variants, medians, rounds, args.rounds, args.seconds)
     if args.json:
-        args.json.write_text(json.dumps({"rounds": rounds, "medians": medians}, indent=2) + "\n")
+        report = {app: {v: {"median": medians[(app, v)], "rounds": rounds[(app, v)]} for v in variants} for app in apps}
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _table(
+    app: str,
+    variants: list[str],
+    medians: dict[tuple[str, str], dict[str, float]],
+    rounds: dict[tuple[str, str], list[dict[str, float]]],
+    count: int,
+    seconds: float,
+) -> None:
+    base = medians.get((app, "uvicorn"))
+    what = "REST app (GET /small via nginx)" if app == "rest" else "null app (the server layer alone)"
+    print(f"\n{what}: medians of {count} rounds (c32 {seconds:g} s, c1 {max(2.0, seconds / 2):g} s)")
+    print(
+        f"{'server':13} {'c32 req/s':>10} {'CPU µs/req':>11} {'(least)':>8} {'vs uvicorn':>11}"
+        f" {'c1 req/s':>9} {'c1 p50 µs':>10}"
+    )
+    for variant in variants:
+        m = medians[(app, variant)]
+        least = min(r["cpu_us"] for r in rounds[(app, variant)])  # the least disturbed round
+        saved = f"{m['cpu_us'] - base['cpu_us']:+.1f}" if base else "-"
+        row = f"{m['c32_rps']:10.0f} {m['cpu_us']:11.1f} {least:8.1f} {saved:>11}"
+        print(f"{variant:13} {row} {m['c1_rps']:9.0f} {m['c1_p50_us']:10.0f}", flush=True)
 
 
 if __name__ == "__main__":
