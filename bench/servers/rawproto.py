@@ -67,8 +67,8 @@ class _Request:
 class RawProtocol(asyncio.Protocol):
     """One connection: parse with httptools, run the app per request, one write per answer."""
 
-    def __init__(self, app: App, clock: _Clock, server: tuple[str, int]) -> None:
-        self.app, self.clock, self.server = app, clock, server
+    def __init__(self, app: App, clock: _Clock, server: tuple[str, int], loop: asyncio.AbstractEventLoop) -> None:
+        self.app, self.clock, self.server, self.loop = app, clock, server, loop
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
@@ -142,7 +142,7 @@ class RawProtocol(asyncio.Protocol):
         self.queue.append(_Request(scope, body, self.parser.should_keep_alive()))
         if not self.running:
             self.running = True
-            asyncio.get_running_loop().create_task(self._serve())
+            self.loop.create_task(self._serve())  # get_running_loop() would cost a getpid() per request
 
     # the ASGI cycles, one at a time, in order (pipelining)
     async def _serve(self) -> None:
@@ -165,7 +165,7 @@ class RawProtocol(asyncio.Protocol):
 
     def disconnected(self) -> asyncio.Future[None]:
         if self.gone is None:
-            self.gone = asyncio.get_running_loop().create_future()
+            self.gone = self.loop.create_future()
             if self.transport is None:
                 self.gone.set_result(None)
         return self.gone
@@ -240,4 +240,4 @@ async def serve_raw(app: App, host: str, port: int) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     clock = _Clock()
     server = (host, port)
-    return await loop.create_server(lambda: RawProtocol(app, clock, server), host, port, backlog=2048)
+    return await loop.create_server(lambda: RawProtocol(app, clock, server, loop), host, port, backlog=2048)
