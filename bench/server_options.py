@@ -18,23 +18,31 @@ alternate the targets (the order rotates); each measure is `wrk` at c32 (through
 server's CPU per request from /proc/PID/stat, utime+stime of every thread) and at c1 (p50
 latency). Medians of the rounds are printed, and the JSON written with `--json PATH`.
 
-Needs `wrk` and an upstream answering GET /small (default http://127.0.0.1:18999, nginx with
-bench/… or /tmp/leadprof/nginx.conf; `--upstream URL` for another). `--rounds`, `--seconds`.
+`--app null` serves, with each server, an app that answers the same bytes at once: the server
+layer's own cost, with no upstream. The default runs both, alternating all eight targets.
+
+Needs `wrk` and `nginx` on PATH (an nginx with one worker serving the small JSON is started in a
+temporary folder; `--upstream URL` uses another upstream serving GET /small), and granian for its
+variants (`pip install granian`; left out when absent). `--rounds` (3), `--seconds` (4): ~3 min.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -47,6 +55,26 @@ DEFAULT = ("uvicorn", "uvicorn-join", "granian", "raw")
 """granian-rust (granian's own task type) is not run by default: our DisconnectWatch keys calls by
 `asyncio.current_task()`, which that task type breaks (500s under concurrency)."""
 TICKS = os.sysconf("SC_CLK_TCK")
+NGINX_CONF = """worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log;
+daemon off;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  default_type application/json;
+  keepalive_requests 1000000;
+  client_body_temp_path {folder}; proxy_temp_path {folder}; fastcgi_temp_path {folder};
+  uwsgi_temp_path {folder}; scgi_temp_path {folder};
+  server {{ listen 127.0.0.1:{port}; root {folder}/www; }}
+}}
+"""
+PROXY_CONF = NGINX_CONF.replace(
+    "  server {{ listen 127.0.0.1:{port}; root {folder}/www; }}",
+    "  upstream up {{ server {upstream}; keepalive 64; }}\n"
+    "  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://up; proxy_http_version 1.1;"
+    ' proxy_set_header Connection ""; }} }}',
+)
 
 
 # --- the child: one server variant ---------------------------------------------------------------
@@ -248,33 +276,90 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pin", action="store_true", help="servers on CPU 0, wrk on CPU 1 (steadier c1)")
-    parser.add_argument("--upstream", default="http://127.0.0.1:18999")
+    parser.add_argument("--upstream", help="an upstream serving GET /small (default: an nginx started here)")
     parser.add_argument(
         "--app",
         choices=("both", "rest", "null"),
         default="both",
         help="null: an app answering at once (the server alone)",
     )
+    parser.add_argument("--no-nginx", action="store_true", help="leave out the nginx proxy_pass reference")
     parser.add_argument("--variants", default=",".join(DEFAULT), help="comma-separated, of " + ", ".join(VARIANTS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0, help="of each c32 measure (c1: half)")
     parser.add_argument("--json", type=Path, help="write every round and the medians there")
     args = parser.parse_args(argv)
     if args.serve:
-        child(args.serve, args.port, None if args.app == "null" else args.upstream, args.cpu)
+        child(
+            args.serve, args.port, None if args.app == "null" else (args.upstream or "http://127.0.0.1:18999"), args.cpu
+        )
         return 0
+    with contextlib.ExitStack() as stack:
+        return _measure_all(args, stack)
+
+
+def _upstream(url: str | None, stack: contextlib.ExitStack) -> tuple[str, bytes]:
+    """The upstream's URL and its /small answer: `url`, or an nginx of our own serving NULL_BODY."""
+    if url is None:
+        if shutil.which("nginx") is None:
+            raise SystemExit("no nginx on PATH: install it, or give --upstream URL (an upstream serving GET /small)")
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="naftiko-server-options-")))
+        (folder / "www").mkdir()
+        (folder / "www" / "small").write_bytes(NULL_BODY)
+        port = _free_port()
+        _nginx(folder, NGINX_CONF.format(folder=folder, port=port), stack)
+        url = f"http://127.0.0.1:{port}"
     try:
-        with urllib.request.urlopen(args.upstream + "/small", timeout=2) as answer:
-            expected = answer.read()
+        with urllib.request.urlopen(url + "/small", timeout=2) as answer:
+            return url, bytes(answer.read())
     except OSError as exc:
-        raise SystemExit(f"no upstream at {args.upstream}/small ({exc}); start nginx (see the docstring)") from None
+        raise SystemExit(f"no upstream at {url}/small ({exc})") from None
+
+
+def _nginx(folder: Path, conf: str, stack: contextlib.ExitStack) -> int:
+    """Start an nginx (one worker) in `folder`; its worker's pid. Stopped when `stack` closes."""
+    folder.mkdir(exist_ok=True)
+    (folder / "nginx.conf").write_text(conf)
+    command = ["nginx", "-p", str(folder), "-c", str(folder / "nginx.conf")]
+    master = subprocess.Popen(command, stderr=subprocess.DEVNULL)  # daemon off: our child, reaped by _stop
+    stack.callback(_stop, master)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and master.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+            if children:
+                return int(children[0])
+        time.sleep(0.05)
+    raise SystemExit(f"nginx in {folder} did not start (see {folder}/error.log)")
+
+
+def _proxy(upstream: str, stack: contextlib.ExitStack) -> tuple[int, str]:
+    """nginx `proxy_pass` to the upstream, one worker, upstream keep-alive: the native reference."""
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="naftiko-server-options-proxy-")))
+    port = _free_port()
+    pid = _nginx(folder, PROXY_CONF.format(folder=folder, port=port, upstream=upstream.split("//", 1)[1]), stack)
+    return pid, f"http://127.0.0.1:{port}/small"
+
+
+def _measure_all(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
+    args.upstream, expected = _upstream(args.upstream, stack)
     variants = [v for v in args.variants.split(",") if v]
+    if importlib.util.find_spec("granian") is None and any(v.startswith("granian") for v in variants):
+        print("granian is not installed here (pip install granian): its variants are left out", file=sys.stderr)
+        variants = [v for v in variants if not v.startswith("granian")]
     apps = ["rest", "null"] if args.app == "both" else [args.app]
     cpu = 0 if args.pin and (os.cpu_count() or 1) >= 2 else None
     if cpu is not None:
         WRK_CPU[:] = ["taskset", "-c", "1"]
     targets = [(app, v) for app in apps for v in variants]
     servers = {t: _start(t[1], None if t[0] == "null" else args.upstream, cpu) for t in targets}
+    pids = {t: proc.pid for t, (proc, _) in servers.items()}
+    urls = {t: url for t, (_, url) in servers.items()}
+    if "rest" in apps and shutil.which("nginx") is not None and not args.no_nginx:
+        pids[("rest", "nginx-proxy")], urls[("rest", "nginx-proxy")] = _proxy(args.upstream, stack)
+        targets.append(("rest", "nginx-proxy"))
+        if cpu is not None:
+            os.sched_setaffinity(pids[("rest", "nginx-proxy")], {cpu})
     rounds: dict[tuple[str, str], list[dict[str, float]]] = {t: [] for t in targets}
     try:
         for target, (proc, url) in servers.items():
@@ -284,8 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.rounds):
             order = targets[n % len(targets) :] + targets[: n % len(targets)]
             for target in order:
-                proc, url = servers[target]
-                result = measure(proc.pid, url, args.seconds)
+                result = measure(pids[target], urls[target], args.seconds)
                 rounds[target].append(result)
                 shown = "  ".join(f"{k} {v:9.1f}" for k, v in result.items())
                 print(f"round {n + 1} {target[0]:4} {target[1]:13} {shown}", flush=True)
@@ -294,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             _stop(proc)
     medians = {t: {k: statistics.median(r[k] for r in rounds[t]) for k in rounds[t][0]} for t in targets}
     for app in apps:
-        _table(app, variants, medians, rounds, args.rounds, args.seconds)
+        _table(app, [v for a, v in targets if a == app], medians, rounds, args.rounds, args.seconds)
     if args.json:
         report = {app: {v: {"median": medians[(app, v)], "rounds": rounds[(app, v)]} for v in variants} for app in apps}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
