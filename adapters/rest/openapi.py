@@ -1,7 +1,7 @@
 """`GET /openapi.json` and a Swagger UI page at `GET /docs` for one REST exposes block.
 
-The document is built once, when the app is built (`naftiko.engine.export_openapi`), and served as
-the same bytes to every caller; its server URL is `/` (or the mount point), so "Try it out" calls
+The document is built once, on the first request for it (`naftiko.engine.export_openapi`), and
+served as the same bytes to every caller; its server URL is `/` (or the mount point), so "Try it out" calls
 the process that served it whatever port it listens on. The page's JavaScript and CSS come from
 the `swagger-ui-py` package's own files, served from this process (no CDN); without that package
 `/docs` is a 501 naming it and `/openapi.json` still works.
@@ -14,7 +14,9 @@ authentication like every other route, since the document lists the whole surfac
 from __future__ import annotations
 
 import importlib.util
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import Scope
@@ -69,11 +71,22 @@ class OpenApiRoutes:
     """What `/openapi.json`, `/docs` and `/docs/<asset>` answer; None for any other path."""
 
     def __init__(self, runtime: Runtime, exposes: RestExposes) -> None:
-        self.document = export_openapi(runtime, exposes, server_url="/")
-        self.body = dumps(self.document)
-        self.title = _escape(str(self.document["info"]["title"]))
+        self.runtime, self.exposes = runtime, exposes
         self.assets = swagger_ui_folder()
         self._mounted: tuple[str, bytes] | None = None  # the document for the last mount point seen
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """Built on the first request for it, once: 10,000 routes take about 0.1 s no start-up should wait for."""
+        return export_openapi(self.runtime, self.exposes, server_url="/")
+
+    @cached_property
+    def body(self) -> bytes:
+        return dumps(self.document)
+
+    @cached_property
+    def title(self) -> str:
+        return _escape(str(self.document["info"]["title"]))
 
     def answer(self, method: str, segments: list[str], scope: Scope) -> Response | None:
         """The answer for a request no capability route matched, or None when it is not ours."""
