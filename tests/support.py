@@ -381,6 +381,33 @@ def spec_shape(value: Any) -> Any:
     return value
 
 
+def metric_value(control_url: str, name: str, **labels: str) -> float:
+    """The sum of a control port's `/metrics` samples named `name` with these labels (0 when none)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{control_url}/metrics", timeout=15).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def get_resources(*names: str) -> str:
+    """Consumed resources (indent 8), each one GET operation of its own name: the cache tests' upstream."""
+    return "".join(
+        f"""
+        - path: /{name}
+          name: {name}
+          operations:
+            - method: GET
+              name: {name}"""
+        for name in names
+    )
+
+
 def with_blocks(template: str, namespace: str = "", operation: str = "") -> str:
     """A capability template with a namespace block (indent 6) and an operation block (indent 14) filled in."""
 

@@ -12,21 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import NaftikoProcess, RecordingUpstream, Reply, ThreadedServer
-
-
-def _operations(*names: str) -> str:
-    return "".join(
-        f"""
-        - path: /{name}
-          name: {name}
-          operations:
-            - method: GET
-              name: {name}"""
-        for name in names
-    )
+from tests.support import NaftikoProcess, RecordingUpstream, Reply, ThreadedServer, get_resources, metric_value
 
 
 def _routes(**targets: str) -> str:
@@ -77,12 +64,12 @@ capability:
     - type: http
       namespace: plain
       baseUri: http://localhost:1/api
-      resources:{_operations("listed", "refused", "unmarked")}
+      resources:{get_resources("listed", "refused", "unmarked")}
     - type: http
       namespace: up
       baseUri: http://localhost:1/api
       cache: {{ttl: 30s, staleIfError: 5m}}
-      resources:{_operations("slow", "flaky")}
+      resources:{get_resources("slow", "flaky")}
 """
 CAPABILITY = CAPABILITY.replace(
     "              name: refused", "              name: refused\n              cache: false"
@@ -119,13 +106,7 @@ def _get(served: Served, name: str) -> httpx.Response:
 
 
 def _metric(served: Served, name: str, **labels: str) -> float:
-    text = httpx.get(f"{served[0]['control']}/metrics", timeout=15).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-    )
+    return metric_value(served[0]["control"], name, **labels)
 
 
 def test_a_function_declared_cacheable_caches_the_read_it_calls(served: Served) -> None:

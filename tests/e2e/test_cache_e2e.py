@@ -14,19 +14,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from tests.support import NaftikoProcess, RecordingUpstream, Reply, ThreadedServer
-
-
-def _operations(*names: str) -> str:
-    return "".join(
-        f"""
-        - path: /{name}
-          name: {name}
-          operations:
-            - method: GET
-              name: {name}"""
-        for name in names
-    )
+from tests.support import NaftikoProcess, RecordingUpstream, Reply, ThreadedServer, get_resources
 
 
 def _routes(*names: str) -> str:
@@ -74,7 +62,7 @@ capability:
         type: bearer
         token: "{{{{token}}}}"
       cache: {{ttl: 30s, maxEntries: 100, maxBytes: 1MiB, maxEntryBytes: 64KiB}}
-      resources:{_operations(*NAMES)}
+      resources:{get_resources(*NAMES)}
 """
 # `short` gets its ttl from the operation's own block, over the namespace's
 CAPABILITY = CAPABILITY.replace(

@@ -16,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from mcp import Client
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import NaftikoProcess, ThreadedServer, read_body
+from tests.support import NaftikoProcess, ThreadedServer, get_resources, metric_value, read_body
 
 
 @dataclass
@@ -51,18 +50,6 @@ class Unreliable:
         body = json.dumps({"path": path, "status": status}).encode()
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-def _operations(*names: str) -> str:
-    return "".join(
-        f"""
-        - path: /{name}
-          name: {name}
-          operations:
-            - method: GET
-              name: {name}"""
-        for name in names
-    )
 
 
 def _routes(namespace: str, *names: str) -> str:
@@ -99,19 +86,19 @@ capability:
       baseUri: http://localhost:1/api
       resilience:
         retry: {{maxAttempts: 3, initialDelay: 50ms, maxDelay: 2s}}
-      resources:{_operations("flaky", "throttled")}
+      resources:{get_resources("flaky", "throttled")}
     - type: http
       namespace: fragile
       baseUri: http://localhost:1/api
       resilience:
         circuitBreaker: {{failureThreshold: 2, openDuration: 1s}}
-      resources:{_operations("state")}
+      resources:{get_resources("state")}
     - type: http
       namespace: narrow
       baseUri: http://localhost:1/api
       resilience:
         bulkhead: {{maxConcurrent: 1, maxQueue: 0}}
-      resources:{_operations("slow")}
+      resources:{get_resources("slow")}
 """
 
 Served = tuple[dict[str, str], Unreliable]
@@ -247,13 +234,7 @@ async def test_the_bulkhead_refuses_calls_past_its_size(served: Served) -> None:
 
 
 def _metric(served: Served, name: str, **labels: str) -> float:
-    text = httpx.get(f"{served[0]['control']}/metrics", timeout=15).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-    )
+    return metric_value(served[0]["control"], name, **labels)
 
 
 def test_metrics_count_retries_refusals_and_show_the_circuit(served: Served) -> None:
