@@ -294,13 +294,14 @@ class _Reader:
     def mapping(self, indent: int, depth: int) -> MarkedMap:
         result = MarkedMap()
         marks = result.lc = _MapMarks()
-        while self.index < len(self.lines):
-            number, column, content = self.lines[self.index]
+        lines, count, keys, match_key = self.lines, len(self.lines), marks.keys, _KEY.match  # the hottest loop
+        while self.index < count:
+            number, column, content = lines[self.index]
             if column < indent:
                 break
             if column > indent:
                 raise Unsupported("indentation")
-            match = _KEY.match(content)
+            match = match_key(content)
             if match is None:
                 if _is_item(content):
                     break
@@ -308,10 +309,10 @@ class _Reader:
             key = self.scalar(match.group(1).rstrip(" "), depth + 1)
             if key in result:
                 raise Unsupported("duplicate key")
-            marks.keys[key] = (number, column)
-            rest = content[match.end() :]
+            keys[key] = (number, column)
+            end = match.end()
             self.index += 1
-            result[key] = self.value(rest, indent, depth, number, column + match.end(), marks, key)
+            result[key] = self.value(content[end:], indent, depth, number, column + end, marks, key)
         return result
 
     def value(self, rest: str, indent: int, depth: int, number: int, column: int, marks: _MapMarks, key: Any) -> Any:
