@@ -14,7 +14,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from naftiko.engine import CapabilityError, Runtime, export_openapi, load_capabilities, rest_blocks
-from tests.support import SEED, SHARED
+from tests.support import SEED, SHARED, shared_or_skip
 
 FIXTURES = SHARED / "spec" / "fixtures"
 IKANOS = SHARED / "spec" / "ikanos" / "fixtures"
@@ -104,9 +104,7 @@ def test_every_loadable_shared_fixture_with_a_rest_block_exports_a_valid_documen
 
 
 def test_shared_fixtures_are_there_or_skipped() -> None:
-    files = _fixture_files(FIXTURES)
-    if not files:
-        pytest.skip(f"{FIXTURES} is absent")
+    files = _fixture_files(shared_or_skip(FIXTURES))
     exported = 0
     for path in files:
         try:

@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 
 from naftiko.engine import ImportLimits, OpenApiError, Runtime, import_openapi, load_capabilities
 from naftiko.engine.openapi.importer import convert, kebab
-from tests.support import ROOT, SHARED
+from tests.support import ROOT, SHARED, shared_or_skip
 
 DATA = ROOT / "tests" / "data" / "openapi"
 POSTHOG = DATA / "posthog-tasks-3.0.yaml"
@@ -40,9 +40,7 @@ def loads_cleanly(path: Path) -> None:
 
 @pytest.mark.parametrize("spec", SHARED_DOCS, ids=lambda p: p.name)
 def test_shared_documents_import_and_validate(tmp_path: Path, spec: Path) -> None:
-    if not spec.is_file():
-        pytest.skip(f"{spec} is not present")
-    path, data = written(tmp_path, spec)
+    path, data = written(tmp_path, shared_or_skip(spec))
     loads_cleanly(path)
     source = YAML(typ="safe").load(spec.read_text())
     operations = sum(
@@ -301,8 +299,7 @@ def _operations(document: dict[str, Any]) -> dict[tuple[str, str], set[tuple[str
 def test_round_trip_through_the_exporter(tmp_path: Path, spec: Path) -> None:
     """Imported, then exported (engine/openapi/exporter.py): a valid OpenAPI 3.1 document with the same
     operations and parameters as the one imported."""
-    if not spec.is_file():
-        pytest.skip(f"{spec} is not present")
+    shared_or_skip(spec)
     from naftiko.engine import export_openapi, rest_blocks
 
     path, _ = written(tmp_path, spec)

@@ -24,7 +24,7 @@ from naftiko.adapters.mcp.capability import CapabilityBackend
 from naftiko.adapters.mcp.outputs import OutputTool
 from naftiko.engine import McpExposes
 
-from tests.support import ROOT, SEED, SHARED, NaftikoProcess, RecordingUpstream, Reply, ThreadedServer
+from tests.support import NaftikoProcess, ROOT, RecordingUpstream, Reply, SEED, SHARED, ThreadedServer, shared_or_skip
 
 pytestmark = pytest.mark.anyio
 
@@ -339,9 +339,7 @@ def test_the_seed_tools_answer_the_upstream_as_it_is() -> None:
 
 def test_every_shared_fixture_lists_valid_schemas() -> None:
     """Every MCP tool of the reference fixtures that loads lists valid 2020-12 schemas, object-rooted in 2025."""
-    fixtures = SHARED / "spec" / "fixtures"
-    if not fixtures.is_dir():
-        pytest.skip("the shared spec fixtures are not here")
+    fixtures = shared_or_skip(SHARED / "spec" / "fixtures")
     counted = 0
     for path in sorted(fixtures.rglob("*.y*ml")):
         try:

@@ -14,7 +14,7 @@ import pytest
 
 from naftiko.engine import CapabilityError, Runtime, load_capabilities
 
-from tests.support import ROOT, SHARED, spec_shape
+from tests.support import ROOT, SHARED, shared_or_skip, spec_shape
 
 DATA = ROOT / "tests" / "data" / "ikanos"
 IKANOS_FIXTURES = SHARED / "spec" / "ikanos" / "fixtures"
@@ -121,6 +121,5 @@ def test_the_ikanos_engines_capabilities_load(path: Path) -> None:
 
 
 def test_the_ikanos_fixtures_are_there() -> None:
-    if not IKANOS_FIXTURES.is_dir():
-        pytest.skip(f"{IKANOS_FIXTURES} is absent (the shared spec folder is not on this machine)")
+    shared_or_skip(IKANOS_FIXTURES)
     assert len(_fixtures()) >= 30

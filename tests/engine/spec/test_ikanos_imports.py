@@ -27,7 +27,7 @@ from naftiko.engine import (
 )
 from naftiko.engine.spec import Aggregate, Binding, Consumes
 
-from tests.support import ROOT, SHARED, spec_shape
+from tests.support import ROOT, SHARED, shared_or_skip, spec_shape
 
 DATA = ROOT / "tests" / "data" / "ikanos" / "imports"
 WEATHER = DATA / "weather.ikanos.yaml"
@@ -52,9 +52,7 @@ INVALID = {  # and the broken ones, with the place (line, column, key path) each
 
 
 def _fixtures() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"{FIXTURES} is absent (the shared spec folder is not on this machine)")
-    return FIXTURES
+    return shared_or_skip(FIXTURES)
 
 
 def _write(folder: Path, name: str, text: str) -> Path:
