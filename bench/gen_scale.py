@@ -3,12 +3,28 @@
 Every consumed operation is `GET /s/op{i}/{id}` on the bench upstream (nginx answers the
 small JSON for any `/s/...` path); the REST route is `GET /v1/op{i}/{id}` and the tool `op{i}`
 takes `id`. Usage: python gen_scale.py N OUT.yaml
+
+`large_payload` is the bench's other generated input: the 1 MiB JSON answer (bench/run.py, mcp_large.py).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def large_payload(name: str) -> dict[str, Any]:
+    """A JSON object of about 1 MiB written compactly: `name`, `count` and a list of 13,394 small records."""
+    items: list[dict[str, Any]] = []
+    size, i = 0, 0
+    while size < 1024 * 1024:
+        item = {"id": i, "name": f"item-{i}", "value": i * 1.5, "active": i % 2 == 0, "tags": ["x", "y"]}
+        items.append(item)
+        size += len(json.dumps(item, separators=(",", ":"))) + 1
+        i += 1
+    return {"name": name, "count": len(items), "items": items}
 
 
 def consumed(i: int) -> str:

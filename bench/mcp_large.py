@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_scale import large_payload  # noqa: E402
 from procs import Server, cpu_seconds, free_port, peak_rss_mb, wait_idle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,16 +38,8 @@ MODERN, LEGACY = "2026-07-28", "2025-11-25"
 
 
 def large_document() -> bytes:
-    """The bench's `large` (bench/run.py `write_payloads`): 11,784 records, compact, 1 MiB."""
-    items, size, i = [], 0, 0
-    while size < 1024 * 1024:
-        item = {"id": i, "name": f"item-{i}", "value": i * 1.5, "active": i % 2 == 0, "tags": ["x", "y"]}
-        items.append(item)
-        size += len(json.dumps(item, separators=(",", ":"))) + 1
-        i += 1
-    return json.dumps(
-        {"name": "naftiko-bench-large", "count": len(items), "items": items}, separators=(",", ":")
-    ).encode()
+    """The bench's `large` (bench/run.py `write_payloads`): 13,394 records, compact, 1 MiB."""
+    return json.dumps(large_payload("naftiko-bench-large"), separators=(",", ":")).encode()
 
 
 # --------------------------------------------------------------------------- the upstream

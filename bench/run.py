@@ -109,13 +109,7 @@ def write_payloads(www: Path) -> dict[str, int]:
     """small: a ~80-byte JSON object; large: a 1 MiB JSON object (a list of records), both compact."""
     www.mkdir(parents=True, exist_ok=True)
     small = {"id": 42, "name": MARKER, "ok": True, "tags": ["a", "b"], "score": 0.5}
-    items, size, i = [], 0, 0
-    while size < 1024 * 1024:
-        item = {"id": i, "name": f"item-{i}", "value": i * 1.5, "active": i % 2 == 0, "tags": ["x", "y"]}
-        items.append(item)
-        size += len(json.dumps(item, separators=(",", ":"))) + 1
-        i += 1
-    large = {"name": MARKER + "-large", "count": len(items), "items": items}
+    large = gen_scale.large_payload(MARKER + "-large")
     (www / "small").write_text(json.dumps(small, separators=(",", ":")))  # compact, as proxies re-encode it
     (www / "large").write_text(json.dumps(large, separators=(",", ":")))
     for f in www.iterdir():

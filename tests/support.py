@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import uvicorn
 
+from naftiko.engine import Runtime
 from naftiko.engine.upstream import Prepared, Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -390,6 +391,20 @@ def spec_shape(value: Any) -> Any:
     return value
 
 
+def control_url(process: NaftikoProcess, timeout: float = 15) -> str:
+    """The control listener's URL from its log line (`CONTROL control: ... at http://...`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(process.log):
+            match = re.search(r"CONTROL (\S+): .* at (http://\S+)", line)
+            if match:
+                return match.group(2)
+        if process.proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise RuntimeError("no control listener:\n" + "\n".join(process.log))
+
+
 def metric_value(control_url: str, name: str, **labels: str) -> float:
     """The sum of a control port's `/metrics` samples named `name` with these labels (0 when none)."""
     import httpx
@@ -415,6 +430,49 @@ def get_resources(*names: str) -> str:
               name: {name}"""
         for name in names
     )
+
+
+BLOCKS_CAPABILITY = """\
+naftiko: 1.0.0-alpha2
+capability:
+  consumes:
+    - type: http
+      namespace: up
+      baseUri: http://127.0.0.1:1
+      {namespace}
+      resources:
+        - name: things
+          path: /things
+          operations:
+            - name: get-things
+              method: GET
+              {operation}
+            - name: other
+              method: GET
+  exposes:
+    - type: rest
+      namespace: r
+      port: 9000
+      resources:
+        - path: /things
+          operations:
+            - method: GET
+              call: up.get-things
+"""
+"""One consumed namespace `up` of two GET operations (`get-things`, `other`) and a REST route to the first:
+`{namespace}` and `{operation}` take a namespace block and an operation block (`with_blocks`)."""
+
+
+def blocks_file(tmp_path: Path, namespace: str = "", operation: str = "") -> Path:
+    """`BLOCKS_CAPABILITY` with these blocks, written to `tmp_path/cap.yaml`."""
+    path = tmp_path / "cap.yaml"
+    path.write_text(with_blocks(BLOCKS_CAPABILITY, namespace, operation))
+    return path
+
+
+def load_with_blocks(tmp_path: Path, namespace: str = "", operation: str = "") -> Runtime:
+    """The Runtime of `blocks_file`: what a namespace or operation block (cache, resilience...) builds."""
+    return Runtime.load(blocks_file(tmp_path, namespace, operation))
 
 
 def with_blocks(template: str, namespace: str = "", operation: str = "") -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from tests.support import NaftikoProcess, ThreadedServer, get_resources, metric_value, read_body
+from tests.support import NaftikoProcess, ThreadedServer, control_url, get_resources, metric_value, read_body
 
 
 @dataclass
@@ -116,21 +115,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         process = NaftikoProcess(args)
         try:
             urls = process.wait_for("res-rest", "res-mcp")
-            yield {**urls, "control": _control_url(process)}, upstream
+            yield {**urls, "control": control_url(process)}, upstream
         finally:
             process.stop()
-
-
-def _control_url(process: NaftikoProcess, timeout: float = 15) -> str:
-    """The control listener's URL from its log line (`CONTROL control: ... at http://...`)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(process.log):
-            match = re.search(r"CONTROL (\S+): .* at (http://\S+)", line)
-            if match:
-                return match.group(2)
-        time.sleep(0.02)
-    raise RuntimeError("no control listener:\n" + "\n".join(process.log))
 
 
 def _get(served: Served, route: str) -> httpx.Response:

@@ -4,8 +4,6 @@ own parser, /health, /status and /traces in the reference engine's shapes, beare
 
 from __future__ import annotations
 
-import re
-import time
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterator
@@ -15,7 +13,7 @@ import pytest
 from mcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import NaftikoProcess, RecordingUpstream, Reply
+from tests.support import NaftikoProcess, RecordingUpstream, Reply, control_url
 
 pytestmark = pytest.mark.anyio
 
@@ -86,20 +84,6 @@ def _capability(tmp_path: Path, control: str | None) -> Path:
     return path
 
 
-def _control_url(process: NaftikoProcess, timeout: float = 15) -> str:
-    """The control listener's URL from its log line (`CONTROL control: ... at http://...`)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(process.log):
-            match = re.search(r"CONTROL (\S+): .* at (http://\S+)", line)
-            if match:
-                return match.group(2)
-        if process.proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise RuntimeError("no control listener:\n" + "\n".join(process.log))
-
-
 @pytest.fixture
 def served(tmp_path: Path, upstream: RecordingUpstream, naftiko: Callable[..., NaftikoProcess]) -> Iterator[Any]:
     """Start `naftiko serve` with the given control block text (None: only `--control-port 0`)."""
@@ -118,7 +102,7 @@ def served(tmp_path: Path, upstream: RecordingUpstream, naftiko: Callable[..., N
             env={"CONTROL_TOKEN": TOKEN},
         )
         urls = process.wait_for("api", "tools")
-        return urls, _control_url(process)
+        return urls, control_url(process)
 
     yield start
 
@@ -193,7 +177,7 @@ async def test_an_unreachable_upstream_is_a_502_counted_as_an_error(
         str(path), "--base-uri", "up=http://127.0.0.1:9", *PORTS, "--control-port", "0", env={"CONTROL_TOKEN": TOKEN}
     )
     urls = process.wait_for("api", "tools")
-    control = _control_url(process)
+    control = control_url(process)
     async with httpx.AsyncClient() as http:
         answer = await http.get(f"{urls['api']}/items/1")
         assert answer.status_code == 502 and answer.json()["error"]["type"] == "upstream_error"

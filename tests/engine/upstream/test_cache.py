@@ -5,11 +5,13 @@ and lookups, expiry and ETag revalidation against a real loopback upstream under
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from email.utils import format_datetime
 from datetime import datetime, UTC
 from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,7 +20,7 @@ from naftiko.engine.errors import UpstreamError, UpstreamTimeout
 from naftiko.engine.upstream.cache import CachedOperation, CachedResponse, Entry, Store, cache_key, lifetime
 from naftiko.engine.upstream.client import Upstream
 from naftiko.engine.upstream.request import Prepared
-from tests.support import RecordingUpstream, Reply, ThreadedServer, with_blocks
+from tests.support import RecordingUpstream, Reply, ThreadedServer, blocks_file, load_with_blocks
 
 # --------------------------------------------------------------------------- the store
 
@@ -91,43 +93,9 @@ def test_keys_differ_by_every_header_and_the_target() -> None:
 
 # --------------------------------------------------------------------------- the block at load
 
-CAPABILITY = """\
-naftiko: 1.0.0-alpha2
-capability:
-  consumes:
-    - type: http
-      namespace: up
-      baseUri: http://127.0.0.1:1
-      {namespace}
-      resources:
-        - name: things
-          path: /things
-          operations:
-            - name: get-things
-              method: GET
-              {operation}
-            - name: other
-              method: GET
-  exposes:
-    - type: rest
-      namespace: r
-      port: 9000
-      resources:
-        - path: /things
-          operations:
-            - method: GET
-              call: up.get-things
-"""
-
-
-def _load(tmp_path: Path, namespace: str = "", operation: str = "") -> Runtime:
-    path = tmp_path / "cap.yaml"
-    path.write_text(with_blocks(CAPABILITY, namespace, operation))
-    return Runtime.load(path)
-
 
 def test_a_block_is_read_and_merged_field_by_field(tmp_path: Path) -> None:
-    runtime = _load(
+    runtime = load_with_blocks(
         tmp_path,
         "cache: {ttl: 1m, maxEntries: 5, maxBytes: 2MiB, maxEntryBytes: 64KiB, respectCacheControl: false}",
         "cache: {ttl: 250ms}",
@@ -139,16 +107,16 @@ def test_a_block_is_read_and_merged_field_by_field(tmp_path: Path) -> None:
 
 
 def test_an_operation_block_alone_caches_only_that_operation(tmp_path: Path) -> None:
-    runtime = _load(tmp_path, operation="cache: {ttl: 2s}")
+    runtime = load_with_blocks(tmp_path, operation="cache: {ttl: 2s}")
     assert set(runtime.caches) == {"up.get-things"}
     assert runtime.caches["up.get-things"].respect is True
-    assert _load(tmp_path).caches == {}
-    assert set(_load(tmp_path, "cache: {}", "cache: false").caches) == {"up.other"}
+    assert load_with_blocks(tmp_path).caches == {}
+    assert set(load_with_blocks(tmp_path, "cache: {}", "cache: false").caches) == {"up.other"}
 
 
 def test_problems_are_positioned(tmp_path: Path) -> None:
     with pytest.raises(CapabilityError) as failed:
-        _load(
+        load_with_blocks(
             tmp_path,
             "cache: {ttl: soon, maxEntries: 0, maxBytes: lots, respectCacheControl: maybe, size: 1}",
             "cache: {maxEntries: 3, maxBytes: 1MiB}",
@@ -181,6 +149,17 @@ def _cached(clock: Clock, **options: object) -> CachedOperation:
     return CachedOperation(Store(100, 1_000_000), clock=clock, **settings)  # type: ignore[arg-type]
 
 
+@contextlib.asynccontextmanager
+async def _against(recording: RecordingUpstream, clock: Clock) -> AsyncIterator[tuple[Upstream, CachedOperation]]:
+    """A client of `recording`, served on loopback, with a fresh cache in front of it."""
+    with ThreadedServer(recording) as url:
+        upstream = Upstream("up", url, 5.0)
+        try:
+            yield upstream, _cached(clock)
+        finally:
+            await upstream.close()
+
+
 async def _get(cached: CachedOperation, upstream: Upstream, target: str = "/x", token: str = "a") -> CachedResponse:
     request = Prepared("GET", target, (("Authorization", f"Bearer {token}"),), None)
     response = await cached.send(upstream, "up.op", request)
@@ -192,60 +171,48 @@ async def _get(cached: CachedOperation, upstream: Upstream, target: str = "/x", 
 async def test_a_hit_a_miss_after_expiry_and_bodies_replayed() -> None:
     recording, clock = RecordingUpstream(), Clock()
     recording.reply("GET", "/x", Reply(json={"n": 1}, headers={"x-kept": "yes"}))
-    with ThreadedServer(recording) as url:
-        upstream, cached = Upstream("up", url, 5.0), _cached(clock)
-        try:
-            first = await _get(cached, upstream)
-            assert first.state == "miss" and await first.json() == {"n": 1}
-            second = await _get(cached, upstream)
-            assert second.state == "hit" and await second.read() == b'{"n": 1}' and len(recording.requests) == 1
-            assert ("x-kept", "yes") in second.headers() and ("content-length", "8") in second.headers()
-            assert [c async for c in second.chunks()] == [b'{"n": 1}'] and second.is_json
-            second.limit(3, "too big")
-            with pytest.raises(Exception, match="too big"):
-                [c async for c in second.chunks()]
-            clock.now += 31
-            assert (await _get(cached, upstream)).state == "miss" and len(recording.requests) == 2
-        finally:
-            await upstream.close()
+    async with _against(recording, clock) as (upstream, cached):
+        first = await _get(cached, upstream)
+        assert first.state == "miss" and await first.json() == {"n": 1}
+        second = await _get(cached, upstream)
+        assert second.state == "hit" and await second.read() == b'{"n": 1}' and len(recording.requests) == 1
+        assert ("x-kept", "yes") in second.headers() and ("content-length", "8") in second.headers()
+        assert [c async for c in second.chunks()] == [b'{"n": 1}'] and second.is_json
+        second.limit(3, "too big")
+        with pytest.raises(Exception, match="too big"):
+            [c async for c in second.chunks()]
+        clock.now += 31
+        assert (await _get(cached, upstream)).state == "miss" and len(recording.requests) == 2
 
 
 @pytest.mark.anyio
 async def test_tokens_never_share_an_entry_and_no_store_is_never_stored() -> None:
     recording, clock = RecordingUpstream(), Clock()
     recording.reply("GET", "/private", Reply(json={}, headers={"cache-control": "no-store"}))
-    with ThreadedServer(recording) as url:
-        upstream, cached = Upstream("up", url, 5.0), _cached(clock)
-        try:
-            assert (await _get(cached, upstream, token="a")).state == "miss"
-            assert (await _get(cached, upstream, token="b")).state == "miss"
-            assert (await _get(cached, upstream, token="a")).state == "hit"
-            assert len(recording.requests) == 2
-            for _ in range(2):
-                response = await cached.send(upstream, "up.op", Prepared("GET", "/private", (), None))
-                assert not isinstance(response, CachedResponse)
-                await response.read()
-            assert len(recording.requests) == 4 and len(cached.store) == 2
-        finally:
-            await upstream.close()
+    async with _against(recording, clock) as (upstream, cached):
+        assert (await _get(cached, upstream, token="a")).state == "miss"
+        assert (await _get(cached, upstream, token="b")).state == "miss"
+        assert (await _get(cached, upstream, token="a")).state == "hit"
+        assert len(recording.requests) == 2
+        for _ in range(2):
+            response = await cached.send(upstream, "up.op", Prepared("GET", "/private", (), None))
+            assert not isinstance(response, CachedResponse)
+            await response.read()
+        assert len(recording.requests) == 4 and len(cached.store) == 2
 
 
 @pytest.mark.anyio
 async def test_a_stale_entry_with_an_etag_is_revalidated() -> None:
     recording, clock = RecordingUpstream(), Clock()
     recording.reply("GET", "/x", Reply(json={"v": 1}, headers={"etag": '"v1"', "cache-control": "max-age=5"}))
-    with ThreadedServer(recording) as url:
-        upstream, cached = Upstream("up", url, 5.0), _cached(clock)
-        try:
-            await _get(cached, upstream)
-            clock.now += 6
-            recording.reply("GET", "/x", Reply(status=304, body=b"", headers={"etag": '"v1"'}))
-            again = await _get(cached, upstream)
-            assert recording.last.headers["if-none-match"] == '"v1"'
-            assert again.state == "revalidated" and again.status == 200 and await again.json() == {"v": 1}
-            assert (await _get(cached, upstream)).state == "hit" and len(recording.requests) == 2
-        finally:
-            await upstream.close()
+    async with _against(recording, clock) as (upstream, cached):
+        await _get(cached, upstream)
+        clock.now += 6
+        recording.reply("GET", "/x", Reply(status=304, body=b"", headers={"etag": '"v1"'}))
+        again = await _get(cached, upstream)
+        assert recording.last.headers["if-none-match"] == '"v1"'
+        assert again.state == "revalidated" and again.status == 200 and await again.json() == {"v": 1}
+        assert (await _get(cached, upstream)).state == "hit" and len(recording.requests) == 2
 
 
 @pytest.mark.anyio
@@ -255,41 +222,33 @@ async def test_large_non_200_and_unsafe_answers_pass_through() -> None:
     recording.reply("GET", "/long", Reply(body=b"y" * 2048, headers={"content-length": "2048"}))
     recording.reply("GET", "/short", Reply(body=b"z" * 100, headers={"content-length": "100"}))
     recording.reply("GET", "/gone", Reply(status=404, json={}))
-    with ThreadedServer(recording) as url:
-        upstream, cached = Upstream("up", url, 5.0), _cached(clock)
-        try:
-            for target in ("/big", "/big", "/long", "/long", "/gone", "/gone"):
-                response = await cached.send(upstream, "up.op", Prepared("GET", target, (), None))
-                assert not isinstance(response, CachedResponse)
-                assert len(await response.read()) == (2048 if target != "/gone" else 2)
-            spliced = await cached.send(upstream, "up.op", Prepared("GET", "/big", (), None))
-            assert b"".join([c async for c in spliced.chunks()]) == b"x" * 2048
-            for state in ("miss", "hit"):
-                short = await cached.send(upstream, "up.op", Prepared("GET", "/short", (), None))
-                assert isinstance(short, CachedResponse) and short.state == state and await short.read() == b"z" * 100
-            posted = await cached.send(upstream, "up.op", Prepared("POST", "/x", (), b"{}"))
-            assert not isinstance(posted, CachedResponse) and (await posted.read())
-            assert len(recording.requests) == 9 and len(cached.store) == 1
-        finally:
-            await upstream.close()
+    async with _against(recording, clock) as (upstream, cached):
+        for target in ("/big", "/big", "/long", "/long", "/gone", "/gone"):
+            response = await cached.send(upstream, "up.op", Prepared("GET", target, (), None))
+            assert not isinstance(response, CachedResponse)
+            assert len(await response.read()) == (2048 if target != "/gone" else 2)
+        spliced = await cached.send(upstream, "up.op", Prepared("GET", "/big", (), None))
+        assert b"".join([c async for c in spliced.chunks()]) == b"x" * 2048
+        for state in ("miss", "hit"):
+            short = await cached.send(upstream, "up.op", Prepared("GET", "/short", (), None))
+            assert isinstance(short, CachedResponse) and short.state == state and await short.read() == b"z" * 100
+        posted = await cached.send(upstream, "up.op", Prepared("POST", "/x", (), b"{}"))
+        assert not isinstance(posted, CachedResponse) and (await posted.read())
+        assert len(recording.requests) == 9 and len(cached.store) == 1
 
 
 @pytest.mark.anyio
 async def test_a_head_answer_is_stored_with_the_length_a_get_would_have() -> None:
     recording, clock = RecordingUpstream(), Clock()
     recording.reply("HEAD", "/x", Reply(body=b"", headers={"content-length": "42", "etag": '"h"'}))
-    with ThreadedServer(recording) as url:
-        upstream, cached = Upstream("up", url, 5.0), _cached(clock)
-        try:
-            for state in ("miss", "hit"):
-                response = await cached.send(upstream, "up.op", Prepared("HEAD", "/x", (), None))
-                assert isinstance(response, CachedResponse) and response.state == state
-                assert ("content-length", "42") in response.headers() and await response.read() == b""
-            get = await cached.send(upstream, "up.op", Prepared("GET", "/x", (), None))
-            assert isinstance(get, CachedResponse) and get.state == "miss"  # HEAD and GET never share
-            assert [r.method for r in recording.requests] == ["HEAD", "GET"]
-        finally:
-            await upstream.close()
+    async with _against(recording, clock) as (upstream, cached):
+        for state in ("miss", "hit"):
+            response = await cached.send(upstream, "up.op", Prepared("HEAD", "/x", (), None))
+            assert isinstance(response, CachedResponse) and response.state == state
+            assert ("content-length", "42") in response.headers() and await response.read() == b""
+        get = await cached.send(upstream, "up.op", Prepared("GET", "/x", (), None))
+        assert isinstance(get, CachedResponse) and get.state == "miss"  # HEAD and GET never share
+        assert [r.method for r in recording.requests] == ["HEAD", "GET"]
 
 
 # --------------------------------------------------------------------------- round 2: load-time rules
@@ -364,10 +323,10 @@ def test_a_cache_block_on_a_post_is_a_positioned_problem(tmp_path: Path) -> None
 
 
 def test_stale_if_error_is_read_and_merged(tmp_path: Path) -> None:
-    runtime = _load(tmp_path, "cache: {staleIfError: 5m}", "cache: {staleIfError: 10s}")
+    runtime = load_with_blocks(tmp_path, "cache: {staleIfError: 5m}", "cache: {staleIfError: 10s}")
     assert runtime.caches["up.get-things"].stale_if_error == 10.0 and runtime.caches["up.other"].stale_if_error == 300
     with pytest.raises(CapabilityError, match="'staleIfError' must be a duration"):
-        _load(tmp_path, "cache: {staleIfError: forever}")
+        load_with_blocks(tmp_path, "cache: {staleIfError: forever}")
 
 
 def test_a_redis_url_without_the_package_is_a_clear_start_up_error(
@@ -376,8 +335,7 @@ def test_a_redis_url_without_the_package_is_a_clear_start_up_error(
     monkeypatch.setitem(sys.modules, "redis", None)
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     monkeypatch.delitem(sys.modules, "naftiko.engine.upstream.rediscache", raising=False)
-    path = tmp_path / "cap.yaml"
-    path.write_text(with_blocks(CAPABILITY, "cache: {}"))
+    path = blocks_file(tmp_path, "cache: {}")
     with pytest.raises(CapabilityError) as failed:
         Runtime.load(path, environ={"NAFTIKO_CACHE_REDIS_URL": "redis://127.0.0.1:1/0"})
     message = str(failed.value)
@@ -387,8 +345,7 @@ def test_a_redis_url_without_the_package_is_a_clear_start_up_error(
 
 def test_redis_settings_are_checked_at_start_up(tmp_path: Path) -> None:
     pytest.importorskip("redis", reason="the redis extra")
-    path = tmp_path / "cap.yaml"
-    path.write_text(with_blocks(CAPABILITY, "cache: {}"))
+    path = blocks_file(tmp_path, "cache: {}")
     env = {"NAFTIKO_CACHE_REDIS_URL": "redis://127.0.0.1:1/0", "NAFTIKO_CACHE_REDIS_TIMEOUT": "soon"}
     with pytest.raises(CapabilityError, match="NAFTIKO_CACHE_REDIS_TIMEOUT must be a number of seconds"):
         Runtime.load(path, environ=env)
@@ -416,19 +373,15 @@ async def test_parallel_misses_wait_for_one_request_unless_it_is_not_storable() 
     recording, clock = RecordingUpstream(), Clock()
     recording.reply("GET", "/slow", Reply(json={"n": 1}, delay=0.2))
     recording.reply("GET", "/secret", Reply(json={}, headers={"cache-control": "no-store"}, delay=0.2))
-    with ThreadedServer(recording) as url:
-        upstream, cached = Upstream("up", url, 5.0), _cached(clock)
-        try:
-            answers = await asyncio.gather(*(_get(cached, upstream, "/slow") for _ in range(5)))
-            assert [a.state for a in answers] == ["miss", "hit", "hit", "hit", "hit"]
-            assert len(recording.requests) == 1 and cached.pending == {}
-            secret = [cached.send(upstream, "up.op", Prepared("GET", "/secret", (), None)) for _ in range(4)]
-            for response in await asyncio.gather(*secret):
-                assert not isinstance(response, CachedResponse) and await response.json() == {}
-            assert len(recording.requests) == 5  # each waiter sent its own
-            assert cached.counts == {"miss": 5, "stored": 1, "hit": 4, "bypass": 4}
-        finally:
-            await upstream.close()
+    async with _against(recording, clock) as (upstream, cached):
+        answers = await asyncio.gather(*(_get(cached, upstream, "/slow") for _ in range(5)))
+        assert [a.state for a in answers] == ["miss", "hit", "hit", "hit", "hit"]
+        assert len(recording.requests) == 1 and cached.pending == {}
+        secret = [cached.send(upstream, "up.op", Prepared("GET", "/secret", (), None)) for _ in range(4)]
+        for response in await asyncio.gather(*secret):
+            assert not isinstance(response, CachedResponse) and await response.json() == {}
+        assert len(recording.requests) == 5  # each waiter sent its own
+        assert cached.counts == {"miss": 5, "stored": 1, "hit": 4, "bypass": 4}
 
 
 @pytest.mark.anyio

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from naftiko.engine import CapabilityError, Runtime, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from naftiko.engine import CapabilityError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from naftiko.engine.upstream.request import Prepared
 from naftiko.engine.upstream.resilience import (
     Breaker,
@@ -26,7 +26,7 @@ from naftiko.engine.upstream.resilience import (
     retry_after,
 )
 from naftiko.engine.upstream.client import Upstream
-from tests.support import RecordingUpstream, Reply, ThreadedServer, with_blocks
+from tests.support import RecordingUpstream, Reply, ThreadedServer, load_with_blocks
 
 # --------------------------------------------------------------------------- backoff
 
@@ -149,41 +149,9 @@ async def _bulkhead() -> None:
 
 # --------------------------------------------------------------------------- the block at load
 
-CAPABILITY = """\
-naftiko: 1.0.0-alpha2
-capability:
-  consumes:
-    - type: http
-      namespace: up
-      baseUri: http://127.0.0.1:1
-      {namespace}
-      resources:
-        - name: things
-          path: /things
-          operations:
-            - name: get-things
-              method: GET
-              {operation}
-  exposes:
-    - type: rest
-      namespace: r
-      port: 9000
-      resources:
-        - path: /things
-          operations:
-            - method: GET
-              call: up.get-things
-"""
-
-
-def _load(tmp_path: Path, namespace: str = "", operation: str = "") -> Runtime:
-    path = tmp_path / "cap.yaml"
-    path.write_text(with_blocks(CAPABILITY, namespace, operation))
-    return Runtime.load(path)
-
 
 def test_a_block_is_read_merged_and_built(tmp_path: Path) -> None:
-    runtime = _load(
+    runtime = load_with_blocks(
         tmp_path,
         """
         resilience:
@@ -209,12 +177,12 @@ def test_a_block_is_read_merged_and_built(tmp_path: Path) -> None:
 
 
 def test_without_a_block_the_upstream_has_no_policy(tmp_path: Path) -> None:
-    assert _load(tmp_path).upstreams["up"].resilience is None
+    assert load_with_blocks(tmp_path).upstreams["up"].resilience is None
 
 
 def _problems(tmp_path: Path, namespace: str = "", operation: str = "") -> list[str]:
     with pytest.raises(CapabilityError) as failed:
-        _load(tmp_path, namespace, operation)
+        load_with_blocks(tmp_path, namespace, operation)
     return [str(p) for p in failed.value.problems]
 
 
@@ -358,11 +326,11 @@ async def _timed(url: str, resilient: Resilient) -> float:
 
 
 def test_the_pool_waits_as_long_as_the_slowest_operation_may(tmp_path: Path) -> None:
-    runtime = _load(tmp_path, "resilience: {timeouts: {read: 2s}}", "resilience: {timeouts: {read: 9s}}")
+    runtime = load_with_blocks(tmp_path, "resilience: {timeouts: {read: 2s}}", "resilience: {timeouts: {read: 9s}}")
     upstream = runtime.upstreams["up"]
     assert upstream.resilience is not None and upstream.resilience.read_bound(30.0) == 9.0
     assert "within 9s" in str(upstream.timeout_error("up.get-things"))
-    assert _load(tmp_path, "resilience: {retry: {}}").upstreams["up"].resilience.read_bound(30.0) == 30.0  # type: ignore[union-attr]
+    assert load_with_blocks(tmp_path, "resilience: {retry: {}}").upstreams["up"].resilience.read_bound(30.0) == 30.0  # type: ignore[union-attr]
 
 
 def test_a_post_declared_idempotent_is_retried_after_a_502() -> None:
