@@ -32,9 +32,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 from ..errors import CapabilityError, Location, Problem, UpstreamError, UpstreamTimeout
-from ..jsoncodec import loads
 from ..limits import advice, describe
-from .client import Upstream, UpstreamResponse, is_json_type
+from .client import Upstream, UpstreamResponse, is_json_type, json_body
 from .failures import BodyTooLarge
 from .entries import UNAVAILABLE, Entry, SharedStore, Unavailable
 from .request import Prepared
@@ -199,7 +198,7 @@ class CachedResponse(UpstreamResponse):
         return self._entry.body
 
     async def json(self) -> Any:
-        return _parsed(self._entry.body, self._namespace, self._op, self.content_type)
+        return json_body(self._entry.body, self._namespace, self._op, self.content_type)
 
     def limit(self, size: int, reason: str) -> None:
         self._cap = (size, reason)
@@ -253,7 +252,7 @@ class Spliced(UpstreamResponse):
         return b"".join(parts)
 
     async def json(self) -> Any:
-        return _parsed(await self.read(), self._namespace, self._op, self.content_type)
+        return json_body(await self.read(), self._namespace, self._op, self.content_type)
 
     def limit(self, size: int, reason: str) -> None:
         self._cap = (size, reason)
@@ -279,16 +278,6 @@ async def _each(source: list[bytes] | AsyncIterator[bytes]) -> AsyncIterator[byt
     else:
         async for chunk in source:
             yield chunk
-
-
-def _parsed(raw: bytes, namespace: str, operation: str, content_type: str) -> Any:
-    """The JSON body, as `UpstreamResponse.json` parses it; an empty body gives None."""
-    if not raw.strip():
-        return None
-    try:
-        return loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise UpstreamError(namespace, operation, f"answered {content_type} that is not valid JSON ({exc})") from None
 
 
 RESULTS = ("hit", "miss", "revalidated", "stored", "bypass", "stale")
@@ -338,14 +327,6 @@ class CachedOperation:
         """result (RESULTS) -> how often; read by the control port's metrics at scrape time."""
         self.pending: dict[str, asyncio.Future[tuple[Entry, str] | None]] = {}
         """key -> the entry the request in flight for it will give (None: not storable; send your own)."""
-
-    @property
-    def hits(self) -> int:
-        return self.counts.get("hit", 0)
-
-    @property
-    def misses(self) -> int:
-        return self.counts.get("miss", 0)
 
     def _count(self, result: str) -> None:
         self.counts[result] = self.counts.get(result, 0) + 1

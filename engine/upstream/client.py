@@ -74,6 +74,16 @@ class _Target:
         return f"{self.origin[0]}://{self.host}{path}"
 
 
+def json_body(raw: bytes, namespace: str, operation: str, content_type: str) -> Any:
+    """An answer's body parsed as JSON (None when empty); not JSON is an UpstreamError naming the upstream."""
+    if not raw.strip():
+        return None
+    try:
+        return loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise UpstreamError(namespace, operation, f"answered {content_type} that is not valid JSON ({exc})") from None
+
+
 class UpstreamResponse:
     """An upstream answer whose body has not been read yet, so it can be streamed."""
 
@@ -121,17 +131,7 @@ class UpstreamResponse:
 
     async def json(self) -> Any:
         """The parsed JSON body; an empty body gives None."""
-        raw = await self.read()
-        if not raw.strip():
-            return None
-        try:
-            return loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise UpstreamError(
-                self._upstream.namespace,
-                self._operation,
-                f"answered {self.content_type} that is not valid JSON ({exc})",
-            ) from None
+        return json_body(await self.read(), self._upstream.namespace, self._operation, self.content_type)
 
     def limit(self, size: int, reason: str) -> None:
         """Make `chunks` fail (an UpstreamError saying `reason`) once more than `size` bytes came (maxBinarySize)."""
