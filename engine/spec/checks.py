@@ -186,15 +186,14 @@ def _check_resource_server(m: Map, server: spec.ResourceServer | None) -> None:
         )
 
 
-def duplicates(ctx: Context, what: str, named: list[tuple[str, Location]]) -> None:
-    """Each name once per block: a later declaration is a problem that points at the first."""
+def duplicates(ctx: Context, what: str, named: list[tuple[str, Location]], within: str = "of one block") -> None:
+    """Each name once per block (or file): a later declaration is a problem that points at the first."""
     seen: dict[str, Location] = {}
     for name, where in named:
         first = seen.setdefault(name, where)
         if first is not where:
             ctx.problem(
-                where,
-                f"{what} '{name}' is already declared at {first} ({first.path}); {what}s of one block must be unique",
+                where, f"{what} '{name}' is already declared at {first} ({first.path}); {what}s {within} must be unique"
             )
 
 

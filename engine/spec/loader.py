@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import model as spec
-from .checks import check_skills
+from .checks import check_skills, duplicates
 from .consumed import consumes
 from .exposed import exposes
 from .imports import KINDS, Resolver, importing, leaf, namespace_of
@@ -215,7 +215,7 @@ def _shared_file(file: str, data: dict[str, Any], kinds: list[str]) -> spec.Shar
     entries = root.items(kind, leaf(kind, BUILDERS[kind]), required=True)
     if kind == "exposes":
         _one_control(ctx, entries)  # the exposes builder built them
-    _unique(ctx, entries)
+    duplicates(ctx, "namespace", [(e.namespace, e.where) for e in entries], "in this file")  # imports name them
     if ctx.problems:
         raise CapabilityError(ctx.problems)
     info = root.map("info")
@@ -228,15 +228,6 @@ def _shared_file(file: str, data: dict[str, Any], kinds: list[str]) -> spec.Shar
         info=_info(info) if info else None,
         warnings=tuple(ctx.warnings),
     )
-
-
-def _unique(ctx: Context, entries: tuple[spec.Shareable, ...]) -> None:
-    """Namespaces are unique within a shared file: an import names its entry by namespace."""
-    seen: dict[str, Location] = {}
-    for entry in entries:
-        first = seen.setdefault(entry.namespace, entry.where)
-        if first is not entry.where:
-            ctx.problem(entry.where, f"namespace '{entry.namespace}' is already declared at {first} in this file")
 
 
 DIALECTS = {"naftiko": "1.0.0-alpha", "ikanos": "1.0.0-beta"}
