@@ -88,6 +88,8 @@ _LONGEST_NUMBER = 100  # longer numbers go to ruamel, where the loader bounds th
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _KEY = re.compile(r"""^([^\s'"#&*!|>%@`{}\[\],?:-][^:#]*?|-[^\s:#][^:#]*?|'[^']*'|"[^"\\]*") *:(?: +|$)""")
+_NOT_SEEN: Any = object()  # a scalar the reader has not resolved yet (None is a resolved one)
+_MARKER = re.compile(r"^(?:---|\.\.\.|%)", re.M)
 _ESCAPES: dict[str, str] = dict(_RuamelScanner.ESCAPE_REPLACEMENTS)
 _ESCAPE_CODES: dict[str, int] = dict(_RuamelScanner.ESCAPE_CODES)
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -236,8 +238,22 @@ class _Reader:
         else:
             self.final_break = False
         # [line number, indent, content] of every line that is not blank or a comment
-        self.lines: list[list[Any]] = []
-        append = self.lines.append
+        if _MARKER.search(text) is None:  # no line starts with `---`, `...` or `%`: one comprehension does it
+            self.lines: list[list[Any]] = [
+                [number, len(line) - len(stripped), stripped]
+                for number, line in enumerate(self.raw)
+                if (stripped := line.lstrip(" ")) and stripped[0] != "#"
+            ]
+        else:
+            self.lines = self._marked_lines()
+        self.index = 0
+        self.max_depth = max_depth
+        self.scalars: dict[str, Any] = {}  # repeated keys and values resolve once
+        self.seen: dict[str, tuple[Any, int, Any]] = {}  # repeated `key: plain value` lines too
+
+    def _marked_lines(self) -> list[list[Any]]:
+        """The significant lines of a text with document markers or directives: only one leading `---` is read."""
+        lines: list[list[Any]] = []
         started = False  # a document start marker `---` was seen
         for number, line in enumerate(self.raw):
             stripped = line.lstrip(" ")
@@ -245,14 +261,12 @@ class _Reader:
                 continue
             indent = len(line) - len(stripped)
             if indent == 0 and stripped[0] in "-.%" and stripped.startswith(("---", "...", "%")):
-                if _strip_comment(stripped) == "---" and not self.lines and not started:
+                if _strip_comment(stripped) == "---" and not lines and not started:
                     started = True
                     continue
                 raise Unsupported("several documents or directives", number, 0)
-            append([number, indent, stripped])
-        self.index = 0
-        self.max_depth = max_depth
-        self.scalars: dict[str, Any] = {}  # repeated keys and values resolve once
+            lines.append([number, indent, stripped])
+        return lines
 
     def scalar(self, text: str, depth: int) -> Any:
         try:
@@ -287,32 +301,84 @@ class _Reader:
             raise Unsupported("indentation")
         if content == "-" or content.startswith("- "):
             return self.sequence(indent, depth)
-        if _KEY.match(content):
-            return self.mapping(indent, depth)
+        first = _KEY.match(content)
+        if first:
+            return self.mapping(indent, depth, first)
         raise Unsupported("top-level scalar")
 
-    def mapping(self, indent: int, depth: int) -> MarkedMap:
+    def mapping(self, indent: int, depth: int, first: re.Match[str] | None = None) -> MarkedMap:
+        """A block mapping at `indent` (`first`: its first line's key match, when the caller has it).
+
+        The hottest loop of the reader: a key with a plain one-line value (most lines of a capability)
+        is read here without a call. `self.index` is only written where something else reads it: a
+        call, a raise (`where` reports it), the return.
+        """
         result = MarkedMap()
         marks = result.lc = _MapMarks()
-        lines, count, keys, match_key = self.lines, len(self.lines), marks.keys, _KEY.match  # the hottest loop
-        while self.index < count:
-            number, column, content = lines[self.index]
-            if column < indent:
-                break
-            if column > indent:
+        lines, count, keys, values, match_key = self.lines, len(self.lines), marks.keys, marks.values, _KEY.match
+        scalars, seen, inner, index, match = self.scalars, self.seen, depth + 1, self.index, first
+        while index < count:
+            number, column, content = lines[index]
+            if column != indent:
+                self.index = index
+                if column < indent:
+                    return result
                 raise Unsupported("indentation")
-            match = match_key(content)
+            known = seen.get(content)
+            if known is not None:  # a line read before (`type: string`): its key, value and value's place
+                key, end, value = known
+                if key in result:
+                    self.index = index
+                    raise Unsupported("duplicate key")
+                keys[key] = (number, column)
+                values[key] = (number, column + end)
+                index += 1
+                if index < count and lines[index][1] > indent:
+                    self.index = index
+                    raise Unsupported("multi-line plain scalar")
+                result[key] = value
+                match = None
+                continue
             if match is None:
-                if _is_item(content):
-                    break
-                raise Unsupported("not a key")
-            key = self.scalar(match.group(1).rstrip(" "), depth + 1)
+                match = match_key(content)
+                if match is None:
+                    self.index = index
+                    if content == "-" or content.startswith("- "):
+                        return result
+                    raise Unsupported("not a key")
+            text = match.group(1)  # the lazy key pattern leaves no trailing space in it
+            key = scalars.get(text, _NOT_SEEN)
+            if key is _NOT_SEEN:
+                self.index = index
+                key = self.scalar(text, inner)
             if key in result:
+                self.index = index
                 raise Unsupported("duplicate key")
             keys[key] = (number, column)
             end = match.end()
-            self.index += 1
-            result[key] = self.value(content[end:], indent, depth, number, column + end, marks, key)
+            match = None
+            index += 1
+            rest = content[end:]
+            if rest and rest[0] not in "'\"|>" and "#" not in rest:  # a plain scalar, no comment: `value` inlined
+                values[key] = (number, column + end)
+                if index < count and lines[index][1] > indent:
+                    self.index = index
+                    raise Unsupported("multi-line plain scalar")
+                text = rest.rstrip(" ")
+                value = scalars.get(text, _NOT_SEEN)
+                if value is _NOT_SEEN:
+                    self.index = index
+                    value = self.scalar(text, inner)
+                    if text in scalars:  # not an empty `[]` / `{}`, which each place gets afresh
+                        seen[content] = (key, end, value)
+                else:
+                    seen[content] = (key, end, value)
+                result[key] = value
+            else:
+                self.index = index
+                result[key] = self.value(rest, indent, depth, number, column + end, marks, key)
+                index = self.index
+        self.index = index
         return result
 
     def value(self, rest: str, indent: int, depth: int, number: int, column: int, marks: _MapMarks, key: Any) -> Any:
@@ -372,9 +438,14 @@ class _Reader:
                 continue
             inner = column + len(content) - len(body)
             marks.items.append((number, inner))
-            if body == "-" or body.startswith("- ") or _KEY.match(body):
+            if body == "-" or body.startswith("- "):
                 line[1], line[2] = inner, body  # the item is a block that starts on this line
                 result.append(self.node(inner, depth + 1))
+            elif first := _KEY.match(body):
+                line[1], line[2] = inner, body  # the item is a mapping that starts on this line
+                if depth + 1 > self.max_depth:
+                    raise Unsupported("nested too deep")
+                result.append(self.mapping(inner, depth + 1, first))
             else:
                 self.index += 1
                 if text[0] in "|>":
