@@ -40,17 +40,16 @@ class Unsupported(Exception):
 
 
 class _MapMarks:
-    """ruamel-compatible position lookups of a mapping (0-based line and column).
+    """ruamel-compatible position lookups of a mapping (0-based line and column), made when asked for.
 
-    One tuple a key (its line, its value's line and column) and the keys' column once: every key
-    of a block mapping starts at the same column. Fewer objects to build, and to free.
+    A MarkedMap keeps one tuple a key (its line, its value's line and column) and the keys' column
+    once: every key of a block mapping starts at the same column. Fewer objects to build, and to free.
     """
 
-    __slots__ = ("column", "at")
+    __slots__ = ("at", "column")
 
-    def __init__(self, column: int = 0) -> None:
-        self.column = column
-        self.at: dict[Any, tuple[int, int, int]] = {}
+    def __init__(self, at: dict[Any, tuple[int, int, int]], column: int) -> None:
+        self.at, self.column = at, column
 
     def key(self, key: Any) -> Position:
         return self.at[key][0], self.column
@@ -61,29 +60,38 @@ class _MapMarks:
 
 
 class _SeqMarks:
-    """ruamel-compatible position lookups of a sequence."""
+    """ruamel-compatible position lookups of a sequence, made when asked for."""
 
-    __slots__ = ("items",)
+    __slots__ = ("at",)
 
-    def __init__(self) -> None:
-        self.items: list[Position] = []
+    def __init__(self, at: list[Position]) -> None:
+        self.at = at
 
     def item(self, index: int) -> Position:
-        return self.items[index]
+        return self.at[index]
 
 
 class MarkedMap(dict[Any, Any]):
     """A mapping that remembers where each key and value was written."""
 
-    __slots__ = ("lc",)
-    lc: _MapMarks
+    __slots__ = ("at", "column")
+    at: dict[Any, tuple[int, int, int]]
+    column: int
+
+    @property
+    def lc(self) -> _MapMarks:
+        return _MapMarks(self.at, self.column)
 
 
 class MarkedSeq(list[Any]):
     """A sequence that remembers where each item was written."""
 
-    __slots__ = ("lc",)
-    lc: _SeqMarks
+    __slots__ = ("at",)
+    at: list[Position]
+
+    @property
+    def lc(self) -> _SeqMarks:
+        return _SeqMarks(self.at)
 
 
 DEFAULT_MAX_DEPTH = 100
@@ -213,11 +221,11 @@ def _scalar(text: str) -> Any:
     """A one-line scalar: quoted or plain, with any trailing comment already removed."""
     if text == "[]":
         empty: Any = MarkedSeq()
-        empty.lc = _SeqMarks()
+        empty.at = []
         return empty
     if text == "{}":
         empty = MarkedMap()
-        empty.lc = _MapMarks()
+        empty.at, empty.column = {}, 0
         return empty
     if text[0] == "'":
         if _quote_end(text) != len(text):
@@ -319,8 +327,10 @@ class _Reader:
         call, a raise (`where` reports it), the return.
         """
         result = MarkedMap()
-        marks = result.lc = _MapMarks(indent)
-        lines, count, at, match_key = self.lines, len(self.lines), marks.at, _KEY.match
+        result.column = indent
+        at: dict[Any, tuple[int, int, int]] = {}
+        result.at = at
+        lines, count, match_key = self.lines, len(self.lines), _KEY.match
         scalars, seen, inner, index, match = self.scalars, self.seen, depth + 1, self.index, first
         while index < count:
             number, column, content = lines[index]
@@ -377,35 +387,50 @@ class _Reader:
                 else:
                     seen[content] = (key, end, value)
                 result[key] = value
+            elif not rest and index < count and lines[index][1] > indent:  # a nested block: `value` inlined
+                next_number, next_column, _ = lines[index]
+                at[key] = (number, next_number, next_column)
+                self.index = index
+                result[key] = self.node(next_column, inner)
+                index = self.index
             else:
                 self.index = index
-                result[key] = self.value(rest, indent, depth, number, column + end, marks, key)
+                result[key] = self.value(rest, indent, depth, number, column + end, at, key)
                 index = self.index
         self.index = index
         return result
 
-    def value(self, rest: str, indent: int, depth: int, number: int, column: int, marks: _MapMarks, key: Any) -> Any:
+    def value(
+        self,
+        rest: str,
+        indent: int,
+        depth: int,
+        number: int,
+        column: int,
+        at: dict[Any, tuple[int, int, int]],
+        key: Any,
+    ) -> Any:
         """The value after `key:`; nested blocks are read from the following lines."""
         text = _strip_comment(rest)
         if text and text[0] in "|>":
-            marks.at[key] = (number, number, column)
+            at[key] = (number, number, column)
             return self.block_scalar(text, indent)
         if text:
-            marks.at[key] = (number, number, column)
+            at[key] = (number, number, column)
             self.no_continuation(indent)
             return self.scalar(text, depth + 1)
         if self.index < len(self.lines):
             next_number, next_column, next_content = self.lines[self.index]
             is_item = next_content == "-" or next_content.startswith("- ")
             if next_column > indent or (next_column == indent and is_item):
-                marks.at[key] = (number, next_number, next_column)
+                at[key] = (number, next_number, next_column)
                 return self.node(next_column, depth + 1)
             if rest and next_column == indent:  # `key: # comment`, then the next key: ruamel stays after the colon
-                marks.at[key] = (number, number, len(self.raw[number][:column].rstrip(" ")))
+                at[key] = (number, number, len(self.raw[number][:column].rstrip(" ")))
             else:
-                marks.at[key] = (number, next_number, next_column)  # where ruamel puts an empty value
+                at[key] = (number, next_number, next_column)  # where ruamel puts an empty value
             return None
-        marks.at[key] = (number, *self.end())
+        at[key] = (number, *self.end())
         return None
 
     def end(self) -> Position:
@@ -420,9 +445,11 @@ class _Reader:
 
     def sequence(self, indent: int, depth: int) -> MarkedSeq:
         result = MarkedSeq()
-        marks = result.lc = _SeqMarks()
-        while self.index < len(self.lines):
-            line = self.lines[self.index]
+        at: list[Position] = []
+        result.at = at
+        lines, count, inner_depth = self.lines, len(self.lines), depth + 1
+        while self.index < count:
+            line = lines[self.index]
             number, column, content = line
             if column != indent or not (content == "-" or content.startswith("- ")):
                 if column > indent:
@@ -432,30 +459,31 @@ class _Reader:
             text = _strip_comment(body)
             if not text:
                 self.index += 1
-                if self.index < len(self.lines) and self.lines[self.index][1] > indent:
-                    marks.items.append((self.lines[self.index][0], self.lines[self.index][1]))
-                    result.append(self.node(self.lines[self.index][1], depth + 1))
+                if self.index < count and lines[self.index][1] > indent:
+                    next_number, next_column, _ = lines[self.index]
+                    at.append((next_number, next_column))
+                    result.append(self.node(next_column, inner_depth))
                 else:
-                    marks.items.append((number, column + 1))
+                    at.append((number, column + 1))
                     result.append(None)
                 continue
             inner = column + len(content) - len(body)
-            marks.items.append((number, inner))
+            at.append((number, inner))
             if body == "-" or body.startswith("- "):
                 line[1], line[2] = inner, body  # the item is a block that starts on this line
-                result.append(self.node(inner, depth + 1))
+                result.append(self.node(inner, inner_depth))
             elif first := _KEY.match(body):
                 line[1], line[2] = inner, body  # the item is a mapping that starts on this line
-                if depth + 1 > self.max_depth:
+                if inner_depth > self.max_depth:
                     raise Unsupported("nested too deep")
-                result.append(self.mapping(inner, depth + 1, first))
+                result.append(self.mapping(inner, inner_depth, first))
             else:
                 self.index += 1
                 if text[0] in "|>":
                     result.append(self.block_scalar(text, column))
                 else:
                     self.no_continuation(column)
-                    result.append(self.scalar(text, depth + 1))
+                    result.append(self.scalar(text, inner_depth))
         return result
 
     def block_scalar(self, header: str, indent: int) -> str:
