@@ -66,9 +66,9 @@ class Map:
         data = self.data
         try:
             if data.__class__ is MarkedMap:  # the fast reader's: its positions read directly
-                key_line, line, col = data.at[key]  # type: ignore[attr-defined]
+                key_line, line, col = data.at[key]
                 if not value:
-                    line, col = key_line, data.column  # type: ignore[attr-defined]
+                    line, col = key_line, data.column
             else:  # ruamel's CommentedMap; a plain dict has no `lc` and falls back below
                 marks = data.lc  # type: ignore[attr-defined]
                 line, col = marks.value(key) if value else marks.key(key)
@@ -177,7 +177,7 @@ class Map:
         built: list[T] = []
         base = f"{self.path}.{key}" if self.path else key
         ctx, file = self.ctx, self.ctx.file
-        marks: list[tuple[int, int]] | None = value.at if value.__class__ is MarkedSeq else None  # type: ignore[attr-defined]
+        marks: list[tuple[int, int]] | None = value.at if value.__class__ is MarkedSeq else None
         parent: Location | None = None  # where the list is: only a list without positions needs it
         for index, item in enumerate(value):
             if marks is not None:  # the fast reader's positions, read directly
