@@ -8,6 +8,7 @@ remembers the file position so later stages can still point at the source.
 from __future__ import annotations
 
 import re
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -528,3 +529,54 @@ class SharedFile:
     entries: tuple[Shareable, ...]
     info: Info | None = None
     warnings: tuple[str, ...] = ()
+
+
+def _quick_inits(classes: list[type]) -> None:
+    """Give frozen, slotted dataclasses an `__init__` that sets each slot through its descriptor.
+
+    The generated one goes through `object.__setattr__` for every field (frozen classes forbid
+    `self.x = x`): 0.8 against 0.5 us for eight fields, and a 10,000-operation file builds some
+    200,000 of these objects. Same signature, defaults and factories; the classes stay frozen.
+    Classes with `__post_init__`, keyword-only or init-less fields (or one named `self`) keep
+    dataclasses' own. All are compiled in one go: one `exec` a class would cost ~10 ms at import.
+    """
+    names: dict[str, Any] = {"_FACTORY": _FACTORY}
+    source: list[str] = []
+    done: list[type] = []
+    for number, cls in enumerate(classes):
+        fields = dataclasses.fields(cls)
+        if hasattr(cls, "__post_init__") or any(not f.init or f.kw_only or f.name == "self" for f in fields):
+            continue
+        params, lines = [], []
+        for f in fields:
+            tag = f"{number}_{f.name}"
+            names[f"_set_{tag}"] = cls.__dict__[f.name].__set__
+            value = f.name
+            if f.default is not dataclasses.MISSING:
+                names[f"_default_{tag}"] = f.default
+                params.append(f"{f.name}=_default_{tag}")
+            elif f.default_factory is not dataclasses.MISSING:
+                names[f"_factory_{tag}"] = f.default_factory
+                params.append(f"{f.name}=_FACTORY")
+                value = f"_factory_{tag}() if {f.name} is _FACTORY else {f.name}"
+            else:
+                params.append(f.name)
+            lines.append(f"    _set_{tag}(self, {value})\n")
+        source.append(f"def _init_{number}(self, {', '.join(params)}):\n{''.join(lines) or '    pass'}\n")
+        done.append(cls)
+    exec("".join(source), names)  # noqa: S102 -- text built above from field names only
+    for number, cls in enumerate(classes):
+        if cls in done:
+            init = names[f"_init_{number}"]
+            init.__name__, init.__qualname__ = "__init__", f"{cls.__qualname__}.__init__"
+            cls.__init__ = init  # type: ignore[misc]
+
+
+_FACTORY: Any = object()  # a parameter left to its default_factory
+_quick_inits(
+    [
+        c
+        for c in list(globals().values())
+        if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == __name__
+    ]
+)
