@@ -41,8 +41,10 @@ class Response:
         "complete",
         "_error",
         "_waiter",
+        "_deadline",
         "_decoder",
         "_timeout",
+        "_named",
         "_loop",
         "_pausable",
         "until_close",
@@ -61,6 +63,8 @@ class Response:
         self.complete = False  # the whole answer has arrived (a paused stream may still hold compressed input)
         self._error: HTTPFailure | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0  # when the current wait times out (the connection's timer checks it)
+        self._named: dict[str, str] = {}  # the first value of each header, once the headers are in
         self._decoder: Decoder | None = None
         self._timeout = timeout
         self._loop = connection.loop
@@ -71,16 +75,13 @@ class Response:
         self._length: str | None = None
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return self._named.get(name.lower())
 
     # --- fed by the connection -------------------------------------------------------------
 
     def _headers_done(self, status: int) -> None:
         self.status = status
+        self._named = dict(reversed(self.headers))
         length = self.header("content-length")
         self.until_close = length is None and self.header("transfer-encoding") is None
         self._length = None if self._head or status == 304 else length  # no body follows those
@@ -88,6 +89,8 @@ class Response:
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._decoder = Decoder(encoding, self._limits)
             self.headers = [(k, v) for k, v in self.headers if k not in ("content-encoding", "content-length")]
+            self._named.pop("content-encoding")
+            self._named.pop("content-length", None)
         self._wake()
 
     def _feed(self, data: bytes) -> None:
@@ -162,19 +165,19 @@ class Response:
     # --- read by the caller ----------------------------------------------------------------
 
     async def _wait(self) -> None:
-        """Until the connection reports progress, or the read timeout passes."""
+        """Until the connection reports progress, or the read timeout passes (`Connection.watch`)."""
         waiter = self._waiter = self._loop.create_future()
-        handle = self._loop.call_later(self._timeout, self._expire, waiter)
+        self._deadline = self._loop.time() + self._timeout
+        if self._connection.response is self:
+            self._connection.watch(self._deadline)
         try:
             await waiter
         finally:
-            handle.cancel()
             self._waiter = None
 
-    def _expire(self, waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
-            self._error = ReadTimeout("no answer within the timeout")
-            self._connection.abort(self._error)
+    def _expire(self) -> None:
+        self._error = ReadTimeout("no answer within the timeout")
+        self._connection.abort(self._error)
 
     async def _until_headers(self) -> None:
         while not self.status and self._error is None:
@@ -274,6 +277,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.paused = False
         self.stalled: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # see `watch`
         self.idle_since = 0.0
         self.received = False
 
@@ -340,6 +344,28 @@ class Connection(asyncio.Protocol):
         self.received = False
         self.transport.write(data)
 
+    def watch(self, deadline: float) -> None:
+        """Time the current answer's wait out at `deadline`.
+
+        One timer per connection, not one per wait: arming and cancelling a timer for every
+        exchange costs more than the rest of the bookkeeping together. The timer stays armed
+        across exchanges and, when it fires early, moves itself to the answer's deadline.
+        """
+        if self.timer is None or self.timer.when() > deadline:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._check)
+
+    def _check(self) -> None:
+        self.timer = None
+        response = self.response
+        if response is None or response._waiter is None or response._waiter.done():
+            return  # nothing waits now; the next wait arms the timer again
+        if response._deadline > self.loop.time():
+            self.timer = self.loop.call_at(response._deadline, self._check)
+        else:
+            response._expire()
+
     def pause(self) -> None:
         if not self.paused and self.transport is not None:
             self.paused = True
@@ -372,6 +398,9 @@ class Connection(asyncio.Protocol):
     def abort(self, error: HTTPFailure | None) -> None:
         if self.stalled is not None:
             self.stalled.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         response, self.response = self.response, None
         if response is not None and error is not None:
             response._fail(error)

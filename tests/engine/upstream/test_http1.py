@@ -113,6 +113,32 @@ async def test_silence_mid_body_is_a_timeout_and_garbage_is_a_broken_response() 
                 await send(upstream, "/garbage")
 
 
+async def test_the_read_timeout_runs_from_each_wait_on_a_reused_connection() -> None:
+    """One timer per connection stays armed across exchanges: a slow answer after quick ones
+    still times out a whole timeout after its own request, not at an earlier exchange's deadline."""
+
+    async def handler(head: str, body: bytes, writer: asyncio.StreamWriter, nth: int) -> bool:
+        if "/slow" in head:
+            await asyncio.sleep(0.5)  # answers after 0.5 s: more than 0.3 s after it was asked
+        elif "/late" in head:
+            await asyncio.sleep(0.2)  # within 0.3 s of its own request
+        writer.write(json_answer())
+        return True
+
+    async with ScriptedServer(handler) as server:
+        async with client(server.url, 0.3) as upstream:
+            loop = asyncio.get_running_loop()
+            for _ in range(3):  # each arms (or keeps) the connection's timer
+                assert await (await send(upstream)).json() == {"ok": True}
+            await asyncio.sleep(0.2)  # the timer armed by the first exchange fires while the connection is idle
+            assert await (await send(upstream, "/late")).json() == {"ok": True}
+            started = loop.time()
+            with pytest.raises(UpstreamTimeout, match="within 0.3s"):
+                await send(upstream, "/slow")
+            assert 0.25 <= loop.time() - started < 0.5
+    assert server.connections == 1
+
+
 async def test_redirects_are_followed_and_credentials_stay_on_their_origin() -> None:
     async with ScriptedServer(ok) as other:
 
