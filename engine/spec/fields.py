@@ -107,7 +107,7 @@ class Map:
             if required:
                 self.missing(key, hint or "a string")
             return default
-        if value.__class__ is builtins.str and not choices:
+        if value.__class__ is builtins.str and (not choices or (choices.__class__ is tuple and value in choices)):
             return value  # most values, and the first thing a 10,000-operation file reads
         if isinstance(value, (dict, list)) or isinstance(value, bool):
             self.bad(key, f"'{key}' must be a string, got {kind_of(value)}")
