@@ -344,10 +344,17 @@ class Connection(asyncio.Protocol):
         self.closing = True
         self.in_head = False
         self.head_since = None
-        if self.parsing is not None:
-            self.parsing.keep_alive = False
+        parsing, self.parsing = self.parsing, None
+        if parsing is not None:
+            parsing.keep_alive = False
         self._pause_reading()
-        if self.active is None:
+        if parsing is not None and parsing is self.active:
+            # the body of the request being served is broken: the app sees the caller leave
+            if parsing.started:
+                self.close()
+            else:
+                self._write_and_close(answer)
+        elif self.active is None:
             self._write_and_close(answer)
         else:
             self.queue.append(answer)
@@ -543,7 +550,6 @@ class Cycle:
             raise RuntimeError(f"expected ASGI message 'http.response.body', got '{kind}'")
 
     def _start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
-        self.started = True
         if self.expect and self.more_body:
             self.keep_alive = False  # the caller may or may not send the body it announced: do not guess
         self.expect = False
@@ -563,11 +569,14 @@ class Cycle:
                 self.keep_alive = False
                 has_close = True
             parts += (name, b": ", value, b"\r\n")
-        if HEADER_BLOCK.fullmatch(b"".join(parts[2:])) is None:
-            raise RuntimeError("invalid HTTP response header name or value")
+        block = b"".join(parts[2:])
+        if HEADER_BLOCK.fullmatch(block) is None or block.count(b"\r\n") != (len(parts) - 2) // 4:
+            raise RuntimeError("invalid HTTP response header name or value")  # a CR or LF would split a header
+        self.started = True
         add_chunked = False
         if self.scope["method"] == "HEAD" or status in NO_BODY_STATUSES or status < 200:
             self.no_body = True
+            self.remaining = None  # a HEAD answer's Content-Length is the GET answer's
         elif self.remaining is None and not chunked:
             if self.http10:
                 self.keep_alive = False  # close-delimited: HTTP/1.0 knows no chunked framing
@@ -634,9 +643,10 @@ class Http1Server:
     flight finish (at most `limits.shutdown_timeout` s), then cancel what is left.
     """
 
-    def __init__(self, slot: Any, limits: Limits | None = None) -> None:
+    def __init__(self, slot: Any, limits: Limits | None = None, protocol: type[Connection] | None = None) -> None:
         self.slot = slot  # anything with an `app` attribute, read once per request
         self.limits = limits or Limits()
+        self.protocol = protocol or Connection  # tests watch the writes through a subclass
         self.server_state = ServerState()
         self.started = False
         self.should_exit = False
@@ -647,7 +657,9 @@ class Http1Server:
         self.server_state.update(time.time(), loop.time())
         try:
             for sock in sockets:
-                self.servers.append(await loop.create_server(lambda: Connection(self, loop), sock=sock, backlog=2048))
+                self.servers.append(
+                    await loop.create_server(lambda: self.protocol(self, loop), sock=sock, backlog=2048)
+                )
             self.started = True
             tick = self.limits.tick
             while not self.should_exit:
