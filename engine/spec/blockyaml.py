@@ -337,13 +337,14 @@ class _Reader:
         result.at = at
         lines, count, match_key = self.lines, len(self.lines), _KEY.match
         scalars, seen, inner, index, match = self.scalars, self.seen, depth + 1, self.index, first
+        plain = False  # the line before was `key: plain scalar`: a deeper line now would continue it
         while index < count:
             number, column, content = lines[index]
             if column != indent:
                 self.index = index
                 if column < indent:
                     return result
-                raise Unsupported("indentation")
+                raise Unsupported("multi-line plain scalar" if plain else "indentation")
             known = seen.get(content)
             if known is not None:  # a line read before (`type: string`): its key, value and value's place
                 key, end, value = known
@@ -352,11 +353,8 @@ class _Reader:
                     raise Unsupported("duplicate key")
                 at[key] = (number, number, column + end)
                 index += 1
-                if index < count and lines[index][1] > indent:
-                    self.index = index
-                    raise Unsupported("multi-line plain scalar")
                 result[key] = value
-                match = None
+                match, plain = None, True
                 continue
             if match is None:
                 match = match_key(content)
@@ -379,29 +377,29 @@ class _Reader:
             rest = content[end:]
             if rest and rest[0] not in "'\"|>" and "#" not in rest:  # a plain scalar, no comment: `value` inlined
                 at[key] = (number, number, column + end)
-                if index < count and lines[index][1] > indent:
-                    self.index = index
-                    raise Unsupported("multi-line plain scalar")
                 text = rest.rstrip(" ")
                 value = scalars.get(text, _NOT_SEEN)
                 if value is _NOT_SEEN:
                     self.index = index
+                    self.no_continuation(indent)  # before the scalar's own problems, as `value` does
                     value = self.scalar(text, inner)
                     if text in scalars:  # not an empty `[]` / `{}`, which each place gets afresh
                         seen[content] = (key, end, value)
                 else:
                     seen[content] = (key, end, value)
                 result[key] = value
+                plain = True
+                continue
             elif not rest and index < count and lines[index][1] > indent:  # a nested block: `value` inlined
                 next_number, next_column, _ = lines[index]
                 at[key] = (number, next_number, next_column)
                 self.index = index
                 result[key] = self.node(next_column, inner)
-                index = self.index
+                index, plain = self.index, False
             else:
                 self.index = index
                 result[key] = self.value(rest, indent, depth, number, column + end, at, key)
-                index = self.index
+                index, plain = self.index, False
         self.index = index
         return result
 
