@@ -139,7 +139,8 @@ class Connection(asyncio.Protocol):
         # the requests
         self.active: Cycle | None = None
         self.queue: deque[Cycle | bytes] = deque()  # waiting behind the active one; bytes: a refusal to send
-        self.closing = False  # answer what runs, then close (shutdown, overflow, upgrade, a refusal)
+        self.closing = False  # answer what runs and what waits, then close (overflow, upgrade, a refusal)
+        self.stopping = False  # the server shuts down: close once the answer being written is done
         # flow control
         self.read_paused = False
         self.write_paused = False
@@ -320,7 +321,7 @@ class Connection(asyncio.Protocol):
         if self.active is not cycle:
             return
         self.active = None
-        if not cycle.keep_alive or self.transport is None:
+        if not cycle.keep_alive or self.transport is None or self.stopping:
             self.close()
             return
         if self.queue:
@@ -367,8 +368,10 @@ class Connection(asyncio.Protocol):
     def _upgrade_ignored(self) -> None:
         """An Upgrade request (h2c, websocket) is answered as plain HTTP/1.1; the connection closes after it."""
         self.closing = True
+        for cycle in (self.parsing, self.active):
+            if cycle is not None and not cycle.started:
+                cycle.keep_alive = False
         if self.parsing is not None:
-            self.parsing.keep_alive = False
             self.on_message_complete()
 
     def _pause_reading(self) -> None:
@@ -380,7 +383,7 @@ class Connection(asyncio.Protocol):
         if not self.read_paused or self.transport is None or self.queue or self.closing:
             return
         parsing = self.parsing
-        if parsing is not None and parsing.unread > self.limits.body_buffer:
+        if parsing is not None and not parsing.complete and parsing.unread > self.limits.body_buffer:
             return
         self.read_paused = False
         self.transport.resume_reading()
@@ -400,7 +403,7 @@ class Connection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """The server stops: close now when idle, else after the answer being written."""
-        self.closing = True
+        self.closing = self.stopping = True
         if self.active is None:
             self.close()
         elif not self.active.started:
@@ -528,7 +531,8 @@ class Cycle:
         conn = self.conn
         if conn.read_paused and conn.parsing is self:
             conn._maybe_resume_reading()
-        self.waiter = conn.loop.create_future()
+        if self.waiter is None:  # shared: an app may wait in two tasks (one watching for the caller to leave)
+            self.waiter = conn.loop.create_future()
         await self.waiter
 
     async def send(self, message: Message) -> None:
@@ -632,6 +636,8 @@ class Cycle:
             if self.remaining:
                 raise RuntimeError("the response body is shorter than its Content-Length")
             self.complete = True
+            self.body = []  # what the app did not read is dropped, and so is what still arrives
+            self.unread = 0
             self.wake()
             conn.done(self)
 

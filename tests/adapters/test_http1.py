@@ -26,7 +26,7 @@ from naftiko.adapters.http1 import Connection, Http1Server, Limits
 
 Scope = dict[str, Any]
 App = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
-FAST = Limits(keep_alive=2.0, head_timeout=2.0, shutdown_timeout=2.0)
+FAST = Limits(keep_alive=1.0, head_timeout=1.0, shutdown_timeout=2.0)  # timeouts checked every 0.2 s
 
 
 class Slot:
@@ -332,6 +332,24 @@ def test_pipelined_requests_are_answered_in_order_one_at_a_time(start: Callable[
         {"path": "/c", "size": 5},
     ]
     assert most[0] == 1
+
+
+def test_an_upgrade_request_is_answered_as_http11_then_closed(start: Callable[..., Running]) -> None:
+    running = start(answer())
+    raw = (
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+    )
+    (got,), reader = exchange(running, raw)
+    assert got.status == 200 and got.headers[b"connection"] == b"close" and reader.at_eof()
+
+
+def test_an_unread_body_does_not_stall_the_connection(start: Callable[..., Running]) -> None:
+    running = start(answer(status=413, body=b"{}"), Limits(body_buffer=1024))
+    body = b"x" * 300_000
+    raw = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    got, _ = exchange(running, raw + GET, 2)
+    assert [a.status for a in got] == [413, 413]  # the unread body was dropped, the next request served
 
 
 def test_pipelined_requests_beyond_the_limit_close_the_connection(start: Callable[..., Running]) -> None:
