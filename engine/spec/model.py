@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import re
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Location
 
 JSON = Any
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+
+    def dataclass(**options: Any) -> Any:
+        """dataclasses' own, without its `__init__`: `_quick_inits` below writes every model class's."""
+        return dataclasses.dataclass(init=False, **options)
+
 
 PATH_VARIABLE = re.compile(r"^\{\{?\s*([A-Za-z_][\w.-]*)\s*\}?\}$")
 """One whole segment of an exposed REST path that is a variable: `{name}` or `{{name}}`."""
@@ -532,21 +541,20 @@ class SharedFile:
 
 
 def _quick_inits(classes: list[type]) -> None:
-    """Give frozen, slotted dataclasses an `__init__` that sets each slot through its descriptor.
+    """Give the frozen, slotted model classes an `__init__` that sets each slot through its descriptor.
 
-    The generated one goes through `object.__setattr__` for every field (frozen classes forbid
+    dataclasses' own goes through `object.__setattr__` for every field (frozen classes forbid
     `self.x = x`): 0.8 against 0.5 us for eight fields, and a 10,000-operation file builds some
     200,000 of these objects. Same signature, defaults and factories; the classes stay frozen.
-    Classes with `__post_init__`, keyword-only or init-less fields (or one named `self`) keep
-    dataclasses' own. All are compiled in one go: one `exec` a class would cost ~10 ms at import.
+    All are compiled in one `exec` (one a class would cost ~10 ms at import), and dataclasses
+    writes none (`dataclass` above), so the model imports in about the time it did with its own.
     """
     names: dict[str, Any] = {"_FACTORY": _FACTORY}
     source: list[str] = []
-    done: list[type] = []
     for number, cls in enumerate(classes):
         fields = dataclasses.fields(cls)
         if hasattr(cls, "__post_init__") or any(not f.init or f.kw_only or f.name == "self" for f in fields):
-            continue
+            raise TypeError(f"{cls.__name__}: a model class has plain fields only (no __post_init__, kw_only, init)")
         params, lines = [], []
         for f in fields:
             tag = f"{number}_{f.name}"
@@ -563,13 +571,11 @@ def _quick_inits(classes: list[type]) -> None:
                 params.append(f.name)
             lines.append(f"    _set_{tag}(self, {value})\n")
         source.append(f"def _init_{number}(self, {', '.join(params)}):\n{''.join(lines) or '    pass'}\n")
-        done.append(cls)
     exec("".join(source), names)  # noqa: S102 -- text built above from field names only
     for number, cls in enumerate(classes):
-        if cls in done:
-            init = names[f"_init_{number}"]
-            init.__name__, init.__qualname__ = "__init__", f"{cls.__qualname__}.__init__"
-            cls.__init__ = init  # type: ignore[misc]
+        init = names[f"_init_{number}"]
+        init.__name__, init.__qualname__ = "__init__", f"{cls.__qualname__}.__init__"
+        cls.__init__ = init  # type: ignore[misc]
 
 
 _FACTORY: Any = object()  # a parameter left to its default_factory
