@@ -394,10 +394,15 @@ class _Reader:
                 plain = True
                 continue
             elif not rest and index < count and lines[index][1] > indent:  # a nested block: `value` inlined
-                next_number, next_column, _ = lines[index]
+                next_number, next_column, next_content = lines[index]
                 at[key] = (number, next_number, next_column)
                 self.index = index
-                result[key] = self.node(next_column, inner)
+                if next_content == "-" or next_content.startswith("- ") or inner > self.max_depth:
+                    result[key] = self.node(next_column, inner)
+                elif nested := match_key(next_content):  # `node` inlined for the usual nested mapping
+                    result[key] = self.mapping(next_column, inner, nested)
+                else:
+                    raise Unsupported("top-level scalar")
                 index, plain = self.index, False
             else:
                 self.index = index

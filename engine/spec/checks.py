@@ -186,12 +186,19 @@ def _check_resource_server(m: Map, server: spec.ResourceServer | None) -> None:
         )
 
 
-def duplicates(ctx: Context, what: str, named: list[tuple[str, Location]], within: str = "of one block") -> None:
-    """Each name once per block (or file): a later declaration is a problem that points at the first."""
+def duplicates(
+    ctx: Context, what: str, named: list[tuple[str, Location]], within: str = "of one block", key: str = ""
+) -> None:
+    """Each name once per block (or file): a later declaration is a problem that points at the first.
+
+    With `key`, each place is an entry's and the problem points at that key of it (made only for a problem).
+    """
     seen: dict[str, Location] = {}
     for name, where in named:
         first = seen.setdefault(name, where)
         if first is not where:
+            if key:
+                where, first = where.key(key), first.key(key)
             ctx.problem(
                 where, f"{what} '{name}' is already declared at {first} ({first.path}); {what}s {within} must be unique"
             )

@@ -275,9 +275,9 @@ def exposes(m: Map) -> spec.Exposes | None:
         tools = m.items("tools", _tool, required=True)
         mcp_resources = m.items("resources", _mcp_resource)
         prompts = m.items("prompts", _prompt)
-        duplicates(m.ctx, "tool", [(tool.name, tool.where.key("name")) for tool in tools if tool.name])
-        duplicates(m.ctx, "resource URI", [(r.uri, r.where.key("uri")) for r in mcp_resources])
-        duplicates(m.ctx, "prompt", [(p.name, p.where.key("name")) for p in prompts])
+        duplicates(m.ctx, "tool", [(tool.name, tool.where) for tool in tools if tool.name], key="name")
+        duplicates(m.ctx, "resource URI", [(r.uri, r.where) for r in mcp_resources], key="uri")
+        duplicates(m.ctx, "prompt", [(p.name, p.where) for p in prompts], key="name")
         if namespace is None:
             return None
         return spec.McpExposes(

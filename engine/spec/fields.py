@@ -48,11 +48,24 @@ class Context:
 class Map:
     """A YAML mapping being read: typed getters that record problems instead of raising."""
 
-    __slots__ = ("ctx", "data", "path", "where", "_spellings")
+    __slots__ = ("ctx", "data", "path", "_where", "_spellings", "_at")
 
-    def __init__(self, ctx: Context, data: dict[str, Any], path: str, where: Location) -> None:
-        self.ctx, self.data, self.path, self.where = ctx, data, path, where
+    def __init__(
+        self, ctx: Context, data: dict[str, Any], path: str, where: Location | None, at: tuple[Map, str] | None = None
+    ) -> None:
+        """`where` is the mapping's place; or None, and `at` (its parent and key) finds it when asked."""
+        self.ctx, self.data, self.path, self._where, self._at = ctx, data, path, where, at
         self._spellings = ctx.spellings  # read for every key: one attribute, not two
+
+    @property
+    def where(self) -> Location:
+        """Where the mapping was written (most nested mappings never need it: found on demand)."""
+        where = self._where
+        if where is None:
+            assert self._at is not None
+            parent, key = self._at
+            where = self._where = parent.loc(key)
+        return where
 
     def spelled(self, key: str) -> str:
         """`key` as this file's dialect writes it."""
@@ -153,7 +166,7 @@ class Map:
         if not isinstance(value, dict):
             self.bad(key, f"'{key}' must be a mapping; got {kind_of(value)}")
             return None
-        return Map(self.ctx, value, f"{self.path}.{key}" if self.path else key, self.loc(key))
+        return Map(self.ctx, value, f"{self.path}.{key}" if self.path else key, None, (self, key))
 
     def items(
         self, key: builtins.str, build: Callable[[Map], T | None], *, required: builtins.bool = False
