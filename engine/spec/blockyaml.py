@@ -103,6 +103,7 @@ _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _KEY = re.compile(r"""^([^\s'"#&*!|>%@`{}\[\],?:-][^:#]*?|-[^\s:#][^:#]*?|'[^']*'|"[^"\\]*") *:(?: +|$)""")
 _MARKER = re.compile(r"\n(?:---|\.\.\.|%)")
 _NOT_SEEN: Any = object()  # a scalar the reader has not resolved yet (None is a resolved one)
+_NESTED: Any = object()  # a remembered line `key:` whose value is on the lines after it
 _ESCAPES: dict[str, str] = dict(_RuamelScanner.ESCAPE_REPLACEMENTS)
 _ESCAPE_CODES: dict[str, int] = dict(_RuamelScanner.ESCAPE_CODES)
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -271,6 +272,7 @@ class _Reader:
         self.max_depth = max_depth
         self.scalars: dict[str, Any] = {}  # repeated keys and values resolve once
         self.seen: dict[str, tuple[Any, int, Any]] = {}  # repeated `key: plain value` lines too
+        self.items: dict[str, tuple[int, str, re.Match[str]]] = {}  # and `- key: ...` lines
 
     def _marked_lines(self) -> list[list[Any]]:
         """The significant lines of a text with document markers or directives: only one leading `---` is read."""
@@ -349,51 +351,57 @@ class _Reader:
                     return result
                 raise Unsupported("multi-line plain scalar" if plain else "indentation")
             known = seen.get(content)
-            if known is not None:  # a line read before (`type: string`): its key, value and value's place
+            if known is not None:  # a line read before (`type: string`, `operations:`): key, value, value's place
                 key, end, value = known
                 if key in result:
                     self.index = index
                     raise Unsupported("duplicate key")
-                at[key] = (number, number, column + end)
                 index += 1
-                result[key] = value
-                match, plain = None, True
-                continue
-            if match is None:
-                match = match_key(content)
+                match = None
+                if value is not _NESTED:
+                    at[key] = (number, number, column + end)
+                    result[key] = value
+                    plain = True
+                    continue
+                rest = ""
+            else:
                 if match is None:
+                    match = match_key(content)
+                    if match is None:
+                        self.index = index
+                        if content == "-" or content.startswith("- "):
+                            return result
+                        raise Unsupported("not a key")
+                text = match.group(1)  # the lazy key pattern leaves no trailing space in it
+                key = scalars.get(text, _NOT_SEEN)
+                if key is _NOT_SEEN:
                     self.index = index
-                    if content == "-" or content.startswith("- "):
-                        return result
-                    raise Unsupported("not a key")
-            text = match.group(1)  # the lazy key pattern leaves no trailing space in it
-            key = scalars.get(text, _NOT_SEEN)
-            if key is _NOT_SEEN:
-                self.index = index
-                key = self.scalar(text, inner)
-            if key in result:
-                self.index = index
-                raise Unsupported("duplicate key")
-            end = match.end()
-            match = None
-            index += 1
-            rest = content[end:]
-            if rest and rest[0] not in "'\"|>" and "#" not in rest:  # a plain scalar, no comment: `value` inlined
-                at[key] = (number, number, column + end)
-                text = rest.rstrip(" ")
-                value = scalars.get(text, _NOT_SEEN)
-                if value is _NOT_SEEN:
+                    key = self.scalar(text, inner)
+                if key in result:
                     self.index = index
-                    self.no_continuation(indent)  # before the scalar's own problems, as `value` does
-                    value = self.scalar(text, inner)
-                    if text in scalars:  # not an empty `[]` / `{}`, which each place gets afresh
+                    raise Unsupported("duplicate key")
+                end = match.end()
+                match = None
+                index += 1
+                rest = content[end:]
+                if rest and rest[0] not in "'\"|>" and "#" not in rest:  # a plain scalar, no comment: `value` inlined
+                    at[key] = (number, number, column + end)
+                    text = rest.rstrip(" ")
+                    value = scalars.get(text, _NOT_SEEN)
+                    if value is _NOT_SEEN:
+                        self.index = index
+                        self.no_continuation(indent)  # before the scalar's own problems, as `value` does
+                        value = self.scalar(text, inner)
+                        if text in scalars:  # not an empty `[]` / `{}`, which each place gets afresh
+                            seen[content] = (key, end, value)
+                    else:
                         seen[content] = (key, end, value)
-                else:
-                    seen[content] = (key, end, value)
-                result[key] = value
-                plain = True
-                continue
-            elif not rest and index < count and lines[index][1] > indent:  # a nested block: `value` inlined
+                    result[key] = value
+                    plain = True
+                    continue
+                if not rest:
+                    seen[content] = (key, end, _NESTED)
+            if not rest and index < count and lines[index][1] > indent:  # a nested block: `value` inlined
                 next_number, next_column, next_content = lines[index]
                 at[key] = (number, next_number, next_column)
                 self.index = index
@@ -458,7 +466,7 @@ class _Reader:
         result = MarkedSeq()
         at: list[Position] = []
         result.at = at
-        lines, count, inner_depth = self.lines, len(self.lines), depth + 1
+        lines, count, inner_depth, items = self.lines, len(self.lines), depth + 1, self.items
         while self.index < count:
             line = lines[self.index]
             number, column, content = line
@@ -466,6 +474,16 @@ class _Reader:
                 if column > indent:
                     raise Unsupported("indentation")
                 break
+            known = items.get(content)
+            if known is not None:  # an item line read before (`- name: id`): a mapping's first key
+                offset, body, first = known
+                inner = column + offset
+                at.append((number, inner))
+                line[1], line[2] = inner, body
+                if inner_depth > self.max_depth:
+                    raise Unsupported("nested too deep")
+                result.append(self.mapping(inner, inner_depth, first))
+                continue
             body = content[1:].lstrip(" ")
             text = _strip_comment(body)
             if not text:
@@ -483,11 +501,12 @@ class _Reader:
             if body == "-" or body.startswith("- "):
                 line[1], line[2] = inner, body  # the item is a block that starts on this line
                 result.append(self.node(inner, inner_depth))
-            elif first := _KEY.match(body):
+            elif key := _KEY.match(body):
+                items[content] = (inner - column, body, key)
                 line[1], line[2] = inner, body  # the item is a mapping that starts on this line
                 if inner_depth > self.max_depth:
                     raise Unsupported("nested too deep")
-                result.append(self.mapping(inner, inner_depth, first))
+                result.append(self.mapping(inner, inner_depth, key))
             else:
                 self.index += 1
                 if text[0] in "|>":
