@@ -69,9 +69,12 @@ class Router(Generic[T]):
         names: list[str] = []
         walked: list[str] = []
         for index, segment in enumerate(segments):
-            match = PATH_VARIABLE.match(segment)
+            match = PATH_VARIABLE.match(segment) if "{" in segment else None  # most segments are literal
             if match is None:
-                node = node.literals.setdefault(segment, _Node())
+                child = node.literals.get(segment)
+                if child is None:  # a node only for a new segment, not one made and dropped per route
+                    child = node.literals[segment] = _Node()
+                node = child
                 continue
             names.append(match.group(1))
             if names[-1] == GREEDY and index == len(segments) - 1:
