@@ -64,6 +64,14 @@ class Limits:
     head_timeout: float = 10.0  # seconds a caller gets to send a whole request head (slowloris)
     shutdown_timeout: float = 30.0  # seconds requests in flight get to finish after should_exit, then cut
 
+    def __post_init__(self) -> None:
+        for name in ("max_head", "max_url", "max_headers", "max_pipelined", "body_buffer", "write_buffer"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"the HTTP server's {name} must be at least 1")
+        for name in ("keep_alive", "head_timeout", "shutdown_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"the HTTP server's {name} must be more than 0 seconds")
+
     @property
     def tick(self) -> float:
         """How often timeouts are checked: a fraction of the shortest, at most every 0.5 s."""
@@ -668,9 +676,13 @@ class Http1Server:
                 )
             self.started = True
             tick = self.limits.tick
+            swept = loop.time()
             while not self.should_exit:
-                await asyncio.sleep(tick)
-                self._tick(loop.time())
+                await asyncio.sleep(min(tick, 0.1))  # should_exit is seen within 0.1 s, as uvicorn does
+                now = loop.time()
+                if now - swept >= tick:
+                    swept = now
+                    self._tick(now)
         finally:
             await self.shutdown(sockets)
 

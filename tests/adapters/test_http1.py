@@ -436,6 +436,32 @@ def test_receive_says_disconnect_when_the_caller_leaves(start: Callable[..., Run
     assert seen == ["http.disconnect"]
 
 
+def test_receive_says_disconnect_when_the_caller_leaves_mid_body(start: Callable[..., Running]) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        while not seen or seen[-1]["type"] == "http.request":
+            seen.append(await receive())
+
+    running = start(app)
+    sock = running.connect()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nhalf")
+    time.sleep(0.1)
+    sock.close()
+    deadline = time.monotonic() + 3
+    while (not seen or seen[-1]["type"] != "http.disconnect") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [m["type"] for m in seen] == ["http.request", "http.disconnect"]
+    assert seen[0] == {"type": "http.request", "body": b"half", "more_body": True}
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ValueError, match="keep_alive"):
+        Limits(keep_alive=0)
+    with pytest.raises(ValueError, match="max_head"):
+        Limits(max_head=0)
+
+
 def test_receive_says_disconnect_once_the_answer_is_done(start: Callable[..., Running]) -> None:
     seen: list[str] = []
 
