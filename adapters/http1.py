@@ -581,10 +581,7 @@ class Cycle:
                 self.keep_alive = False
                 has_close = True
             parts += (name, b": ", value, b"\r\n")
-        block = b"".join(parts[2:])
-        if HEADER_BLOCK.fullmatch(block) is None or block.count(b"\r\n") != (len(parts) - 2) // 4:
-            raise RuntimeError("invalid HTTP response header name or value")  # a CR or LF would split a header
-        self.started = True
+        lines = (len(parts) - 2) // 4
         add_chunked = False
         if self.scope["method"] == "HEAD" or status in NO_BODY_STATUSES or status < 200:
             self.no_body = True
@@ -601,9 +598,15 @@ class Cycle:
             parts.append(b"connection: keep-alive\r\n")
         if add_chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
+        lines += len(parts) - 2 - lines * 4
         parts.append(b"\r\n")
+        head = b"".join(parts)
+        begin, end = len(parts[0]) + len(parts[1]), len(head) - 2
+        if HEADER_BLOCK.fullmatch(head, begin, end) is None or head.count(b"\r\n", begin, end) != lines:
+            raise RuntimeError("invalid HTTP response header name or value")  # a CR or LF would split a header
+        self.started = True
         self.chunked = chunked
-        self.head = b"".join(parts)
+        self.head = head
         self.conn.loop.call_soon(self._flush_head)
 
     def _flush_head(self) -> None:
