@@ -19,11 +19,17 @@ from .outputs import compile_mock, compile_outputs, is_passthrough
 from .pages import PageWalk, Pager, compile_pager
 from ..registry import Operation, Scope, WithRules
 from .seam import Upstreams
-from ..spec import AggregateFunction, Invocation
+from ..spec import AggregateFunction, Invocation, OutputParameter
 from .steps import Steps
 from ..upstream import UpstreamResponse
 
 NO_JSON: Any = object()
+
+
+def _plain_root(outputs: tuple[OutputParameter, ...]) -> bool:
+    """Whether the one output's mapping is written exactly `$` or `$.` (whose compiled paths cannot fail);
+    an empty list compiles to no mapper either."""
+    return not outputs or len(outputs) == 1 and outputs[0].mapping in ("$", "$.")
 
 
 @dataclass(slots=True)
@@ -77,9 +83,12 @@ class ExposedCall:
         self.upstreams: Upstreams = context  # all a call needs once built
         self.where = where
         self.max_binary = max_binary  # the exposes block's maxBinarySize (engine/calls/binary.py)
-        self.rules = WithRules(invocation.with_, context.prefixes, where.key("with"))
-        self.mapper = compile_outputs(invocation.output_parameters)
-        self.passthrough = self.mapper is None or is_passthrough(invocation.output_parameters)
+        with_ = invocation.with_  # its place is made only for a block that has entries (most have none)
+        self.rules = WithRules(with_, context.prefixes, where.key("with") if with_ else None)
+        outputs = invocation.output_parameters
+        # a plain `$` / `$.` output passes the body on as it is: nothing to compile for it
+        self.passthrough = not outputs or is_passthrough(outputs)
+        self.mapper = None if self.passthrough and _plain_root(outputs) else compile_outputs(outputs)
         self.operation: Operation | None = None
         self.steps: Steps | None = None
         self.delegate: ExposedCall | None = None
