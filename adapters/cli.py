@@ -267,7 +267,21 @@ def _edge(args: argparse.Namespace, environ: Mapping[str, str]) -> EdgeOptions:
         cors_origins=cors,
         session_secret=secret.encode() if secret else None,
         access_log=args.log_format == "json",
+        **_http_server(environ),
     )
+
+
+def _http_server(environ: Mapping[str, str]) -> dict[str, Any]:
+    """NAFTIKO_HTTP (naftiko, or uvicorn for one release) and the NAFTIKO_HTTP_* limits of naftiko's server."""
+    from .http1 import Limits
+
+    http = (environ.get("NAFTIKO_HTTP") or "naftiko").strip().lower()
+    if http not in ("naftiko", "uvicorn"):
+        raise SystemExit(f"naftiko: NAFTIKO_HTTP expects naftiko or uvicorn; got '{http}'")
+    try:
+        return {"http": http, "http_limits": Limits.from_env(environ)}
+    except ValueError as exc:
+        raise SystemExit(f"naftiko: {exc}") from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

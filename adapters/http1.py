@@ -23,10 +23,10 @@ import re
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from email.utils import formatdate
 from typing import Any
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from urllib.parse import unquote
 
 import httptools
@@ -44,6 +44,10 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 #: What a response's header block must look like once names are lower-cased (no CR/LF smuggled in a value).
 HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9a-z]+: [^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
 NO_BODY_STATUSES = frozenset((204, 304))
+ENV_PREFIX = "NAFTIKO_HTTP_"
+_COUNT = re.compile(r"^\s*(\d+)\s*([km]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)()\s*$")
+_SCALE = {"": 1, "k": 1024, "m": 1024 * 1024}
 JOIN_BELOW = 65536  # a body smaller than this is copied onto its head (one buffer); a larger one goes by writev
 
 
@@ -71,6 +75,25 @@ class Limits:
         for name in ("keep_alive", "head_timeout", "shutdown_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"the HTTP server's {name} must be more than 0 seconds")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Limits:
+        """The defaults, with `NAFTIKO_HTTP_<FIELD>` variables over them (sizes take K or M; times are seconds).
+
+        `shutdown_timeout` is not read here: `serve` gives the drain of `--grace`."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name = ENV_PREFIX + item.name.upper()
+            raw = environ.get(name)
+            if raw is None or item.name == "shutdown_timeout":
+                continue
+            match = (_SECONDS if item.type == "float" else _COUNT).match(raw)
+            if match is None:
+                kind = "seconds" if item.type == "float" else "a whole number (K and M allowed)"
+                raise ValueError(f"{name} expects {kind}; got '{raw}'")
+            number = float(match.group(1))
+            values[item.name] = number if item.type == "float" else int(number) * _SCALE[match.group(2).lower()]
+        return cls(**values)
 
     @property
     def tick(self) -> float:

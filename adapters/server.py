@@ -12,15 +12,12 @@ import gc
 import logging
 import signal
 import socket
-from dataclasses import dataclass
-from typing import Any
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-
-import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from .apps import block_app
-from .edges import ABORT_EXTENSION
+from .http1 import Http1Server, Limits as HttpLimits
 from .reload import DEFAULT_DRAIN, ReloadOptions, Reloader, Slot, drain
 from ..engine import (
     CapabilityError,
@@ -48,74 +45,6 @@ class Listener:
     exposes: Exposes
     url: str
     summary: str
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, minus its own signal handling: `serve` stops every server together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class _OneSendTransport:
-    """A transport whose writes of one event-loop turn leave in one send() call.
-
-    uvicorn writes a response's head and body separately: two system calls and, on loopback,
-    two packets per answer. Holding writes until the turn ends joins them (bench/README.md).
-    """
-
-    __slots__ = ("_transport", "_loop", "_held")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._loop = asyncio.get_running_loop()
-        self._held: list[bytes] | None = None
-
-    def write(self, data: bytes) -> None:
-        if self._held is not None:
-            self._held.append(data)
-        else:
-            self._held = [data]
-            self._loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        held, self._held = self._held, None
-        if held and not self._transport.is_closing():
-            if len(held) == 1:
-                self._transport.write(held[0])
-            else:
-                self._transport.writelines(held)  # one writev: a large body is not copied to be joined
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _Protocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing each answer with one system call.
-
-    Each request's scope carries the `naftiko.abort` extension: a streamed answer whose upstream
-    broke mid-body closes the connection through it, so uvicorn sees a disconnect rather than an
-    unfinished response (which it would log as an error of its own).
-    """
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_OneSendTransport(transport))  # type: ignore[arg-type]
-        self._slot: Slot = self.config.loaded_app
-        self._extensions = {ABORT_EXTENSION: {"close": self.transport.close}}
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.app = self._slot.app  # the app served now: a reload swaps it between two requests
-        self.scope["extensions"] = self._extensions  # type: ignore[typeddict-item]
-
-    def on_response_complete(self) -> None:
-        self.transport.flush()  # type: ignore[attr-defined]  # the whole answer is written: send it now
-        super().on_response_complete()
 
 
 def bind(host: str, port: int, what: str, reuse_port: bool = False, listen: bool = True) -> socket.socket:
@@ -219,6 +148,8 @@ class EdgeOptions:
     cors_origins: list[str] | None = None  # browser origins every block answers (CORS)
     session_secret: bytes | None = None  # signs handshake-era MCP session ids, shared by instances
     access_log: bool | None = None  # a JSON line per request (--log-format json); None: NAFTIKO_LOG_FORMAT
+    http: str = "naftiko"  # the HTTP server: naftiko's own (http1.py) or "uvicorn" (NAFTIKO_HTTP)
+    http_limits: HttpLimits | None = None  # what that server accepts (NAFTIKO_HTTP_*); None: the defaults
 
 
 def _options(exposes: Exposes, host: str | None, edge: EdgeOptions) -> dict[str, Any]:
@@ -336,7 +267,19 @@ class Plan:
         return listeners
 
 
-def _watch(listeners: list[Listener], apps: list[Any], servers: list[_Server], sockets: list[socket.socket]) -> None:
+class HttpServer(Protocol):
+    """What `serve` needs of the server of one port: naftiko's own (http1.py) or uvicorn's."""
+
+    started: bool
+    should_exit: bool
+
+    @property
+    def server_state(self) -> Any: ...  # its `tasks`: the requests in flight (the reload drain)
+
+    async def serve(self, sockets: list[socket.socket]) -> None: ...
+
+
+def _watch(listeners: list[Listener], apps: list[Any], servers: list[HttpServer], sockets: list[socket.socket]) -> None:
     """Tell each control block which listeners its readiness reports on."""
     from .control.app import AdapterState
 
@@ -349,24 +292,19 @@ def _watch(listeners: list[Listener], apps: list[Any], servers: list[_Server], s
             app.watch(states)
 
 
-def _listening(server: _Server) -> Callable[[], bool]:
+def _listening(server: HttpServer) -> Callable[[], bool]:
     """Whether a server accepts connections: started, and not shutting down (readiness drains first)."""
     return lambda: bool(server.started and not server.should_exit)
 
 
-def _server(slot: Slot) -> _Server:
-    config = uvicorn.Config(
-        slot,
-        http=_Protocol,
-        interface="asgi3",
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        log_config=None,
-        proxy_headers=False,
-        server_header=False,
-    )
-    return _Server(config)
+def _server(slot: Slot, edge: EdgeOptions, drain: float) -> HttpServer:
+    """The server of one port; requests still running `drain` seconds after a stop are cut."""
+    if edge.http == "uvicorn":
+        from .uvicorn_server import uvicorn_server
+
+        return uvicorn_server(slot)
+    limits = edge.http_limits or HttpLimits()
+    return Http1Server(slot, replace(limits, shutdown_timeout=max(drain, 0.001)))
 
 
 class _Serving:
@@ -390,7 +328,7 @@ class _Serving:
         self.drain = drain
         apps = plan.build(runtime, edge)
         self.slots = [Slot(app) for app in apps]
-        self.servers = [_server(slot) for slot in self.slots]
+        self.servers = [_server(slot, edge, drain) for slot in self.slots]
         self.listeners = plan.listeners(apps, sockets)
         _watch(self.listeners, apps, self.servers, sockets)  # before any starts: readiness is live from the first probe
         self.retiring: set[asyncio.Task[None]] = set()

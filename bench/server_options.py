@@ -3,13 +3,15 @@
 The same REST app (`block_app` of bench/capabilities/bench.yaml, GET /small through a local nginx
 upstream) served by:
 
-- `uvicorn`: today's `naftiko serve` server (adapters/server.py: uvicorn + httptools + uvloop, our
-  `_Protocol` and `_OneSendTransport`), run through `adapters.server.serve` itself;
+- `naftiko`: `naftiko serve`'s own server (adapters/http1.py), run through `adapters.server.serve`;
+- `uvicorn`: the server `NAFTIKO_HTTP=uvicorn` chooses (adapters/uvicorn_server.py: uvicorn +
+  httptools + uvloop, our `_Protocol` and `_OneSendTransport`), through `serve` too;
 - `uvicorn-join`: the same, `_OneSendTransport.flush` joining the held writes with `b"".join`
-  instead of `writelines` (a monkeypatch here, adapters/server.py is not changed);
+  instead of `writelines` (a monkeypatch here);
 - `granian`: granian's embedded server (`granian.server.embed.Server`, interface `asginl`) running
   the app in this process's event loop (its HTTP work happens in a Rust thread of the process);
-- `raw`: the prototype asyncio protocol on httptools, bench/servers/rawproto.py.
+- `raw`: the prototype asyncio protocol on httptools that adapters/http1.py grew from,
+  bench/servers/rawproto.py (what the hot path costs with nothing else).
 
 Each runs in a process of its own (uvloop, gc frozen after loading, as `serve` does; `--pin` puts
 the servers on CPU 0 and wrk on CPU 1, which steadies c1 but makes a server share its core with
@@ -50,8 +52,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPABILITY = ROOT / "bench" / "capabilities" / "bench.yaml"
-VARIANTS = ("uvicorn", "uvicorn-join", "granian", "granian-rust", "raw")
-DEFAULT = ("uvicorn", "uvicorn-join", "granian", "raw")
+VARIANTS = ("naftiko", "uvicorn", "uvicorn-join", "granian", "granian-rust", "raw")
+DEFAULT = ("naftiko", "uvicorn", "granian", "raw")
 """granian-rust (granian's own task type) is not run by default: our DisconnectWatch keys calls by
 `asyncio.current_task()`, which that task type breaks (500s under concurrency)."""
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -106,23 +108,27 @@ def _rest_app(runtime: Any) -> Any:
     return block_app(runtime, exposes)
 
 
-async def _serve_uvicorn(runtime: Any, port: int, join: bool) -> None:
+async def _serve(runtime: Any, port: int, http: str, join: bool = False) -> None:
+    """`adapters.server.serve` with the server `http` names (the null app on a server built as serve builds it)."""
     from naftiko.adapters import server
 
     if join:
+        from naftiko.adapters import uvicorn_server
 
         def flush(self: Any) -> None:
             held, self._held = self._held, None
             if held and not self._transport.is_closing():
                 self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
-        server._OneSendTransport.flush = flush  # type: ignore[method-assign]
-    if runtime is None:  # the null app: uvicorn as `serve` configures it, on one socket
+        uvicorn_server._OneSendTransport.flush = flush  # type: ignore[method-assign]
+    edge = server.EdgeOptions(http=http)
+    if runtime is None:
         from naftiko.adapters.reload import Slot
 
-        await server._server(Slot(null_app)).serve(sockets=[server.bind("127.0.0.1", port, "bench")])
+        sock = server.bind("127.0.0.1", port, "bench")
+        await server._server(Slot(null_app), edge, 10.0).serve(sockets=[sock])
         return
-    await server.serve(runtime, ports={"bench-rest": port, "bench-mcp": 0}, announce=False)
+    await server.serve(runtime, ports={"bench-rest": port, "bench-mcp": 0}, edge=edge, announce=False)
 
 
 async def _until_stopped() -> None:
@@ -185,8 +191,10 @@ def child(variant: str, port: int, upstream: str | None, cpu: int | None) -> Non
         main = _serve_granian(runtime, port, rust_tasks=variant == "granian-rust")
     elif variant == "raw":
         main = _serve_raw(runtime, port)
+    elif variant == "naftiko":
+        main = _serve(runtime, port, "naftiko")
     else:
-        main = _serve_uvicorn(runtime, port, join=variant == "uvicorn-join")
+        main = _serve(runtime, port, "uvicorn", join=variant == "uvicorn-join")
     uvloop.run(main)
 
 
