@@ -83,8 +83,7 @@ class ExposedCall:
         self.upstreams: Upstreams = context  # all a call needs once built
         self.where = where
         self.max_binary = max_binary  # the exposes block's maxBinarySize (engine/calls/binary.py)
-        with_ = invocation.with_  # its place is made only for a block that has entries (most have none)
-        self.rules = WithRules(with_, context.prefixes, where.key("with") if with_ else None)
+        self.rules = WithRules(invocation.with_, context.prefixes, where, "with")  # its place made for a problem only
         outputs = invocation.output_parameters
         # a plain `$` / `$.` output passes the body on as it is: nothing to compile for it
         self.passthrough = not outputs or is_passthrough(outputs)

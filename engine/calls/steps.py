@@ -63,7 +63,7 @@ class _CallStep:
         except UnknownOperation as exc:
             raise CapabilityError.at(step.where, str(exc)) from None
         self.name = step.name
-        self.rules = WithRules(step.with_, upstreams.prefixes, step.where.key("with"))
+        self.rules = WithRules(step.with_, upstreams.prefixes, step.where, "with")
         self.project = _projector(self.operation.spec.output_parameters)
 
 

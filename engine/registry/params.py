@@ -80,8 +80,12 @@ class WithRules:
 
     __slots__ = ("refs", "templates", "literals")
 
-    def __init__(self, with_: Mapping[str, Any], prefixes: Iterable[str], where: Location | None = None) -> None:
-        """`where` is the `with` block's position, for the (rare) template the loader did not check."""
+    def __init__(
+        self, with_: Mapping[str, Any], prefixes: Iterable[str], where: Location | None = None, under: str = ""
+    ) -> None:
+        """`where` is the `with` block's position, for the (rare) template the loader did not check;
+        or, with `under`, the position of the entry holding the block under that key (the block's own
+        place is then made only for a problem: 20,000 calls at load make none)."""
         if isinstance(prefixes, frozenset) and CALLER_PREFIXES <= prefixes:
             known = prefixes  # the runtime's, which holds them already: no new set for each of 20,000 calls
         else:
@@ -89,20 +93,20 @@ class WithRules:
         self.refs: list[tuple[str, str]] = []
         self.templates: list[tuple[str, Template]] = []
         self.literals: list[tuple[str, Any]] = []
-        for key, value in with_.items():
+        for name, value in with_.items():
             if isinstance(value, str):
                 head, dot, rest = value.partition(".")
                 if dot and head in known and rest and " " not in value:
-                    self.refs.append((key, rest))
+                    self.refs.append((name, rest))
                     continue
                 if "{{" in value or "<<" in value:
                     try:
-                        self.templates.append((key, Template.compile(value)))
+                        self.templates.append((name, Template.compile(value)))
                     except TemplateError as exc:
-                        at = where or Location("with")
-                        raise CapabilityError.at(at.key(key), f"invalid template: {exc}") from None
+                        at = (where.key(under) if under else where) if where else Location("with")
+                        raise CapabilityError.at(at.key(name), f"invalid template: {exc}") from None
                     continue
-            self.literals.append((key, value))
+            self.literals.append((name, value))
 
     def apply(self, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
         """The call's parameters: the caller's, overlaid with what `with` says."""
