@@ -27,7 +27,7 @@ from .engine import (
 
 
 def __getattr__(name: str) -> Any:
-    if name == "serve":  # imported on use: the server pulls in uvicorn
+    if name == "serve":  # imported on use: the HTTP server is not needed to load or call
         from .adapters.server import serve
 
         return serve

@@ -151,6 +151,10 @@ class EdgeOptions:
     http: str = "naftiko"  # the HTTP server: naftiko's own (http1.py) or "uvicorn" (NAFTIKO_HTTP)
     http_limits: HttpLimits | None = None  # what that server accepts (NAFTIKO_HTTP_*); None: the defaults
 
+    def __post_init__(self) -> None:
+        if self.http not in ("naftiko", "uvicorn"):
+            raise ValueError(f"EdgeOptions.http is 'naftiko' or 'uvicorn', not {self.http!r}")
+
 
 def _options(exposes: Exposes, host: str | None, edge: EdgeOptions) -> dict[str, Any]:
     if isinstance(exposes, ControlExposes):
