@@ -165,9 +165,11 @@ def _handed(environ: Mapping[str, str]) -> Handed | None:
 
 def _workers(flag: int | None, environ: Mapping[str, str]) -> int:
     """`--workers`, else NAFTIKO_WORKERS, else 1 (one process, no supervisor)."""
+    raw = str(flag) if flag is not None else environ.get("NAFTIKO_WORKERS") or "1"
+    if raw == "1":
+        return 1  # one process: the supervisor's module (3 ms to import) is not needed
     from .workers import MAX_WORKERS
 
-    raw = str(flag) if flag is not None else environ.get("NAFTIKO_WORKERS") or "1"
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
         raise SystemExit(f"naftiko: --workers expects a number from 1 to {MAX_WORKERS}; got '{raw}'")
     return int(raw)
