@@ -392,8 +392,12 @@ def _base_uri(consumes: Consumes, overrides: Mapping[str, str], env: Mapping[str
 
 def _resilience(consumes: Consumes) -> Resilient | None:
     """The namespace's resilience policy, its operations' blocks over its own; None when nothing asks for one."""
-    ops = {f"{consumes.namespace}.{o.name}": o.resilience for r in consumes.resources for o in r.operations}
-    written = {key: block for key, block in ops.items() if block is not None}
+    written = {  # keys made only for the operations that have a block (most have none)
+        f"{consumes.namespace}.{o.name}": o.resilience
+        for r in consumes.resources
+        for o in r.operations
+        if o.resilience is not None
+    }
     if consumes.resilience is None and not written:
         return None
     return Resilient.build(consumes.namespace, consumes.resilience, written)
@@ -401,6 +405,12 @@ def _resilience(consumes: Consumes) -> Resilient | None:
 
 def _caches(consumes: Consumes, implied: frozenset[str], shared: SharedStore | None) -> dict[str, CachedOperation]:
     """The namespace's cached operations (one store for the namespace), its operations' blocks over its own."""
+    if (
+        consumes.cache is None
+        and not implied
+        and all(o.cache is None for r in consumes.resources for o in r.operations)
+    ):
+        return {}  # nothing asks for a cache: no keys to make for 10,000 operations
     ops = {f"{consumes.namespace}.{o.name}": o.cache for r in consumes.resources for o in r.operations}
     return CachedOperation.build(consumes.cache, dict(ops), implied, shared)
 

@@ -66,6 +66,13 @@ def implied(capabilities: Iterable[spec.Capability]) -> frozenset[str]:
 
     Both dialects put `semantics` on aggregate functions (flows), not on consumed operations: a function
     that says its answer may be cached vouches for the reads it is made of."""
+    if not any(
+        f.semantics is not None and f.semantics.cacheable
+        for cap in capabilities
+        for a in cap.aggregates
+        for f in a.functions
+    ):
+        return frozenset()  # no function vouches for its reads: no table of 10,000 methods to build
     methods = {
         f"{c.namespace}.{o.name}": o.method
         for cap in capabilities
