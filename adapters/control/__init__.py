@@ -22,10 +22,13 @@ A library user who serves blocks with `build_app` attaches the observer first:
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 from collections.abc import Sequence
 
 from ...engine import ControlExposes, Observability, Runtime
-from .observer import ControlObserver, Sink, observability_of
+
+if TYPE_CHECKING:
+    from .observer import ControlObserver, Sink
 
 
 def observe(
@@ -38,9 +41,12 @@ def observe(
     access lines when `access_log` (None: `NAFTIKO_LOG_FORMAT=json` in the runtime's environment).
     Call it before building the adapters (they read `runtime.observer` once).
     """
-    if isinstance(runtime.observer, ControlObserver):
-        return runtime.observer
-    wanted = observability_of(runtime, control_blocks)
+    if runtime.observer is not None:
+        from .observer import ControlObserver
+
+        if isinstance(runtime.observer, ControlObserver):
+            return runtime.observer
+    wanted = _observability(runtime, control_blocks)
     sinks: list[Sink] = []
     sampler: tuple[float, bool] | None = None
     from .otel import otel_settings
@@ -65,11 +71,31 @@ def observe(
         blocks = [e for e in runtime.exposes if isinstance(e, ControlExposes)] + list(control_blocks)
         declared = next((b.observability for b in blocks if b.observability.enabled), Observability())
         wanted = replace(declared, metrics=False, traces=False)
+    from .observer import ControlObserver  # with prometheus_client: 20 ms of start-up only when observed
+
     observer = ControlObserver(runtime, wanted, sinks)
     if sampler is not None:
         observer.sampling, observer.parent_based = sampler
     runtime.observe(observer)
     return observer
+
+
+def _observability(runtime: Runtime, control_blocks: Sequence[ControlExposes] = ()) -> Observability | None:
+    """The observability the runtime's first control block asks for (extra blocks given count too); None: off."""
+    blocks = [e for e in runtime.exposes if isinstance(e, ControlExposes)] + list(control_blocks)
+    for block in blocks:
+        wanted = block.observability
+        if wanted.enabled and (wanted.metrics or wanted.traces):
+            return wanted
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ControlObserver":  # imported on use, as `observe` does
+        from .observer import ControlObserver
+
+        return ControlObserver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["ControlObserver", "observe"]

@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 from contextvars import ContextVar, Token
 from collections.abc import Mapping, Sequence
 
-from ...engine import ControlExposes, Observability, Runtime
+from ...engine import Observability, Runtime
 from .metrics import Metrics
 from .traces import Ids, Span, Trace, TraceBuffer, now, parse_traceparent, propagation_headers
 
@@ -232,14 +232,4 @@ def _pools(runtime: Runtime) -> Mapping[str, Mapping[str, tuple[int, int]]]:
     return {namespace: upstream.connections() for namespace, upstream in runtime.upstreams.items()}
 
 
-def observability_of(runtime: Runtime, control_blocks: Sequence[ControlExposes] = ()) -> Observability | None:
-    """The observability the runtime's first control block asks for (extra blocks given count too); None: off."""
-    blocks = [e for e in runtime.exposes if isinstance(e, ControlExposes)] + list(control_blocks)
-    for block in blocks:
-        wanted = block.observability
-        if wanted.enabled and (wanted.metrics or wanted.traces):
-            return wanted
-    return None
-
-
-__all__ = ["ROOT_SPANS", "ControlObserver", "Sink", "observability_of"]
+__all__ = ["ROOT_SPANS", "ControlObserver", "Sink"]
