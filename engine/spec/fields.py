@@ -79,7 +79,7 @@ class Map:
         data = self.data
         try:
             if data.__class__ is MarkedMap:  # the fast reader's: its positions read directly
-                key_line, line, col = data.at[key]
+                key_line, line, col = data.place(key)
                 if not value:
                     line, col = key_line, data.column
             else:  # ruamel's CommentedMap; a plain dict has no `lc` and falls back below
