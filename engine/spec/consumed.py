@@ -47,34 +47,35 @@ def input_parameter(m: Map) -> spec.InputParameter | None:
 
 def output_parameter(m: Map) -> spec.OutputParameter | None:
     m.known("name", "type", "mapping", "value", "const", "properties", "items", "description", "maxLength", "values")
+    data = m.data  # read directly where no dialect spells a key its own way (fields.IKANOS_SPELLINGS)
     type_ = m.str("type", required=True, choices=OUTPUT_TYPES)
     properties = None
-    props = m.map("properties")
+    props = m.map("properties") if "properties" in data else None
     if props is not None:
         properties = {}
         for key in props.data:
             sub = props.map(str(key))
             if sub is not None and (built := output_parameter(sub)) is not None:
                 properties[str(key)] = built
-    items = _output_items(m) if m.has("items") else None
+    items = _output_items(m) if "items" in data else None
     if type_ is None:
         return None
-    mapping = m.str("mapping")
+    mapping = m.str("mapping") if "mapping" in data else None
     value = m.plain("value")
-    if isinstance(value, str) and value.startswith("$") and mapping is None and m.has("name"):
+    if isinstance(value, str) and value.startswith("$") and mapping is None and "name" in data:
         mapping, value = value, None  # consumed outputs write their JSONPath as `value`
-    elif m.has("value"):
-        check_templates_in(m.ctx, m.data["value"], m.loc("value", value=True))
+    elif "value" in data:
+        check_templates_in(m.ctx, data["value"], m.loc("value", value=True))
     return spec.OutputParameter(
         type=type_,
         where=m.where,
         name=m.str("name"),
         mapping=mapping,
         value=value,
-        const=m.plain("const"),
+        const=m.plain("const") if "const" in data else None,
         properties=properties,
         items=items,
-        description=m.str("description"),
+        description=m.str("description") if "description" in data else None,
     )
 
 

@@ -71,18 +71,21 @@ def _mapping(m: Map) -> spec.StepMapping | None:
 
 def invocation_of(m: Map) -> spec.Invocation:
     """The invocation an entry holds: its `call` and `with`, `steps` and `mappings`, or `ref`."""
-    with_ = m.map("with")
-    check_with(m)
-    mappings = m.items("mappings", _mapping)
-    check_mapping_targets(m, mappings)
+    data = m.data  # its keys read directly: no dialect spells them its own way (fields.IKANOS_SPELLINGS)
+    with_ = m.map("with") if "with" in data else None
+    if with_ is not None:
+        check_with(m)
+    mappings = m.items("mappings", _mapping) if "mappings" in data else ()
+    if mappings:
+        check_mapping_targets(m, mappings)
     return spec.Invocation(
         call=m.str("call"),
         with_=plain(with_.data) if with_ else {},
-        steps=m.items("steps", _step),
+        steps=m.items("steps", _step) if "steps" in data else (),
         mappings=mappings,
-        ref=m.str("ref"),
+        ref=m.str("ref") if "ref" in data else None,
         output_parameters=m.items("outputParameters", output_parameter),
-        ref_where=m.loc("ref", value=True) if m.has("ref") else None,
+        ref_where=m.loc("ref", value=True) if "ref" in data else None,
     )
 
 
