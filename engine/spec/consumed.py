@@ -33,15 +33,16 @@ def input_parameter(m: Map) -> spec.InputParameter | None:
     check_pattern(m)
     if name is None or in_ is None:
         return None
+    data = m.data  # keys read directly where no dialect respells them (fields.IKANOS_SPELLINGS): absent, None
     return spec.InputParameter(
         name=name,
         in_=in_,
         where=m.where,
-        value=m.plain("value"),
+        value=m.plain("value") if "value" in data else None,
         type=m.str("type"),
-        description=m.str("description"),
+        description=m.str("description") if "description" in data else None,
         required=is_required(m, False),
-        pattern=m.str("pattern"),
+        pattern=m.str("pattern") if "pattern" in data else None,
     )
 
 
@@ -177,22 +178,23 @@ def _consumed_operation(m: Map) -> spec.ConsumedOperation | None:
         check_body(m)
     if name is None or method is None:
         return None
+    data = m.data  # keys read directly where no dialect respells them (fields.IKANOS_SPELLINGS): absent, None
     return spec.ConsumedOperation(
         name=name,
         method=method.upper(),
         where=m.where,
         label=m.str("label"),
-        description=m.str("description"),
+        description=m.str("description") if "description" in data else None,
         input_parameters=m.items("inputParameters", input_parameter),
-        output_raw_format=m.str("outputRawFormat"),
-        output_schema=m.str("outputSchema"),
+        output_raw_format=m.str("outputRawFormat") if "outputRawFormat" in data else None,
+        output_schema=m.str("outputSchema") if "outputSchema" in data else None,
         output_parameters=m.items("outputParameters", output_parameter),
-        body=m.plain("body"),
-        output_media_type=m.str("outputMediaType"),
-        max_binary_size=byte_size(m, "maxBinarySize"),
-        pagination=pagination(m),
-        resilience=resilience(m, operation=True),
-        cache=cache(m, operation=True),
+        body=m.plain("body") if "body" in data else None,
+        output_media_type=m.str("outputMediaType") if "outputMediaType" in data else None,
+        max_binary_size=byte_size(m, "maxBinarySize") if "maxBinarySize" in data else None,
+        pagination=pagination(m) if "pagination" in data else None,
+        resilience=resilience(m, operation=True) if not data.keys().isdisjoint(RESILIENCE_KEYS) else None,
+        cache=cache(m, operation=True) if CACHE_KEY in data else None,
     )
 
 

@@ -55,14 +55,15 @@ def _exposed_operation(m: Map) -> spec.ExposedOperation | None:
     check_call(m, invocation)
     if method is None:
         return None
+    data = m.data  # keys read directly where no dialect respells them (fields.IKANOS_SPELLINGS): absent, None
     return spec.ExposedOperation(
         method=method.upper(),
         where=m.where,
         invocation=invocation,
-        name=m.str("name"),
+        name=m.str("name") if "name" in data else None,
         label=m.str("label"),
-        description=m.str("description"),
-        input_parameters=m.items("inputParameters", _exposed_input_parameter),
+        description=m.str("description") if "description" in data else None,
+        input_parameters=m.items("inputParameters", _exposed_input_parameter) if "inputParameters" in data else (),
     )
 
 
@@ -141,7 +142,7 @@ def _tool(m: Map) -> spec.Tool | None:
         where=m.where,
         invocation=invocation,
         label=m.str("label"),
-        description=m.str("description"),
+        description=m.str("description") if "description" in m.data else None,  # no dialect respells it
         input_parameters=m.items("inputParameters", tool_parameter),
         hints=_hints(hints) if hints else None,
     )
