@@ -50,6 +50,23 @@ def free_port() -> int:
 
 
 @dataclass
+class Answer:
+    """An HTTP answer as the raw-socket and in-process test clients read it."""
+
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def content_type(self) -> bytes:
+        return self.headers.get(b"content-type", b"")
+
+
+@dataclass
 class Recorded:
     method: str
     path: str  # raw, still percent-encoded

@@ -23,6 +23,7 @@ import pytest
 
 from naftiko.adapters.edges import ABORT_EXTENSION
 from naftiko.adapters.http1 import Connection, Http1Server, Limits
+from tests.support import Answer
 
 Scope = dict[str, Any]
 App = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -176,17 +177,6 @@ def echo_path() -> App:
 
 
 # a raw-socket client that parses answers with httptools
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[bytes, bytes]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 class Reader:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from naftiko.adapters import exposes_app
 from naftiko.engine import Runtime
 from naftiko.engine.limits import Limits
-from tests.support import SEED, RecordingUpstream, ThreadedServer
+from tests.support import SEED, Answer, RecordingUpstream, ThreadedServer
 
 KEY = "phx_fuzz_key_0123456789"
 REST, MCP = "posthog-task-runs-rest", "posthog-task-runs-mcp"
@@ -39,17 +39,6 @@ FUZZ = settings(
     max_examples=250,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[bytes, bytes]
-    body: bytes
-
-    @property
-    def content_type(self) -> bytes:
-        return self.headers.get(b"content-type", b"")
 
 
 @dataclass
