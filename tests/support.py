@@ -4,10 +4,9 @@ a real process the way a user starts it."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -49,8 +48,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class JsonBody:
+    """`.json` for the records below that carry a raw `body`."""
+
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
 @dataclass
-class Answer:
+class Answer(JsonBody):
     """An HTTP answer as the raw-socket and in-process test clients read it."""
 
     status: int
@@ -58,25 +67,17 @@ class Answer:
     body: bytes
 
     @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
     def content_type(self) -> bytes:
         return self.headers.get(b"content-type", b"")
 
 
 @dataclass
-class Recorded:
+class Recorded(JsonBody):
     method: str
     path: str  # raw, still percent-encoded
     query: str
     headers: dict[str, str]
     body: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @dataclass
