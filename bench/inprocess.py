@@ -3,6 +3,8 @@
 The REST route and the MCP tool (modern era) of bench/capabilities/bench.yaml are called as
 ASGI apps in a loop; the upstream answer is canned (the operation is still prepared, so only
 the network exchange is left out). Alternates the two, 5 rounds, and prints µs per call.
+`--as-served`: on uvloop, each call in a task of its own, as a server runs a request
+(bench/mcp_gap.py reports it beside the out-of-process figures).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -71,7 +74,8 @@ def scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[st
     }
 
 
-async def main(calls: int = 20_000, rounds: int = 5) -> None:
+async def timings(calls: int = 20_000, rounds: int = 5, as_served: bool = False) -> dict[str, float]:
+    """µs per call of each target, the median of `rounds` alternated rounds."""
     runtime = CannedRuntime.load(
         ROOT / "bench" / "capabilities" / "bench.yaml", base_uris={"bench": "http://127.0.0.1:9"}
     )
@@ -104,17 +108,31 @@ async def main(calls: int = 20_000, rounds: int = 5) -> None:
         await app(make_scope(), receive, send)
         assert sent[0]["status"] == 200 and b"naftiko-bench" in sent[-1]["body"], (name, sent)
         sent.clear()
-    timings: dict[str, list[float]] = {name: [] for name in targets}
+    loop = asyncio.get_running_loop()
+    measured: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(rounds):
         for name, (app, make_scope, receive) in targets.items():
             start = time.perf_counter()
             for _ in range(calls):
-                await app(make_scope(), receive, send)
+                if as_served:
+                    await loop.create_task(app(make_scope(), receive, send))
+                else:
+                    await app(make_scope(), receive, send)
                 sent.clear()
-            timings[name].append((time.perf_counter() - start) / calls * 1e6)
-    for name, values in timings.items():
-        print(f"{name}: {statistics.median(values):.1f} µs per call (median of {rounds} rounds of {calls:,})")
+            measured[name].append((time.perf_counter() - start) / calls * 1e6)
+    return {name: statistics.median(values) for name, values in measured.items()}
+
+
+def run(as_served: bool = False, calls: int = 20_000, rounds: int = 5) -> dict[str, float]:
+    if not as_served:
+        return asyncio.run(timings(calls, rounds))
+    import uvloop
+
+    return uvloop.run(timings(calls, rounds, as_served=True))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    as_served = "--as-served" in sys.argv[1:]
+    for name, value in run(as_served).items():
+        how = "on uvloop, a task per call" if as_served else "asyncio"
+        print(f"{name}: {value:.1f} µs per call ({how}; median of 5 rounds of 20,000)")
