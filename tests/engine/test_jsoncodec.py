@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from naftiko.adapters.mcp.jsonrpc import encode_message
 from naftiko.engine.jsoncodec import RawJSON, dumps, loads, passthrough
@@ -85,3 +88,59 @@ def test_loads_reads_what_the_standard_library_reads(raw: bytes) -> None:
 def test_loads_refuses_what_is_not_json(raw: bytes) -> None:
     with pytest.raises(ValueError):
         loads(raw)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 8, max_value=2**70)  # around where orjson would have made floats
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),  # lone surrogates included
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=25,
+)
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _standard(raw: bytes) -> Any:
+    """The reference: the standard library, NaN and Infinity refused as `loads` documents."""
+    return json.loads(raw, parse_constant=_refuse)
+
+
+def _same_as_standard(raw: bytes) -> None:
+    try:
+        expected = _standard(raw)
+    except (ValueError, RecursionError):
+        with pytest.raises((ValueError, RecursionError)):
+            loads(raw)
+        return
+    got = loads(raw)
+    assert got == expected and repr(got) == repr(expected)  # repr: 1 is not 1.0, -0.0 is not 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES, st.booleans(), st.sampled_from([None, 1]))
+def test_loads_reads_any_json_text_as_the_standard_library_does(value: Any, ascii: bool, indent: int | None) -> None:
+    text = json.dumps(value, ensure_ascii=ascii, indent=indent, allow_nan=False)
+    _same_as_standard(text.encode("utf-8", "surrogatepass"))  # a lone surrogate as the standard library reads it
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES, st.data())
+def test_loads_refuses_what_the_standard_library_refuses(value: Any, data: st.DataObject) -> None:
+    raw = bytearray(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass"))
+    for _ in range(data.draw(st.integers(1, 3))):  # one to three bytes changed, dropped or added
+        at = data.draw(st.integers(0, len(raw)))
+        byte = data.draw(st.sampled_from(b'{}[]":,.-+eE0129 \t\nntuf\\\x00\xff\xc3'))
+        edit = data.draw(st.sampled_from(["change", "drop", "add"]))
+        if edit == "add" or at == len(raw):
+            raw.insert(at, byte)
+        elif edit == "drop":
+            del raw[at]
+        else:
+            raw[at] = byte
+    _same_as_standard(bytes(raw))
